@@ -1,0 +1,233 @@
+"""Llama-style base model (RMSNorm, rotary positions, SwiGLU, tied embeddings) and the two
+draft heads that ride on its last hidden state: the CTC head and Medusa-style heads.
+
+Shapes: B batch, T/S new tokens, P past tokens, d model width, H heads, D head dim, V vocab.
+Runs on Debian's torch 1.13 (CPU) and on torch 2.x (GPU, fused attention when available).
+"""
+import math
+from dataclasses import dataclass, asdict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 4096
+    d_model: int = 256
+    n_layers: int = 6
+    n_heads: int = 4
+    ffn_hidden: int = 688
+    max_seq_len: int = 512
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+
+    @property
+    def head_dim(self):
+        return self.d_model // self.n_heads
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope_cos_sin(position_ids, head_dim, theta):
+    """position_ids [B,S] -> cos, sin [B,1,S,D] (rotate-half layout)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32,
+                                             device=position_ids.device) / head_dim))
+    freqs = position_ids.to(torch.float32).unsqueeze(-1) * inv_freq  # [B,S,D/2]
+    emb = torch.cat([freqs, freqs], dim=-1)
+    return emb.cos().unsqueeze(1), emb.sin().unsqueeze(1)
+
+
+def apply_rope(x, cos, sin):
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.n_heads, self.head_dim = cfg.n_heads, cfg.head_dim
+        self.wqkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.wo = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+
+    def forward(self, x, cos, sin, mask=None, past_k=None, past_v=None):
+        """x [B,S,d]; mask: None (causal, training) or additive [B|1,1,S,P+S].
+        Returns y [B,S,d] and the full key/value cache [B,H,P+S,D]."""
+        B, S, _ = x.shape
+        q, k, v = self.wqkv(x).split(x.shape[-1], dim=-1)
+        q = q.view(B, S, self.n_heads, self.head_dim).transpose(1, 2)
+        k = k.view(B, S, self.n_heads, self.head_dim).transpose(1, 2)
+        v = v.view(B, S, self.n_heads, self.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if past_k is not None:
+            k = torch.cat([past_k, k], dim=2)
+            v = torch.cat([past_v, v], dim=2)
+        # mask None: causal over the new tokens when there is no past (training, prefill);
+        # a single new token with a past attends to everything (batched greedy generation).
+        causal = mask is None and past_k is None
+        if mask is None and hasattr(F, "scaled_dot_product_attention") and (causal or S == 1):
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        else:
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))
+            if mask is not None:
+                att = att + mask
+            elif causal:
+                tri = torch.ones(S, S, dtype=torch.bool, device=x.device).tril()
+                att = att.masked_fill(~tri, float("-inf"))
+            else:
+                assert S == 1, "a multi-token step with a past needs an explicit mask"
+            y = att.softmax(dim=-1) @ v
+        y = y.transpose(1, 2).reshape(B, S, -1)
+        return self.wo(y), k, v
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, d, hidden):
+        super().__init__()
+        self.w_gate_up = nn.Linear(d, 2 * hidden, bias=False)
+        self.w_down = nn.Linear(hidden, d, bias=False)
+
+    def forward(self, x):
+        gate, up = self.w_gate_up(x).chunk(2, dim=-1)
+        return self.w_down(F.silu(gate) * up)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp = SwiGLU(cfg.d_model, cfg.ffn_hidden)
+
+    def forward(self, x, cos, sin, mask=None, past_k=None, past_v=None):
+        a, k, v = self.attn(self.attn_norm(x), cos, sin, mask, past_k, past_v)
+        x = x + a
+        return x + self.mlp(self.mlp_norm(x)), k, v
+
+
+class BaseModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.apply(self._init)
+        for b in self.blocks:  # scaled init of residual projections (GPT-2)
+            nn.init.normal_(b.attn.wo.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
+            nn.init.normal_(b.mlp.w_down.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def lm_head(self, h):
+        return h @ self.embed.weight.t()  # tied embeddings
+
+    def non_embedding_params(self):
+        return sum(p.numel() for n, p in self.named_parameters() if not n.startswith("embed"))
+
+    def forward(self, input_ids):
+        """Training/eval: input_ids [B,T] -> logits [B,T,V], hidden [B,T,d] (after final norm)."""
+        B, T = input_ids.shape
+        pos = torch.arange(T, device=input_ids.device).unsqueeze(0).expand(B, T)
+        cos, sin = rope_cos_sin(pos, self.cfg.head_dim, self.cfg.rope_theta)
+        x = self.embed(input_ids)
+        for b in self.blocks:
+            x, _, _ = b(x, cos, sin)
+        h = self.norm(x)
+        return self.lm_head(h), h
+
+    def forward_cached(self, input_ids, position_ids, attn_mask, past):
+        """Inference graph (what ONNX exports).
+        input_ids, position_ids [1,S]; attn_mask additive [1,1,S,P+S]; past: list of (k,v) [1,H,P,D].
+        Returns logits [1,S,V], hidden [1,S,d], present: list of (k,v) [1,H,P+S,D]."""
+        cos, sin = rope_cos_sin(position_ids, self.cfg.head_dim, self.cfg.rope_theta)
+        x = self.embed(input_ids)
+        present = []
+        for b, (pk, pv) in zip(self.blocks, past):
+            x, k, v = b(x, cos, sin, attn_mask, pk, pv)
+            present.append((k, v))
+        h = self.norm(x)
+        return self.lm_head(h), h, present
+
+
+@dataclass
+class HeadConfig:
+    kind: str = "ctc"          # "ctc" or "medusa"
+    d_model: int = 256
+    vocab_size: int = 4096
+    k: int = 8                 # draft tokens predicted after the pending token
+    slots: int = 16            # CTC output slots (2k in the paper)
+    n_heads: int = 4
+    ffn_hidden: int = 512
+    use_token: bool = True     # condition on the embedding of the pending (newest) token
+    norm_eps: float = 1e-5
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class CTCDraftHead(nn.Module):
+    """One Transformer layer over `slots` positions made from the base model's last hidden state
+    (and the embedding of the pending token), read out through the frozen, shared LM head plus a
+    blank logit. Input hidden [B,d], token [B] -> log-probs [B,slots,V+1] (blank = index V).
+    The CTC alignment collapses the slots into the k draft tokens that follow the pending token."""
+
+    def __init__(self, cfg: HeadConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.fuse = nn.Linear(2 * d if cfg.use_token else d, d, bias=False)
+        self.upsample = nn.Linear(d, cfg.slots * d, bias=True)
+        self.slot_pos = nn.Parameter(torch.randn(cfg.slots, d) * 0.02)
+        self.layer = nn.TransformerEncoderLayer(d, cfg.n_heads, cfg.ffn_hidden, dropout=0.0,
+                                                activation="gelu", batch_first=True, norm_first=True)
+        self.norm = RMSNorm(d, cfg.norm_eps)
+        self.blank = nn.Linear(d, 1, bias=True)
+
+    def forward(self, hidden, token_emb, lm_weight):
+        """hidden [B,d]; token_emb [B,d] (embedding of the pending token); lm_weight [V,d] frozen."""
+        B, d = hidden.shape
+        x = torch.cat([hidden, token_emb], -1) if self.cfg.use_token else hidden
+        x = F.silu(self.fuse(x))
+        slots = self.upsample(x).view(B, self.cfg.slots, d) + self.slot_pos
+        y = self.norm(self.layer(slots))
+        logits = torch.cat([y @ lm_weight.t(), self.blank(y)], dim=-1)  # [B,slots,V+1]
+        return logits.log_softmax(-1)
+
+
+class MedusaHeads(nn.Module):
+    """Medusa-style heads: head i is a residual SiLU block whose output, through the shared LM
+    head, predicts the i-th token after the pending one. hidden [B,d] -> logits [B,k,V]."""
+
+    def __init__(self, cfg: HeadConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.fuse = nn.Linear(2 * d if cfg.use_token else d, d, bias=False)
+        self.heads = nn.ModuleList([nn.Linear(d, d) for _ in range(cfg.k)])
+        for h in self.heads:
+            nn.init.zeros_(h.weight)
+            nn.init.zeros_(h.bias)
+
+    def forward(self, hidden, token_emb, lm_weight):
+        x = torch.cat([hidden, token_emb], -1) if self.cfg.use_token else hidden
+        x = hidden + self.fuse(x)
+        outs = [x + F.silu(h(x)) for h in self.heads]
+        return torch.stack(outs, 1) @ lm_weight.t()  # [B,k,V]

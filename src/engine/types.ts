@@ -1,0 +1,108 @@
+/**
+ * Contracts shared by the engine, the drafters, the serving layer and the benchmark.
+ * The engine is plain TypeScript over onnxruntime-web: no Worker, Node or DOM APIs here.
+ *
+ * Shapes: V vocab, d model width, L layers, H heads, D head dim, P cached tokens, S new tokens.
+ */
+
+/** `model-shards/<name>/manifest.json` (format 1). */
+export interface Manifest {
+  format: 1;
+  name: string;
+  created: string;
+  config: ModelConfig;
+  /** Named artifacts: "base", "tokenizer", and optional "ctc_head", "medusa_head". */
+  files: Record<string, ManifestFile>;
+  /** Chat template used by /v1/chat/completions (see README). */
+  chat_template?: string;
+  /** Facts measured at export time (held-out loss etc.), informational. */
+  metrics?: Record<string, number>;
+}
+
+export interface ManifestFile {
+  /** Total bytes and sha256 (hex) of the reassembled file. */
+  bytes: number;
+  sha256: string;
+  /** The file is the concatenation of these shards, in order. */
+  shards: ShardInfo[];
+  /** Artifact-specific settings (e.g. draft head: k, slots, blank_id, use_token). */
+  config?: Record<string, unknown>;
+}
+
+export interface ShardInfo {
+  /** Path relative to the model folder, e.g. "base.onnx.000". */
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface ModelConfig {
+  vocab_size: number;
+  d_model: number;
+  n_layers: number;
+  n_heads: number;
+  head_dim: number;
+  ffn_hidden: number;
+  max_seq_len: number;
+  bos_id: number;
+  eos_id: number;
+}
+
+/** Where shards come from: R2 in a Worker, the filesystem in Node, fetch() in a browser. */
+export interface ShardSource {
+  /** Bytes of `<model>/<path>`, or null when absent. */
+  get(path: string): Promise<Uint8Array | null>;
+}
+
+/**
+ * A candidate token tree to verify, in topological order (parents before children).
+ * Node 0 is the root: the pending token (already chosen from the base model's last logits but
+ * not yet in the KV cache). parent[0] = -1. depth[0] = 0. Siblings have distinct tokens.
+ */
+export interface TokenTree {
+  tokens: number[];
+  parents: number[];
+  depths: number[];
+}
+
+/** What a drafter sees at the start of a round. */
+export interface DraftContext {
+  /** All tokens so far, including the pending root token as the last element. */
+  tokens: readonly number[];
+  /** Base model's last hidden state [d] at the position before the pending token. */
+  hidden: Float32Array;
+  /** The pending root token (= tokens[tokens.length - 1]). */
+  pending: number;
+  /** Max nodes in the tree, root included. */
+  budget: number;
+}
+
+/** Proposes a candidate tree for one round. All drafters share this interface. */
+export interface Drafter {
+  readonly name: string;
+  /** Returns a tree rooted at ctx.pending with at most ctx.budget nodes. */
+  draft(ctx: DraftContext): Promise<TokenTree>;
+  /** Called after each round with the tokens that were accepted (root first), for stateful drafters. */
+  observe?(accepted: readonly number[]): void;
+}
+
+/** Parameters of the target distribution (identical for plain and speculative decoding). */
+export interface SamplingParams {
+  /** 0 means greedy (argmax). */
+  temperature: number;
+  topP: number;
+  /** 0 disables top-k. */
+  topK: number;
+  seed: number;
+}
+
+/** Per-round statistics surfaced to usage and the benchmark. */
+export interface RoundStats {
+  treeSize: number;
+  /** Draft tokens accepted this round (excludes root/bonus). */
+  accepted: number;
+  /** Draft tokens proposed on the accepted-or-rejected frontier (treeSize - 1). */
+  proposed: number;
+  draftMs: number;
+  verifyMs: number;
+}
