@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Write `model-shards/<name>/`: manifest.json plus content-hashed shards of every artifact.
+
+Shard size is 2,000,000 bytes: under the 2 MB Durable Object value limit (so a shard could be
+cached in DO storage verbatim), small enough that R2 GETs run in parallel and a corrupt shard
+costs one small re-fetch, and large enough that a 6 MB model is only a handful of requests.
+Each shard and each reassembled file carry a sha256 that the loader checks before use.
+
+  /usr/bin/python3 scripts/shard.py --name default
+"""
+import argparse, datetime, glob, hashlib, json, math, os, sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import load_tokens  # noqa: E402
+
+SHARD_BYTES = 2_000_000
+CHAT_TEMPLATE = ("{% for m in messages %}### {{ m.role }}\n{{ m.content }}\n\n{% endfor %}### assistant\n")
+
+
+def sha256(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def write_file(out_dir, stem, data, config=None):
+    shards = []
+    for i in range(max(1, math.ceil(len(data) / SHARD_BYTES))):
+        part = data[i * SHARD_BYTES:(i + 1) * SHARD_BYTES]
+        digest = sha256(part)
+        path = f"{stem}-{i:03d}-{digest[:12]}.bin"
+        with open(os.path.join(out_dir, path), "wb") as f:
+            f.write(part)
+        shards.append({"path": path, "bytes": len(part), "sha256": digest})
+    entry = {"bytes": len(data), "sha256": sha256(data), "shards": shards}
+    if config:
+        entry["config"] = config
+    return entry
+
+
+@torch.no_grad()
+def heldout_metrics(base_ckpt, data_dir, corpus_dir, windows=256, seq=512):
+    """Held-out loss of the shipped (row-wise int8) model and of the fp32 weights."""
+    from reference import load_quantized
+    from model import BaseModel, ModelConfig
+    import torch.nn.functional as F
+    val = load_tokens(os.path.join(data_dir, "val.bin"))
+    rng = np.random.default_rng(1234)
+    starts = rng.integers(0, len(val) - seq - 1, size=windows)
+    x = torch.from_numpy(np.stack([val[s:s + seq + 1] for s in starts]).astype(np.int64))
+    q = load_quantized(base_ckpt).base
+    st = torch.load(base_ckpt, map_location="cpu")
+    f = BaseModel(ModelConfig(**st["config"]))
+    f.load_state_dict(st["model"])
+    f.eval()
+    out = {}
+    bytes_per_token = os.path.getsize(os.path.join(corpus_dir, "val.txt")) / len(val)
+    for name, m in (("int8", q), ("fp32", f)):
+        loss = F.cross_entropy(m(x[:, :-1])[0].reshape(-1, m.cfg.vocab_size), x[:, 1:].reshape(-1)).item()
+        out[f"heldout_nats_per_token_{name}"] = round(loss, 4)
+        out[f"heldout_bits_per_byte_{name}"] = round(loss / math.log(2) / bytes_per_token, 4)
+    out["bytes_per_token"] = round(bytes_per_token, 3)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", default="default")
+    ap.add_argument("--onnx", default="data/onnx")
+    ap.add_argument("--tokenizer", default="data/tokenizer/tokenizer.json")
+    ap.add_argument("--base-checkpoint", default="checkpoints/base/model.pt")
+    ap.add_argument("--data", default="data/tokens")
+    ap.add_argument("--corpus", default="data/corpus")
+    args = ap.parse_args()
+    out_dir = os.path.join("model-shards", args.name)
+    os.makedirs(out_dir, exist_ok=True)
+    for old in glob.glob(os.path.join(out_dir, "*.bin")):
+        os.remove(old)
+    export = json.load(open(os.path.join(args.onnx, "export.json")))
+    c = export["config"]
+    files = {
+        "base": write_file(out_dir, "base", open(os.path.join(args.onnx, "base.rowwise.onnx"), "rb").read(),
+                           {"quantization": "int8-rowwise"}),
+        "tokenizer": write_file(out_dir, "tokenizer", open(args.tokenizer, "rb").read()),
+    }
+    for kind in ("ctc", "medusa"):
+        path = os.path.join(args.onnx, f"{kind}_head.int8.onnx")
+        if os.path.exists(path):
+            hc = export[f"{kind}_head"]["config"]
+            cfg = {"k": hc["k"], "use_token": hc["use_token"]}
+            if kind == "ctc":
+                cfg.update(slots=hc["slots"], blank_id=hc["vocab_size"])
+            cfg["train_summary"] = export[f"{kind}_head"]["summary"]
+            files[f"{kind}_head"] = write_file(out_dir, f"{kind}_head", open(path, "rb").read(), cfg)
+    metrics = heldout_metrics(args.base_checkpoint, args.data, args.corpus)
+    metrics.update({"train_tokens": export["train"]["tokens"], "train_steps": export["train"]["step"],
+                    "train_minutes": round(export["train"]["elapsed"] / 60, 2)})
+    manifest = {
+        "format": 1,
+        "name": args.name,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": {"vocab_size": c["vocab_size"], "d_model": c["d_model"], "n_layers": c["n_layers"],
+                   "n_heads": c["n_heads"], "head_dim": c["d_model"] // c["n_heads"], "ffn_hidden": c["ffn_hidden"],
+                   "max_seq_len": c["max_seq_len"], "rope_theta": c["rope_theta"],
+                   # Documents are separated by <s> in training, so generating <s> ends a document.
+                   "bos_id": 1, "eos_id": 1},
+        "files": files,
+        "chat_template": CHAT_TEMPLATE,
+        "metrics": metrics,
+    }
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+    total = sum(e["bytes"] for e in files.values())
+    print(f"wrote {out_dir}: {sum(len(e['shards']) for e in files.values())} shards, {total / 1e6:.2f} MB")
+    print(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    main()
