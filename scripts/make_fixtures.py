@@ -53,6 +53,7 @@ def main():
     ap.add_argument("--greedy-prompts", type=int, default=6)
     ap.add_argument("--greedy-tokens", type=int, default=48)
     ap.add_argument("--bench-prompts", type=int, default=64)
+    ap.add_argument("--min-margin", type=float, default=1.0)
     args = ap.parse_args()
     tok = SpmTokenizer(args.tokenizer)
     rng = random.Random(0)
@@ -69,15 +70,25 @@ def main():
             for p in prompts_from_docs(docs, args.bench_prompts, rng):
                 f.write(json.dumps({"prompt": p}) + "\n")
 
+    # Activations are re-quantized before every matmul, so float rounding differences between
+    # PyTorch and onnxruntime (~1e-7 relative) can move a logit by a quantization step (~0.2).
+    # Token-for-token parity is only meaningful where the greedy choice is not a near-tie, so the
+    # fixture keeps prompts whose top-2 logit gap stays above MIN_MARGIN along the whole path.
     model = load_quantized(args.base)
-    cases = []
-    for p in prompts_from_docs(val_docs, args.greedy_prompts, rng, 60, 300):
+    cases, tried = [], 0
+    while len(cases) < args.greedy_prompts and tried < 400:
+        tried += 1
+        p = prompts_from_docs(val_docs, 1, rng, 60, 300)[0]
         ids = [1] + tok.encode(p)
-        cases.append({"text": p, "ids": ids, "greedy": greedy(model, ids, args.greedy_tokens)})
-        print(repr(p[-60:]), "->", repr(tok.decode(cases[-1]["greedy"])[:80]), flush=True)
-    json.dump({"note": "PyTorch reference of the row-wise int8 base model; prompt ids start with <s>",
-               "prompts": cases}, open("test/fixtures/greedy.json", "w"), indent=0)
-
+        out, margins = greedy(model, ids, args.greedy_tokens)
+        if min(margins) < args.min_margin:
+            continue
+        cases.append({"text": p, "ids": ids, "greedy": out, "min_margin": round(min(margins), 3)})
+        print(repr(p[-60:]), "->", repr(tok.decode(out)[:80]), f"(min margin {min(margins):.2f})", flush=True)
+    print(f"kept {len(cases)} of {tried} prompts (min top-2 margin >= {args.min_margin})")
+    json.dump({"note": "PyTorch reference of the row-wise int8 base model; prompt ids start with <s>; "
+                       f"prompts kept only if every greedy step has a top-2 logit gap >= {args.min_margin}",
+               "min_margin": args.min_margin, "prompts": cases}, open("test/fixtures/greedy.json", "w"), indent=0)
 
 if __name__ == "__main__":
     main()

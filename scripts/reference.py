@@ -60,7 +60,8 @@ def causal_mask(S, P):
 
 @torch.no_grad()
 def greedy(model, prompt, n_new):
-    """The engine's plain decoding: prefill prompt[:-1], then one token per step."""
+    """The engine's plain decoding: prefill prompt[:-1], then one token per step.
+    Returns the tokens and, per step, the gap between the top two logits."""
     L = len(model.base.blocks)
     H, D = model.base.cfg.n_heads, model.base.cfg.head_dim
     past = [(torch.zeros(1, H, 0, D), torch.zeros(1, H, 0, D)) for _ in range(L)]
@@ -68,10 +69,12 @@ def greedy(model, prompt, n_new):
     if P > 0:
         _, _, past = model.forward_cached(torch.tensor([prompt[:-1]]), torch.arange(P).unsqueeze(0),
                                           causal_mask(P, 0), past)
-    out, last = [], prompt[-1]
+    out, margins, last = [], [], prompt[-1]
     for i in range(n_new):
         logits, _, past = model.forward_cached(torch.tensor([[last]]), torch.tensor([[P + i]]),
                                                torch.zeros(1, 1, 1, P + i + 1), past)
+        top2 = logits[0, -1].topk(2).values
         last = int(logits[0, -1].argmax())
         out.append(last)
-    return out
+        margins.append(float(top2[0] - top2[1]))
+    return out, margins

@@ -1,0 +1,98 @@
+/**
+ * Which drafted tokens the base model accepts, from the logits of ONE verification pass.
+ * Pure functions over logits rows: logits is [S * V] row-major, row i = the base model's
+ * next-token logits after the path root..node i (tree order, as verified).
+ *
+ * Both rules always emit one bonus token from the target distribution at the last accepted node,
+ * so a round makes progress even when every draft token is rejected.
+ */
+import type { SamplingParams, TokenTree } from './types.js';
+import { childrenOf } from './tree.js';
+import { argmax, isGreedy, Rng, sampleFrom, targetDistribution } from './sampling.js';
+
+export interface Acceptance {
+  /** Accepted node indices, root first (always starts with 0). */
+  path: number[];
+  /** Token sampled (or argmax) from the target distribution at the last node of `path`. */
+  bonus: number;
+}
+
+function row(logits: Float32Array, V: number, i: number): Float32Array {
+  return logits.subarray(i * V, (i + 1) * V);
+}
+
+/**
+ * Greedy: descend while some child's token equals the argmax at its parent (siblings are
+ * distinct, so at most one child matches). The bonus is the argmax at the last accepted node.
+ */
+export function acceptGreedy(tree: TokenTree, logits: Float32Array, V: number): Acceptance {
+  const children = childrenOf(tree);
+  const path = [0];
+  let node = 0;
+  for (;;) {
+    const best = argmax(row(logits, V, node));
+    const next = children[node].find((c) => tree.tokens[c] === best);
+    if (next === undefined) return { path, bonus: best };
+    path.push(next);
+    node = next;
+  }
+}
+
+/**
+ * Lossless tree sampling (DESIGN §6). At each node with target distribution p (the same
+ * processing as plain sampling): try children in order; accept child x with probability
+ * p(x) / (mass left); on rejection set p(x) = 0 (renormalising implicitly) and try the next
+ * sibling. If none is accepted, the bonus is drawn from what is left of p; if one is, descend.
+ *
+ * Why this is exact: for a fixed ordered list of proposals, "accept x w.p. p(x)/mass, else remove
+ * x and recurse" emits x with probability exactly p(x), by induction over the list.
+ * Greedy params (temperature 0) fall back to acceptGreedy (no randomness consumed).
+ */
+export function acceptSampling(
+  tree: TokenTree,
+  logits: Float32Array,
+  V: number,
+  params: SamplingParams,
+  rng: Rng,
+): Acceptance {
+  if (isGreedy(params)) return acceptGreedy(tree, logits, V);
+  const children = childrenOf(tree);
+  const path = [0];
+  let node = 0;
+  for (;;) {
+    const p = targetDistribution(row(logits, V, node), params);
+    let accepted = -1;
+    for (const c of children[node]) {
+      const px = p[tree.tokens[c]];
+      if (!(px > 0)) continue; // probability 0: rejected without a draw
+      const mass = sum(p);
+      // px === mass means x is all that is left: accepted with probability 1, no draw needed.
+      if (px >= mass || rng.next() * mass < px) {
+        accepted = c;
+        break;
+      }
+      p[tree.tokens[c]] = 0;
+    }
+    if (accepted < 0) return { path, bonus: sampleFrom(p, rng) };
+    path.push(accepted);
+    node = accepted;
+  }
+}
+
+/** Sum recomputed from scratch (not by subtraction) so removed mass leaves no rounding residue. */
+function sum(p: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < p.length; i++) s += p[i];
+  return s;
+}
+
+/** Accept according to the sampling params: greedy for temperature 0, else lossless sampling. */
+export function accept(
+  tree: TokenTree,
+  logits: Float32Array,
+  V: number,
+  params: SamplingParams,
+  rng: Rng,
+): Acceptance {
+  return isGreedy(params) ? acceptGreedy(tree, logits, V) : acceptSampling(tree, logits, V, params, rng);
+}

@@ -1,0 +1,467 @@
+/**
+ * The round loop: one DecodingSession holds a conversation's tokens, KV cache, last hidden row
+ * and RNG, and generates with any drafter.
+ *
+ * Invariant between rounds: the KV cache covers every committed token except the last one; the
+ * last committed token is "pending" (chosen, not yet run through the model) and is the root of
+ * the next round's tree. `hidden` is the base model's hidden row at the position before it.
+ *
+ * A round: drafter proposes a tree rooted at the pending token -> ONE verifyTree pass ->
+ * acceptance (greedy or lossless sampling) -> KV compacted to the accepted path -> emit the
+ * accepted draft tokens + the bonus token. Plain decoding is the same loop with a root-only tree.
+ */
+import type { Drafter, ModelConfig, SamplingParams, TokenTree } from './types.js';
+import type { RoundStats } from './types.js';
+import { accept } from './acceptance.js';
+import { KVCache } from './kv-cache.js';
+import type { LanguageModel } from './language-model.js';
+import { Rng } from './sampling.js';
+import { StreamDecoder, type TextTokenizer } from './tokenizer.js';
+import { cutBudget, cutDepth, pathTokens, validateTree } from './tree.js';
+
+export type FinishReason = 'stop' | 'length' | 'rounds' | 'aborted';
+
+export interface GenerateRequest {
+  /** The FULL token sequence to use as context (conversation so far, `<s>` included if wanted).
+   *  The session reuses the KV of the longest common prefix with what it holds and prefills
+   *  only the rest. */
+  promptTokens: number[];
+  /** Completion tokens at most (this request). */
+  maxTokens: number;
+  sampling: SamplingParams;
+  /** Stop strings (OpenAI semantics: the returned text excludes the stop string). */
+  stop?: string[];
+  /** Rounds at most (this request); hitting it finishes with 'rounds' so the caller can continue. */
+  maxRounds?: number;
+  /** Registered drafter name; default 'plain'. */
+  drafter?: string;
+  /** Max tree nodes per round, root included (default 16). */
+  treeBudget?: number;
+  signal?: AbortSignal;
+  /** Called after every round (benchmarks). */
+  onRound?: (stats: RoundStats) => void;
+}
+
+export interface Usage {
+  promptTokens: number;
+  /** Prompt tokens whose KV was reused. */
+  cachedTokens: number;
+  completionTokens: number;
+  /** Draft tokens accepted and emitted. */
+  acceptedPredictionTokens: number;
+  /** Draft tokens verified but not emitted. */
+  rejectedPredictionTokens: number;
+  rounds: number;
+  draftMs: number;
+  verifyMs: number;
+  prefillMs: number;
+}
+
+export type GenerateEvent =
+  | { type: 'tokens'; tokens: number[]; text: string }
+  | { type: 'done'; finishReason: FinishReason; text: string; usage: Usage };
+
+/** JSON-safe state of a session. KV bytes travel separately (exportKV / kvChunks). */
+export interface SessionSnapshot {
+  version: 1;
+  /** sha256 of the base model: a snapshot only restores on the same model. */
+  model: string;
+  tokens: number[];
+  /** Positions covered by the KV cache (tokens.length - 1 when in sync, less if not). */
+  kvLength: number;
+  /** Hidden row [d] at position kvLength - 1 (float32 values, exact as JSON numbers), or null. */
+  hidden: number[] | null;
+  /** RNG state and the seed it came from (a same-seed continuation keeps the stream). */
+  rng: { seed: number; state: number[] } | null;
+}
+
+/** Errors a caller maps to HTTP 4xx (the engine has no HTTP knowledge). */
+export class EngineError extends Error {
+  constructor(
+    readonly code: 'context_length_exceeded' | 'invalid_request' | 'session_busy' | 'unknown_drafter' | 'model_mismatch',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'EngineError';
+  }
+}
+
+/** What a session needs from the engine (kept narrow to avoid an import cycle). */
+export interface EngineCore {
+  readonly model: LanguageModel;
+  readonly tokenizer: TextTokenizer;
+  readonly config: ModelConfig;
+  readonly maxContext: number;
+  readonly modelId: string;
+  readonly stopTokens: ReadonlySet<number>;
+  readonly prefillChunk: number;
+  makeDrafter(name: string): Promise<Drafter>;
+}
+
+const DEFAULT_BUDGET = 16;
+
+/** Streaming text state carried into a continuation request (after 'rounds'). */
+interface TextCarry {
+  decoder: StreamDecoder;
+  held: string;
+}
+
+export class DecodingSession {
+  private readonly core: EngineCore;
+  private _tokens: number[] = [];
+  private kv: KVCache;
+  /** Hidden row at position kv.length - 1; null when unknown (then a prefill recomputes it). */
+  private hidden: Float32Array | null = null;
+  private rng: Rng | null = null;
+  private rngSeed: number | null = null;
+  private drafters = new Map<string, Drafter>();
+  private carry: TextCarry | null = null;
+  private busy = false;
+
+  constructor(core: EngineCore) {
+    this.core = core;
+    this.kv = core.model.newCache();
+  }
+
+  /** Committed tokens (prompt + generated), the last one pending. */
+  get tokens(): readonly number[] {
+    return this._tokens;
+  }
+
+  /** Positions whose KV is held. */
+  get kvLength(): number {
+    return this.kv.length;
+  }
+
+  // ---------------------------------------------------------------- snapshot / restore
+
+  snapshot(): SessionSnapshot {
+    return {
+      version: 1,
+      model: this.core.modelId,
+      tokens: [...this._tokens],
+      kvLength: this.kv.length,
+      hidden: this.hidden && this.kv.length > 0 ? Array.from(this.hidden) : null,
+      rng: this.rng && this.rngSeed !== null ? { seed: this.rngSeed, state: this.rng.getState() } : null,
+    };
+  }
+
+  /** KV bytes of positions [start, end) (12,288 bytes per token for the default model). */
+  exportKV(start = 0, end = this.kv.length): Uint8Array {
+    return this.kv.exportRange(start, end);
+  }
+
+  /** The whole KV cache as chunks of at most maxBytes (Durable Object values are <= 2 MB). */
+  kvChunks(maxBytes = 1_900_000): Uint8Array[] {
+    return this.kv.chunkRanges(maxBytes).map(([s, e]) => this.kv.exportRange(s, e));
+  }
+
+  get kvBytesPerToken(): number {
+    return this.kv.bytesPerToken;
+  }
+
+  /**
+   * Restores state. With `kv` (the chunks of kvChunks/exportKV from position 0) the continuation
+   * is bit-identical; without, the KV is recomputed by a prefill on the next generate (same
+   * tokens; logits may differ in the last bits, see the report on dynamic quantization).
+   */
+  static restore(core: EngineCore, snap: SessionSnapshot, kv?: readonly Uint8Array[]): DecodingSession {
+    if (snap.version !== 1) throw new EngineError('invalid_request', `unknown snapshot version ${snap.version}`);
+    if (snap.model !== core.modelId) throw new EngineError('model_mismatch', 'snapshot was taken with another model');
+    const s = new DecodingSession(core);
+    s._tokens = [...snap.tokens];
+    if (snap.rng) {
+      s.rng = new Rng(snap.rng.state);
+      s.rngSeed = snap.rng.seed;
+    }
+    if (kv && kv.length > 0 && snap.kvLength > 0) {
+      const cache = KVCache.fromChunks(
+        { layers: core.config.n_layers, heads: core.config.n_heads, headDim: core.config.head_dim },
+        kv,
+      );
+      if (cache.length !== snap.kvLength) {
+        throw new EngineError('invalid_request', `KV chunks hold ${cache.length} positions, snapshot says ${snap.kvLength}`);
+      }
+      if (snap.kvLength > s._tokens.length) throw new EngineError('invalid_request', 'snapshot kvLength exceeds its tokens');
+      s.kv = cache;
+      s.hidden = snap.hidden ? Float32Array.from(snap.hidden) : null;
+      if (s.hidden && s.hidden.length !== core.config.d_model) throw new EngineError('invalid_request', 'snapshot hidden has the wrong width');
+    }
+    return s;
+  }
+
+  // ---------------------------------------------------------------- generation
+
+  async *generate(req: GenerateRequest): AsyncGenerator<GenerateEvent> {
+    if (this.busy) throw new EngineError('session_busy', 'this session is already generating');
+    this.validate(req);
+    this.busy = true;
+    try {
+      yield* this.run(req);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private validate(req: GenerateRequest): void {
+    const { vocab_size: V } = this.core.config;
+    const p = req.promptTokens;
+    if (!Array.isArray(p) || p.length === 0) throw new EngineError('invalid_request', 'promptTokens must hold at least one token');
+    for (const t of p) {
+      if (!Number.isInteger(t) || t < 0 || t >= V) throw new EngineError('invalid_request', `token id ${t} outside [0, ${V})`);
+    }
+    if (p.length >= this.core.maxContext) {
+      throw new EngineError(
+        'context_length_exceeded',
+        `prompt has ${p.length} tokens; the model's context is ${this.core.maxContext} (prompt + completion)`,
+      );
+    }
+    if (!Number.isInteger(req.maxTokens) || req.maxTokens < 0) throw new EngineError('invalid_request', 'maxTokens must be an integer >= 0');
+    const s = req.sampling;
+    if (!(s.temperature >= 0) || !(s.topP > 0 && s.topP <= 1) || !(Number.isInteger(s.topK) && s.topK >= 0) || !Number.isFinite(s.seed)) {
+      throw new EngineError('invalid_request', 'sampling: temperature >= 0, 0 < topP <= 1, integer topK >= 0, finite seed');
+    }
+    if (req.treeBudget !== undefined && !(Number.isInteger(req.treeBudget) && req.treeBudget >= 1)) {
+      throw new EngineError('invalid_request', 'treeBudget must be an integer >= 1');
+    }
+  }
+
+  private async drafter(name: string): Promise<Drafter> {
+    let d = this.drafters.get(name);
+    if (!d) {
+      d = await this.core.makeDrafter(name);
+      this.drafters.set(name, d);
+    }
+    return d;
+  }
+
+  private async *run(req: GenerateRequest): AsyncGenerator<GenerateEvent> {
+    const { model, config, tokenizer } = this.core;
+    const V = config.vocab_size;
+    const prompt = req.promptTokens;
+    const usage: Usage = {
+      promptTokens: prompt.length,
+      cachedTokens: 0,
+      completionTokens: 0,
+      acceptedPredictionTokens: 0,
+      rejectedPredictionTokens: 0,
+      rounds: 0,
+      draftMs: 0,
+      verifyMs: 0,
+      prefillMs: 0,
+    };
+    const drafter = await this.drafter(req.drafter ?? 'plain');
+
+    // A continuation (same tokens, same seed) keeps the RNG stream and the streaming text state,
+    // so splitting a generation by maxRounds yields exactly what one request would have.
+    const continuation = sameTokens(prompt, this._tokens) && this.rngSeed === req.sampling.seed && this.rng !== null;
+    if (!continuation) {
+      this.rng = Rng.fromSeed(req.sampling.seed);
+      this.rngSeed = req.sampling.seed;
+    }
+    const carry = continuation ? this.carry : null;
+    this.carry = null;
+    const decoder = carry?.decoder ?? tokenizer.streamDecoder();
+    const stops = (req.stop ?? []).filter((s) => s.length > 0);
+    let held = carry?.held ?? ''; // decoded text not yet released (could start a stop string)
+    let text = '';
+
+    /** flush: release held text (and a trailing partial character) — not after a stop string,
+     *  whose held text lies past the stop; 'rounds' carries both into a continuation instead. */
+    const finish = function* (this: DecodingSession, reason: FinishReason, flush = true): Generator<GenerateEvent> {
+      if (reason === 'rounds') this.carry = { decoder, held };
+      else if (flush) {
+        // Released last, so the 'tokens' texts always concatenate to the 'done' text.
+        const rest = held + decoder.flush();
+        if (rest) {
+          text += rest;
+          yield { type: 'tokens', tokens: [], text: rest };
+        }
+      }
+      yield { type: 'done', finishReason: reason, text, usage };
+    }.bind(this);
+
+    if (req.signal?.aborted) {
+      yield* finish('aborted');
+      return;
+    }
+
+    // 1. Bring the KV cache in line with the prompt.
+    const t0 = now();
+    usage.cachedTokens = await this.sync(prompt);
+    usage.prefillMs = now() - t0;
+
+    // 2. Rounds.
+    const maxRounds = req.maxRounds ?? Infinity;
+    const budget = req.treeBudget ?? DEFAULT_BUDGET;
+    for (;;) {
+      if (req.signal?.aborted) {
+        yield* finish('aborted');
+        return;
+      }
+      const n = this._tokens.length;
+      const left = req.maxTokens - usage.completionTokens;
+      if (left <= 0 || n >= this.core.maxContext) {
+        yield* finish('length');
+        return;
+      }
+      if (usage.rounds >= maxRounds) {
+        yield* finish('rounds');
+        return;
+      }
+      // A round emits depth + 1 tokens at most: keep within max tokens and the context.
+      const maxDepth = Math.min(left - 1, this.core.maxContext - n - 1);
+      const pending = this._tokens[n - 1];
+      const P = this.kv.length; // === n - 1
+
+      let tD = now();
+      let tree: TokenTree = await drafter.draft({
+        tokens: this._tokens,
+        hidden: this.hidden ?? new Float32Array(config.d_model),
+        pending,
+        budget,
+      });
+      validateTree(tree, pending);
+      tree = cutDepth(cutBudget(tree, budget), maxDepth);
+      const draftMs = now() - tD;
+
+      tD = now();
+      let verified;
+      try {
+        verified = await model.verifyTree(tree, this.kv);
+      } catch (e) {
+        this.kv.truncate(Math.min(this.kv.length, P));
+        throw e;
+      }
+      const acc = accept(tree, verified.logits, V, req.sampling, this.rng!);
+      const candidates = [...pathTokens(tree, acc.path.slice(1)), acc.bonus];
+
+      // Emit token by token, stopping at a stop token or a completed stop string.
+      let m = 0;
+      let released = '';
+      let stopHit = false;
+      let stopString = false;
+      for (const tok of candidates) {
+        m++;
+        if (this.core.stopTokens.has(tok)) {
+          stopHit = true;
+          break;
+        }
+        held += decoder.push([tok]);
+        if (stops.length > 0) {
+          const at = firstStop(held, stops);
+          if (at >= 0) {
+            released += held.slice(0, at);
+            held = '';
+            stopHit = stopString = true;
+            break;
+          }
+          const keep = heldSuffix(held, stops);
+          released += held.slice(0, held.length - keep);
+          held = held.slice(held.length - keep);
+        } else {
+          released += held;
+          held = '';
+        }
+        if (m >= left) break;
+      }
+      const emitted = candidates.slice(0, m);
+
+      // 3. Commit: KV keeps root .. path[m-1]; the last emitted token becomes pending.
+      const kept = acc.path.slice(0, m);
+      this.kv.keep(P, kept);
+      const last = kept[kept.length - 1];
+      this.hidden = verified.hidden.slice(last * config.d_model, (last + 1) * config.d_model);
+      for (const t of emitted) this._tokens.push(t);
+      const acceptedEmitted = Math.min(acc.path.length - 1, m);
+      drafter.observe?.(pathTokens(tree, kept));
+      const verifyMs = now() - tD;
+
+      usage.rounds++;
+      usage.completionTokens += m;
+      usage.acceptedPredictionTokens += acceptedEmitted;
+      usage.rejectedPredictionTokens += tree.tokens.length - 1 - acceptedEmitted;
+      usage.draftMs += draftMs;
+      usage.verifyMs += verifyMs;
+      req.onRound?.({ treeSize: tree.tokens.length, accepted: acceptedEmitted, proposed: tree.tokens.length - 1, draftMs, verifyMs });
+
+      text += released;
+      yield { type: 'tokens', tokens: emitted, text: released };
+      if (stopHit) {
+        // A stop token has no text; after a stop string nothing more may be released.
+        yield* finish('stop', !stopString);
+        return;
+      }
+    }
+  }
+
+  /**
+   * Makes the cache cover prompt[0 .. n-2] and `hidden` the row at n-2, reusing the longest
+   * common prefix with the held tokens. Returns how many prompt positions were reused.
+   */
+  private async sync(prompt: readonly number[]): Promise<number> {
+    const n = prompt.length;
+    let reuse = Math.min(commonPrefix(prompt, this._tokens), this.kv.length, n - 1);
+    if (reuse < this.kv.length) {
+      this.kv.truncate(reuse);
+      this.hidden = null;
+    }
+    // The drafter needs the hidden row at n-2: recompute the last position if it is not held.
+    if (reuse === n - 1 && reuse > 0 && this.hidden === null) {
+      reuse--;
+      this.kv.truncate(reuse);
+    }
+    const rest = prompt.slice(reuse, n - 1);
+    const d = this.core.config.d_model;
+    const chunk = Math.max(1, this.core.prefillChunk);
+    for (let i = 0; i < rest.length; i += chunk) {
+      const part = rest.slice(i, i + chunk);
+      const out = await this.core.model.prefill(part, this.kv);
+      this.hidden = out.hidden.slice((part.length - 1) * d, part.length * d);
+    }
+    if (n === 1) this.hidden = null; // no position before the pending token
+    this._tokens = [...prompt];
+    return reuse;
+  }
+}
+
+function now(): number {
+  return performance.now();
+}
+
+function sameTokens(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/** Index of the earliest occurrence of any stop string in s, or -1. */
+function firstStop(s: string, stops: readonly string[]): number {
+  let best = -1;
+  for (const st of stops) {
+    const i = s.indexOf(st);
+    if (i >= 0 && (best < 0 || i < best)) best = i;
+  }
+  return best;
+}
+
+/** Length of the longest suffix of s that is a proper prefix of some stop string (must be held). */
+function heldSuffix(s: string, stops: readonly string[]): number {
+  let keep = 0;
+  for (const st of stops) {
+    for (let k = Math.min(st.length - 1, s.length); k > keep; k--) {
+      if (s.endsWith(st.slice(0, k))) {
+        keep = k;
+        break;
+      }
+    }
+  }
+  return keep;
+}
