@@ -5,14 +5,18 @@
  *
  *   npx tsx scripts/bench-quant.ts data/onnx/base.onnx data/onnx/base.rowwise.onnx data/onnx/base.dynamic.onnx
  */
-import * as ort from 'onnxruntime-web/wasm';
 import { readFileSync, statSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 
+// Time optimized wasm, as a long-lived isolate runs it: V8's baseline tier (Liftoff) needs hundreds
+// of runs to tier up ORT's 14 MB module, so skip it (see scripts/generate.ts).
+setFlagsFromString('--no-liftoff');
+const ort = await import('onnxruntime-web/wasm');
 ort.env.wasm.numThreads = 1;
 const L = 6, H = 4, D = 64, V = 4096, P = 256;
 
 function feeds(S: number, past: number) {
-  const f: Record<string, ort.Tensor> = {
+  const f: Record<string, InstanceType<typeof ort.Tensor>> = {
     input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(100 + i * 37)), [1, S]),
     position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(past + i)), [1, S]),
   };
@@ -33,6 +37,7 @@ const files = process.argv.slice(2);
 const sessions = await Promise.all(files.map(async (f) => ort.InferenceSession.create(readFileSync(f), { graphOptimizationLevel: 'all' })));
 const sizes = [1, 4, 8, 16, 32];
 const times: Record<string, number[]> = {};
+for (const s of sessions) for (let i = 0; i < 5; i++) await s.run(feeds(8, P)); // warm-up
 for (let rep = 0; rep < 15; rep++) {
   for (const S of sizes) {
     for (let m = 0; m < files.length; m++) {

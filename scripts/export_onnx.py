@@ -39,6 +39,18 @@ def embed_lookup(g, ids, n_dims_out):
     return g.op("Transpose", [cols], perm=perm)
 
 
+def exact_softmax(g, x):
+    """Softmax over the last axis whose result does not depend on where the masked (-inf) entries
+    sit or how many there are: max and exp are exact per element, and the sum is taken in float64,
+    where adding ≤512 float32 terms in any order gives the same float32 after rounding (a fused
+    float32 Softmax sums in SIMD lanes, so a token verified inside a tree would get probabilities
+    an ulp away from the same token decoded alone, and int8 re-quantization can amplify that)."""
+    axes = g.const(np.array([-1], np.int64), "axes_last")
+    e = g.op("Exp", [g.op("Sub", [x, g.op("ReduceMax", [x], axes=[-1], keepdims=1)])])
+    total = g.op("ReduceSum", [g.op("Cast", [e], to=TensorProto.DOUBLE), axes], keepdims=1)
+    return g.op("Div", [e, g.op("Cast", [total], to=TensorProto.FLOAT)])
+
+
 def build_base(model: BaseModel):
     cfg = model.cfg
     H, D, d, V = cfg.n_heads, cfg.head_dim, cfg.d_model, cfg.vocab_size
@@ -76,7 +88,7 @@ def build_base(model: BaseModel):
         g.output(k_all, f"present_key_{i}", F32, [1, H, "T", D])
         g.output(v_all, f"present_value_{i}", F32, [1, H, "T", D])
         scores = g.op("Mul", [g.op("MatMul", [q, g.op("Transpose", [k_all], perm=[0, 1, 3, 2])]), scale])
-        probs = g.op("Softmax", [g.op("Add", [scores, mask])], axis=-1)
+        probs = exact_softmax(g, g.op("Add", [scores, mask]))
         attn = g.op("Reshape", [g.op("Transpose", [g.op("MatMul", [probs, v_all])], perm=[0, 2, 1, 3]), merge_shape])
         x = g.op("Add", [x, g.linear(attn, np32(b.attn.wo.weight).T, hint=f"l{i}_wo")])
         h = g.rms_norm(x, np32(b.mlp_norm.weight), cfg.norm_eps, f"l{i}_mlp_norm")

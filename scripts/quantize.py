@@ -30,7 +30,7 @@ def quantize_weight(w):
     return q, scale
 
 
-def quantize(model, method):
+def quantize(model, method, pow2=False):
     g = model.graph
     inits = {i.name: i for i in g.initializer}
     targets = {}
@@ -47,7 +47,9 @@ def quantize(model, method):
     consts = [numpy_helper.from_array(np.array(127.0, np.float32), "q_127"),
               numpy_helper.from_array(np.array(128.0, np.float32), "q_128"),
               numpy_helper.from_array(np.array(1e-12, np.float32), "q_tiny"),
-              numpy_helper.from_array(np.array(128, np.uint8), "q_zp")]
+              numpy_helper.from_array(np.array(128, np.uint8), "q_zp"),
+              numpy_helper.from_array(np.array(np.log(2.0), np.float32), "q_ln2"),
+              numpy_helper.from_array(np.array(2.0, np.float32), "q_two")]
     nodes, row_q = [], {}  # row_q: activation name -> (quantized uint8, row scale), shared by consumers
 
     def mk(op, inputs, out, **attrs):
@@ -63,7 +65,12 @@ def quantize(model, method):
             if a not in row_q:
                 p = a + "_rq"
                 amax = mk("ReduceMax", [mk("Abs", [a], p + "_abs")], p + "_amax", axes=[-1], keepdims=1)
-                s = mk("Div", [mk("Max", [amax, "q_tiny"], p + "_amax_c"), "q_127"], p + "_scale")
+                s = mk("Div", [mk("Max", [amax, "q_tiny"], p + "_amax_c"), "q_127"], p + "_scale_raw")
+                if pow2:
+                    # Round the scale up to a power of two: x/s is then exact, and an ulp of noise
+                    # in max|a_row| almost never changes s (it only could at a power of two).
+                    e = mk("Ceil", [mk("Div", [mk("Log", [s], p + "_ln"), "q_ln2"], p + "_log2")], p + "_exp")
+                    s = mk("Pow", ["q_two", e], p + "_scale")
                 r = mk("Round", [mk("Div", [a, s], p + "_div")], p + "_round")
                 qa = mk("Cast", [mk("Add", [r, "q_128"], p + "_shift")], p + "_u8", to=TensorProto.UINT8)
                 row_q[a] = (qa, s)
@@ -91,8 +98,9 @@ def main():
     ap.add_argument("src")
     ap.add_argument("dst")
     ap.add_argument("--method", choices=["rowwise", "dynamic"], default="rowwise")
+    ap.add_argument("--pow2-scales", action="store_true", help="row scales rounded up to powers of two")
     args = ap.parse_args()
-    model = quantize(onnx.load(args.src), args.method)
+    model = quantize(onnx.load(args.src), args.method, args.pow2_scales)
     onnx.checker.check_model(model)
     onnx.save(model, args.dst)
     print(f"{args.src} ({os.path.getsize(args.src) / 1e6:.1f} MB) -> {args.dst} "
