@@ -111,7 +111,9 @@ def head_input(g, base, hcfg):
     return hidden, hidden
 
 
-def build_ctc_head(base, head):
+def build_ctc_head(base, head, shortlist=None):
+    """shortlist: token ids the head may propose (most frequent first); the read-out then covers
+    only them (plus blank), which is most of the head's cost at 16 slots x 4096 tokens."""
     c = head.cfg
     d, S, nh = c.d_model, c.slots, c.n_heads
     g = Graph("ctc_edge_ctc_head")
@@ -137,11 +139,15 @@ def build_ctc_head(base, head):
     ff = g.linear(g.gelu(g.linear(b, np32(L.linear1.weight).T, np32(L.linear1.bias), hint="ff1")),
                   np32(L.linear2.weight).T, np32(L.linear2.bias), hint="ff2")
     y = g.rms_norm(g.op("Add", [x, ff]), np32(head.norm.weight), c.norm_eps, "head_norm")
-    vocab = g.op("MatMul", [y, "embed_t"])                                        # [N,S,V]
+    if shortlist is None:
+        vocab = g.op("MatMul", [y, "embed_t"])                                    # [N,S,V]
+    else:
+        table = g.init("lm_shortlist", np32(base.embed.weight).T[:, shortlist].copy())
+        vocab = g.op("MatMul", [y, table])                                        # [N,S,n]
     blank = g.op("Add", [g.op("MatMul", [y, g.const(np32(head.blank.weight).T, "blank_w")]),
                          g.const(np32(head.blank.bias), "blank_b")])               # [N,S,1]
     logp = g.op("LogSoftmax", [g.op("Concat", [vocab, blank], axis=-1)], axis=-1)
-    g.output(logp, "log_probs", F32, ["N", S, c.vocab_size + 1])
+    g.output(logp, "log_probs", F32, ["N", S, (c.vocab_size if shortlist is None else len(shortlist)) + 1])
     return g.model()
 
 
@@ -169,6 +175,9 @@ def main():
     ap.add_argument("--ctc", default="checkpoints/ctc/model.pt")
     ap.add_argument("--medusa", default="checkpoints/medusa/model.pt")
     ap.add_argument("--out", default="data/onnx")
+    ap.add_argument("--ctc-shortlist", type=int, default=0,
+                    help="CTC head proposes only the N most frequent training tokens (0 = all)")
+    ap.add_argument("--data", default="data/tokens")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     st = load_checkpoint(args.base)
@@ -178,7 +187,14 @@ def main():
     save(build_base(base), os.path.join(args.out, "base.onnx"))
     info = {"config": base.cfg.to_dict(), "train": {k: st.get(k) for k in ("step", "tokens", "elapsed", "val_loss")}}
     from model import CTCDraftHead, MedusaHeads
-    for kind, path, cls, build in (("ctc", args.ctc, CTCDraftHead, build_ctc_head),
+    shortlist = None
+    if args.ctc_shortlist:
+        counts = np.bincount(np.fromfile(os.path.join(args.data, "train.bin"), dtype=np.uint16),
+                             minlength=base.cfg.vocab_size)
+        shortlist = [int(i) for i in np.argsort(-counts, kind="stable")[:args.ctc_shortlist]]
+        info["ctc_shortlist"] = shortlist
+        info["ctc_shortlist_coverage"] = float(counts[shortlist].sum() / counts.sum())
+    for kind, path, cls, build in (("ctc", args.ctc, CTCDraftHead, lambda b, h: build_ctc_head(b, h, shortlist)),
                                    ("medusa", args.medusa, MedusaHeads, build_medusa_head)):
         if not path or not os.path.exists(path):
             print(f"no {kind} head at {path}; skipped")

@@ -53,10 +53,12 @@ function num(name: keyof typeof values): number {
 if (!values.liftoff) setFlagsFromString('--no-liftoff');
 const { Engine, wasmHeapBytes } = await import('../src/engine/index.js');
 const { fsShardSource } = await import('../src/node/fs-shard-source.js');
+const { registerDrafters } = await import('../src/engine/drafters/index.js');
 type GenerateEvent = import('../src/engine/index.js').GenerateEvent;
 
 const t0 = performance.now();
 const engine = await Engine.load(fsShardSource(values.model!));
+registerDrafters(engine); // plain, ngram, medusa, ctc, ctc-ngram (those whose artifacts the manifest has)
 const loadMs = performance.now() - t0;
 const prompt = positionals[0];
 let warmMs = 0;

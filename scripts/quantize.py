@@ -35,10 +35,13 @@ def quantize(model, method, pow2=False):
     inits = {i.name: i for i in g.initializer}
     targets = {}
     for n in g.node:
-        if n.op_type == "MatMul" and n.input[1] in inits:
-            w = numpy_helper.to_array(inits[n.input[1]])
+        # MatMul weights, and [d,V] tables looked up column-wise (the embedding)
+        is_table = n.op_type == "Gather" and n.input[0] in inits and any(a.name == "axis" and a.i == 1 for a in n.attribute)
+        name = n.input[1] if n.op_type == "MatMul" else n.input[0] if is_table else None
+        if name in inits:
+            w = numpy_helper.to_array(inits[name])
             if w.ndim == 2 and w.size >= MIN_ELEMENTS:
-                targets[n.input[1]] = w
+                targets[name] = w
     new_inits, quant = [], {}
     for name, w in targets.items():
         q, s = quantize_weight(w)

@@ -90,7 +90,12 @@ def main():
             hc = export[f"{kind}_head"]["config"]
             cfg = {"k": hc["k"], "use_token": hc["use_token"]}
             if kind == "ctc":
-                cfg.update(slots=hc["slots"], blank_id=hc["vocab_size"])
+                shortlist = export.get("ctc_shortlist")
+                classes = len(shortlist) if shortlist else hc["vocab_size"]
+                cfg.update(slots=hc["slots"], vocab_size=classes, blank_id=classes)
+                if shortlist:
+                    cfg.update(shortlist=shortlist, shortlist_coverage=round(export["ctc_shortlist_coverage"], 4))
+            cfg["quantization"] = "int8-dynamic"
             cfg["train_summary"] = export[f"{kind}_head"]["summary"]
             files[f"{kind}_head"] = write_file(out_dir, f"{kind}_head", open(path, "rb").read(), cfg)
     metrics = heldout_metrics(args.base_checkpoint, args.data, args.corpus)

@@ -1,0 +1,137 @@
+/**
+ * Offline draft quality, free of timing noise: for every position of the plain greedy continuation
+ * of each prompt, run the draft heads once (hidden state from one prefill of the whole sequence) and
+ * count how many tokens each tree would get accepted, for several tree budgets. Prints
+ * τ = 1 + mean accepted (tokens per base call if every round were at such a position) and the
+ * mean tree size, plus the calibration of the CTC prefix probabilities (predicted vs observed).
+ * This is how the CTC tree builder and beam settings were chosen (see the drafter docs).
+ *
+ *   npx tsx scripts/draft-eval.ts [--prompts bench/prompts.jsonl] [--limit 20] [--max-tokens 64]
+ *                                 [--model model-shards/default]
+ *
+ * Caveat: every position counts once here, while decoding visits only round starts, so repetitive
+ * stretches (where n-gram lookup shines) weigh more here than in the bench.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Engine } from '../src/engine/index.js';
+import { fsShardSource } from '../src/node/fs-shard-source.js';
+import { CTCPrefixBeamSearch, ctcCollapse, treeFromSequences } from '../src/engine/ctc-decode.js';
+import { buildTree, childrenOf } from '../src/engine/tree.js';
+import { headTopM, medusaTree } from '../src/engine/drafters/medusa-tree.js';
+import { NgramDrafter } from '../src/engine/drafters/ngram.js';
+import { ctcHeadConfig } from '../src/engine/drafters/ctc.js';
+import { ort } from '../src/engine/ort.js';
+import type { TokenTree } from '../src/engine/types.js';
+
+const { values } = parseArgs({
+  options: {
+    prompts: { type: 'string', default: 'bench/prompts.jsonl' },
+    limit: { type: 'string', default: '20' },
+    'max-tokens': { type: 'string', default: '64' },
+    'max-prompt-tokens': { type: 'string', default: '256' },
+    model: { type: 'string', default: 'model-shards/default' },
+  },
+});
+
+const engine = await Engine.load(fsShardSource(values.model!));
+const { d_model: d, vocab_size: V } = engine.config;
+const cfg = ctcHeadConfig(engine.manifest.files.ctc_head?.config, V);
+const C = V + 1;
+const ctcS = engine.manifest.files.ctc_head ? await engine.artifactSession('ctc_head') : null;
+const medS = engine.manifest.files.medusa_head ? await engine.artifactSession('medusa_head') : null;
+const K = Number(engine.manifest.files.medusa_head?.config?.k ?? 8);
+const prompts = readFileSync(values.prompts!, 'utf8').split('\n').filter((l) => l.trim()).slice(0, Number(values.limit))
+  .map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+const maxPrompt = Number(values['max-prompt-tokens']);
+
+interface Case { ctc: Float32Array | null; med: Float32Array | null; pending: number; truth: number[]; ctx: number[] }
+const cases: Case[] = [];
+for (const p of prompts) {
+  let pt = engine.encodePrompt(p);
+  if (pt.length > maxPrompt) pt = [pt[0], ...pt.slice(pt.length - maxPrompt + 1)];
+  const gen: number[] = [];
+  for await (const ev of engine.createSession().generate({ promptTokens: pt, maxTokens: Number(values['max-tokens']), sampling: { temperature: 0, topP: 1, topK: 0, seed: 0 } })) {
+    if (ev.type === 'tokens') gen.push(...ev.tokens);
+  }
+  const all = [...pt, ...gen];
+  const { hidden } = await engine.model.prefill(all, engine.model.newCache());
+  for (let j = pt.length - 1; j < all.length - 1; j++) {
+    const h = hidden.slice((j - 1) * d, j * d);
+    const feeds = () => ({ hidden: new ort.Tensor('float32', h.slice(), [1, d]), token_ids: new ort.Tensor('int64', BigInt64Array.of(BigInt(all[j])), [1]) });
+    cases.push({
+      ctc: ctcS ? ((await ctcS.run(feeds())).log_probs.data as Float32Array) : null,
+      med: medS ? ((await medS.run(feeds())).logits.data as Float32Array) : null,
+      pending: all[j],
+      truth: all.slice(j + 1, j + 17),
+      ctx: all.slice(0, j + 1),
+    });
+  }
+}
+
+function acceptLen(tree: TokenTree, truth: number[]): number {
+  const ch = childrenOf(tree);
+  let node = 0, n = 0;
+  for (;;) {
+    const nx = n < truth.length ? ch[node].find((c) => tree.tokens[c] === truth[n]) : undefined;
+    if (nx === undefined) return n;
+    node = nx;
+    n++;
+  }
+}
+
+const BUDGETS = [2, 4, 6, 8, 12, 16];
+process.stdout.write(`${cases.length} positions from ${prompts.length} prompts; tau (mean tree size) per budget\n`);
+function report(name: string, f: (c: Case, budget: number) => TokenTree) {
+  const cells = BUDGETS.map((b) => {
+    let acc = 0, nodes = 0;
+    for (const c of cases) {
+      const t = f(c, b);
+      acc += acceptLen(t, c.truth);
+      nodes += t.tokens.length;
+    }
+    return `b${b}: ${(1 + acc / cases.length).toFixed(2)} (${(nodes / cases.length).toFixed(1)})`;
+  });
+  process.stdout.write(`${name.padEnd(28)} ${cells.join('  ')}\n`);
+}
+
+if (ctcS) {
+  report('ctc best-path chain', (c, b) => {
+    const al: number[] = [];
+    for (let t = 0; t < cfg.slots; t++) {
+      let bi = 0;
+      for (let v = 1; v < C; v++) if (c.ctc![t * C + v] > c.ctc![t * C + bi]) bi = v;
+      al.push(bi);
+    }
+    return buildTree(c.pending, [ctcCollapse(al, cfg.blank_id)], b);
+  });
+  for (const [B, M] of [[4, 2], [8, 4], [16, 8]]) {
+    const s = new CTCPrefixBeamSearch(C, cfg.blank_id, { beamWidth: B, topM: M, maxLen: cfg.k });
+    report(`ctc beam${B} m${M} prefix`, (c, b) => { s.search(c.ctc!, cfg.slots); return s.prefixTree(c.pending, b); });
+    report(`ctc beam${B} m${M} weighted`, (c, b) =>
+      treeFromSequences(c.pending, s.search(c.ctc!, cfg.slots).map((x) => ({ tokens: x.tokens, weight: Math.exp(x.logProb) })), { budget: b }));
+    report(`ctc beam${B} m${M} rank`, (c, b) => buildTree(c.pending, s.search(c.ctc!, cfg.slots).map((x) => x.tokens), b));
+  }
+  // calibration of prefix probabilities (beam 8, top-4, budget 16)
+  const s = new CTCPrefixBeamSearch(C, cfg.blank_id, { beamWidth: 8, topM: 4, maxLen: cfg.k });
+  const bins = Array.from({ length: 5 }, () => [0, 0, 0]);
+  for (const c of cases) {
+    s.search(c.ctc!, cfg.slots);
+    const t = s.prefixTree(c.pending, 16);
+    for (let i = 1; i < t.tokens.length; i++) {
+      const path: number[] = [];
+      for (let n = i; n > 0; n = t.parents[n]) path.unshift(t.tokens[n]);
+      const ok = path.every((tok, k) => tok === c.truth[k]);
+      const bin = bins[Math.min(4, Math.floor(t.weights[i] * 5))];
+      bin[0]++;
+      bin[1] += t.weights[i];
+      if (ok) bin[2]++;
+    }
+  }
+  process.stdout.write(`ctc prefix-probability calibration (bin: nodes, mean predicted, observed): ${bins
+    .map((b, i) => `[${(i / 5).toFixed(1)},${((i + 1) / 5).toFixed(1)}): ${b[0]} ${(b[1] / Math.max(1, b[0])).toFixed(2)} ${(b[2] / Math.max(1, b[0])).toFixed(2)}`)
+    .join(' | ')}\n`);
+}
+if (medS) for (const M of [2, 4]) report(`medusa top-${M}`, (c, b) => medusaTree(c.pending, headTopM(c.med!, 0, K, V, M), { budget: b }));
+const ng = new NgramDrafter({ costRatio: 0 });
+report('ngram (no cost cut)', (c, b) => ng.draftSync(c.ctx, c.pending, b));

@@ -1,0 +1,152 @@
+/**
+ * The CTC drafter (Wen, Gui & Feng 2024): ONNX `files.ctc_head` maps (hidden [N,d], token_ids
+ * [N]) to log-probs [N, slots, V+1] (blank = V). One head pass per round; CTC prefix beam search
+ * over the slots (ctc-decode.ts) builds a trie of collapsed prefixes with their prefix
+ * probabilities P(head output starts with this prefix); the heaviest prefixes (ancestor-closed)
+ * become the tree, up to the budget. Nodes whose probability of being a correct prefix is below
+ * `minWeight` are dropped, and `costRatio` keeps the size that maximizes expected tokens per cost
+ * (adaptive drafting: small trees when the head is unsure).
+ *
+ * The tree is built from the collapsed sequences, never by masking an alignment tree, and the
+ * engine derives positions (depth) and the ancestors-only mask from it (DESIGN §6).
+ */
+import type { DraftContext, Drafter, TokenTree } from '../types.js';
+import { buildTree } from '../tree.js';
+import { CTCPrefixBeamSearch, bestTreeSize, treeFromSequences, type CTCCandidate } from '../ctc-decode.js';
+import { DraftHeadSession } from './head-session.js';
+
+export interface CTCOptions {
+  /** Prefix beam width. */
+  beamWidth: number;
+  /** Tokens per slot considered by the beam search. */
+  topM: number;
+  /** Longest draft (tokens after the pending one); 0 = the head's k. */
+  maxLen: number;
+  /** Drop tree nodes whose weight (probability of being a correct prefix) is below this (0 = off). */
+  minWeight: number;
+  /** Slot tokens below this probability never extend a prefix. */
+  minTokenProb: number;
+  /**
+   * How candidates become the tree:
+   *  'prefix' (default): every prefix in the search's trie, weighted by its prefix probability
+   *    P(head output starts with it), heaviest first (calibrated; scripts/draft-eval.ts);
+   *  'weighted': final beams only, node weight = sum of the probabilities of the full sequences
+   *    through it, heaviest first;
+   *  'rank': tree.ts buildTree over the final beams in rank order.
+   */
+  tree: 'prefix' | 'weighted' | 'rank';
+  /**
+   * Cost-aware size (0 = off): keep the best-first prefix of the tree that maximizes expected
+   * tokens per cost, with R = (fixed round cost) / (marginal cost per node); see bestTreeSize.
+   */
+  costRatio: number;
+}
+
+/**
+ * Defaults, measured on the default model (bench/prompts.jsonl, Node, 1 wasm thread):
+ * - tree 'prefix': offline τ at 8 / 16 nodes 2.57 / 2.87, vs 2.40 / 2.61 ('weighted') and
+ *   2.37 / 2.60 ('rank'), beam 8 top-4 (scripts/draft-eval.ts, 1239 positions);
+ * - beam 8, top-4: beam 16 / top-8 adds ≤ 0.03 τ; the search costs ~0.2-0.7 ms per round;
+ * - costRatio 15: median speedup vs plain 0.85x, vs 0.72x for a full 16-node tree and 0.83x for a
+ *   full 8-node tree (64 prompts x 64 tokens); R = 10 / 20 / 40 gave 0.90x / 0.89x / 0.78x on 24.
+ */
+export const CTC_DEFAULTS: CTCOptions = { beamWidth: 8, topM: 4, maxLen: 0, minWeight: 0, minTokenProb: 0, tree: 'prefix', costRatio: 15 };
+
+export interface CTCHeadConfig {
+  k: number;
+  slots: number;
+  blank_id: number;
+  /** Output classes besides blank: the model's vocabulary, or the shortlist's length. */
+  vocab_size: number;
+  /**
+   * Token id of each output class when the head reads out a shortlist of the vocabulary (the most
+   * frequent tokens: most of the head's cost is its 16-slot read-out); absent = identity.
+   */
+  shortlist?: readonly number[];
+}
+
+/** Reads the head's settings from manifest `files.ctc_head.config` (with the model's vocab). */
+export function ctcHeadConfig(config: Record<string, unknown> | undefined, vocabSize: number): CTCHeadConfig {
+  const c = config ?? {};
+  const num = (k: string, dflt: number) => (typeof c[k] === 'number' ? (c[k] as number) : dflt);
+  const shortlist = Array.isArray(c.shortlist) ? (c.shortlist as number[]) : undefined;
+  const classes = num('vocab_size', shortlist?.length ?? vocabSize);
+  if (shortlist && shortlist.length !== classes) throw new Error(`ctc head: shortlist has ${shortlist.length} ids, vocab_size says ${classes}`);
+  return { k: num('k', 8), slots: num('slots', 16), blank_id: num('blank_id', classes), vocab_size: classes, shortlist };
+}
+
+export class CTCDrafter implements Drafter {
+  readonly name = 'ctc';
+  readonly head: DraftHeadSession;
+  readonly cfg: CTCHeadConfig;
+  private opts: CTCOptions;
+  private search: CTCPrefixBeamSearch;
+  /** Time spent in beam search + tree building (ms), for benchmarks. */
+  decodeMs = 0;
+  /** Candidates of the last round (for debugging / analysis). */
+  lastCandidates: CTCCandidate[] = [];
+
+  constructor(head: DraftHeadSession, cfg: CTCHeadConfig, opts: Partial<CTCOptions> = {}) {
+    this.head = head;
+    this.cfg = cfg;
+    this.opts = { ...CTC_DEFAULTS, ...opts };
+    this.search = this.makeSearch();
+  }
+
+  static async create(bytes: Uint8Array, d: number, cfg: CTCHeadConfig, opts: Partial<CTCOptions> = {}): Promise<CTCDrafter> {
+    return new CTCDrafter(await DraftHeadSession.create(bytes, d, 'log_probs'), cfg, opts);
+  }
+
+  get options(): Readonly<CTCOptions> {
+    return this.opts;
+  }
+
+  setOptions(opts: Partial<CTCOptions>): void {
+    this.opts = { ...this.opts, ...opts };
+    this.search = this.makeSearch();
+  }
+
+  private makeSearch(): CTCPrefixBeamSearch {
+    const o = this.opts;
+    return new CTCPrefixBeamSearch(this.cfg.vocab_size + 1, this.cfg.blank_id, {
+      beamWidth: o.beamWidth,
+      topM: o.topM,
+      maxLen: o.maxLen > 0 ? o.maxLen : this.cfg.k,
+      minTokenProb: o.minTokenProb,
+    });
+  }
+
+  async draft(ctx: DraftContext): Promise<TokenTree> {
+    if (ctx.budget <= 1) return { tokens: [ctx.pending], parents: [-1], depths: [0] };
+    const logProbs = await this.head.run(ctx.hidden, ctx.pending);
+    const C = this.cfg.vocab_size + 1;
+    if (logProbs.length !== this.cfg.slots * C) {
+      throw new Error(`ctc head: ${logProbs.length} log-probs, expected ${this.cfg.slots}x${C}`);
+    }
+    return this.treeFromLogProbs(logProbs, ctx.pending, ctx.budget);
+  }
+
+  /** The pure part: log-probs [slots*(V+1)] -> tree (exposed for tests and tuning). */
+  treeFromLogProbs(logProbs: ArrayLike<number>, root: number, budget: number): TokenTree {
+    const t0 = performance.now();
+    const cands = this.search.search(logProbs, this.cfg.slots);
+    this.lastCandidates = cands;
+    let tree: TokenTree;
+    if (this.opts.tree === 'prefix') {
+      const t = this.search.prefixTree(root, budget, this.opts.minWeight);
+      const n = this.opts.costRatio > 0 ? bestTreeSize(t.weights, this.opts.costRatio) : t.tokens.length;
+      tree = { tokens: t.tokens.slice(0, n), parents: t.parents.slice(0, n), depths: t.depths.slice(0, n) };
+    } else if (this.opts.tree === 'rank') {
+      tree = buildTree(root, cands.filter((c) => Math.exp(c.logProb) >= this.opts.minWeight).map((c) => c.tokens), budget);
+    } else {
+      const seqs = cands.map((c) => ({ tokens: c.tokens, weight: Math.exp(c.logProb) }));
+      const t = treeFromSequences(root, seqs, { budget, minWeight: this.opts.minWeight });
+      const n = this.opts.costRatio > 0 ? bestTreeSize(t.weights, this.opts.costRatio) : t.tokens.length;
+      tree = { tokens: t.tokens.slice(0, n), parents: t.parents.slice(0, n), depths: t.depths.slice(0, n) };
+    }
+    const map = this.cfg.shortlist;
+    if (map) for (let i = 1; i < tree.tokens.length; i++) tree.tokens[i] = map[tree.tokens[i]]; // root is a token id already
+    this.decodeMs += performance.now() - t0;
+    return tree;
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * All drafters behind the shared `Drafter` interface, and their factories for `Engine`.
+ * Names: plain (no draft; registered by the engine itself), ngram (prompt lookup), medusa and ctc
+ * (ONNX heads, only when the manifest lists `medusa_head` / `ctc_head`), and ctc-ngram (prompt
+ * lookup when the context repeats, the CTC head otherwise). The oracle needs a
+ * reference continuation and is benchmark-only (not registered here).
+ *
+ * A factory runs once per session and drafter name; the head's ORT session is shared through
+ * engine.artifactSession() (created once per engine), drafter objects are cheap.
+ */
+import type { Manifest } from '../types.js';
+import type { DrafterFactory, Engine } from '../engine.js';
+import { NgramDrafter, type NgramOptions } from './ngram.js';
+import { MedusaDrafter, type MedusaOptions } from './medusa.js';
+import { CTCDrafter, ctcHeadConfig, type CTCOptions } from './ctc.js';
+import { DraftHeadSession } from './head-session.js';
+import { HybridDrafter, type HybridOptions } from './hybrid.js';
+
+export { PlainDrafter } from './plain.js';
+export { NgramDrafter, NGRAM_DEFAULTS, findNgramMatches, type NgramOptions } from './ngram.js';
+export { OracleDrafter } from './oracle.js';
+export { MedusaDrafter, MEDUSA_DEFAULTS, type MedusaOptions } from './medusa.js';
+export { CTCDrafter, CTC_DEFAULTS, ctcHeadConfig, type CTCOptions } from './ctc.js';
+export { DraftHeadSession } from './head-session.js';
+export { HybridDrafter, HYBRID_DEFAULTS, type HybridOptions } from './hybrid.js';
+
+export interface DrafterOptions {
+  ngram?: Partial<NgramOptions>;
+  medusa?: Partial<MedusaOptions>;
+  ctc?: Partial<CTCOptions>;
+  hybrid?: Partial<HybridOptions>;
+}
+
+/** Factories for ngram always, medusa / ctc when the manifest has their head. */
+export function drafterFactories(manifest: Manifest, opts: DrafterOptions = {}): Record<string, DrafterFactory> {
+  const out: Record<string, DrafterFactory> = {};
+  const d = manifest.config.d_model;
+  const V = manifest.config.vocab_size;
+  out.ngram = () => new NgramDrafter(opts.ngram);
+  if (manifest.files.medusa_head) {
+    const c = manifest.files.medusa_head.config ?? {};
+    const cfg = { k: typeof c.k === 'number' ? c.k : 8, vocab_size: V };
+    out.medusa = async (engine: Engine) =>
+      new MedusaDrafter(new DraftHeadSession(await engine.artifactSession('medusa_head'), d, 'logits'), cfg, opts.medusa);
+  }
+  if (manifest.files.ctc_head) {
+    const cfg = ctcHeadConfig(manifest.files.ctc_head.config, V);
+    out.ctc = async (engine: Engine) =>
+      new CTCDrafter(new DraftHeadSession(await engine.artifactSession('ctc_head'), d, 'log_probs'), cfg, opts.ctc);
+    out['ctc-ngram'] = async (engine: Engine) =>
+      new HybridDrafter(
+        new CTCDrafter(new DraftHeadSession(await engine.artifactSession('ctc_head'), d, 'log_probs'), cfg, opts.ctc),
+        new NgramDrafter(opts.ngram),
+        opts.hybrid,
+      );
+  }
+  return out;
+}
+
+/** Registers ngram / medusa / ctc on an engine (what the manifest provides). */
+export function registerDrafters(engine: Engine, opts: DrafterOptions = {}): void {
+  for (const [name, f] of Object.entries(drafterFactories(engine.manifest, opts))) engine.registerDrafter(name, f);
+}

@@ -1,0 +1,192 @@
+/**
+ * Every drafter over the real model (model-shards/default, with its ctc_head and medusa_head):
+ *  1. greedy output is token-identical to plain decoding on held-out prompts (bench/prompts.jsonl);
+ *  2. at T=1 (top-k 3) the distribution of the first 3 generated tokens through CTC and Medusa trees
+ *     fits the model's exact distribution (chi-square), as plain sampling does.
+ * Fails (never skips) when the model, its heads or the prompts are missing.
+ */
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Engine, type DecodingSession, type GenerateRequest } from '../../src/engine/index.js';
+import type { SamplingParams } from '../../src/engine/types.js';
+import { targetDistribution } from '../../src/engine/sampling.js';
+import { CTCDrafter, DraftHeadSession, MedusaDrafter, OracleDrafter, ctcHeadConfig, registerDrafters } from '../../src/engine/drafters/index.js';
+import { validateTree } from '../../src/engine/ctc-decode.js';
+import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { MODEL_DIR, ROOT, requireFile, requireModel } from './helpers.js';
+
+const N_PROMPTS = 50;
+const NEW_TOKENS = 32;
+const MAX_PROMPT = 160; // tokens kept from each prompt (<s> + its tail): keeps prefill cheap
+const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0, seed: 0 };
+// ctc-full / medusa-full: the same heads without cost-aware sizing (full 16-node trees), so the
+// identity check also covers wide, deep trees and the weighted / rank tree builders.
+const DRAFTERS = ['ngram', 'medusa', 'medusa-full', 'ctc', 'ctc-full', 'ctc-rank', 'ctc-ngram', 'oracle'];
+
+let engine: Engine;
+let prompts: number[][];
+const oracle = new OracleDrafter([]);
+const plainOut: number[][] = [];
+
+async function generate(session: DecodingSession, req: GenerateRequest) {
+  const tokens: number[] = [];
+  let rounds = 0;
+  const trees: number[] = [];
+  for await (const ev of session.generate({ ...req, onRound: (s) => { rounds++; trees.push(s.treeSize); } })) {
+    if (ev.type === 'tokens') tokens.push(...ev.tokens);
+  }
+  return { tokens, rounds, trees };
+}
+
+beforeAll(async () => {
+  requireModel();
+  const lines = requireFile(join(ROOT, 'bench/prompts.jsonl'), "the lead (held-out prompts, one {\"prompt\"} per line)")
+    .split('\n')
+    .filter((l) => l.trim());
+  engine = await Engine.load(fsShardSource(MODEL_DIR));
+  for (const head of ['ctc_head', 'medusa_head']) {
+    if (!engine.manifest.files[head]) throw new Error(`${MODEL_DIR}/manifest.json has no ${head}: it is written by the lead's head export`);
+  }
+  registerDrafters(engine);
+  engine.registerDrafter('oracle', () => oracle);
+  const { d_model: d, vocab_size: V } = engine.config;
+  const ctcCfg = ctcHeadConfig(engine.manifest.files.ctc_head.config, V);
+  engine.registerDrafter('ctc-full', async (e) => new CTCDrafter(new DraftHeadSession(await e.artifactSession('ctc_head'), d, 'log_probs'), ctcCfg, { costRatio: 0 }));
+  engine.registerDrafter('ctc-rank', async (e) => new CTCDrafter(new DraftHeadSession(await e.artifactSession('ctc_head'), d, 'log_probs'), ctcCfg, { costRatio: 0, tree: 'rank', beamWidth: 16 }));
+  engine.registerDrafter('medusa-full', async (e) => new MedusaDrafter(new DraftHeadSession(await e.artifactSession('medusa_head'), d, 'logits'), { k: 8, vocab_size: V }, { costRatio: 0 }));
+  prompts = lines.slice(0, N_PROMPTS).map((l) => {
+    const t = engine.encodePrompt((JSON.parse(l) as { prompt: string }).prompt);
+    return t.length > MAX_PROMPT ? [t[0], ...t.slice(t.length - MAX_PROMPT + 1)] : t;
+  });
+  expect(prompts.length).toBeGreaterThanOrEqual(N_PROMPTS);
+  for (const p of prompts) {
+    const { tokens } = await generate(engine.createSession(), { promptTokens: p, maxTokens: NEW_TOKENS, sampling: GREEDY, drafter: 'plain' });
+    plainOut.push(tokens);
+  }
+}, 300_000);
+
+describe('greedy decoding is token-identical to plain for every drafter', () => {
+  for (const name of DRAFTERS) {
+    it(`${name}: ${N_PROMPTS} held-out prompts x ${NEW_TOKENS} tokens`, async () => {
+      let tokens = 0, rounds = 0, nodes = 0;
+      const mismatches: number[] = [];
+      for (let i = 0; i < prompts.length; i++) {
+        oracle.setReference([...prompts[i], ...plainOut[i]]);
+        const r = await generate(engine.createSession(), { promptTokens: prompts[i], maxTokens: NEW_TOKENS, sampling: GREEDY, drafter: name, treeBudget: 16 });
+        if (r.tokens.join(',') !== plainOut[i].join(',')) mismatches.push(i);
+        tokens += r.tokens.length;
+        rounds += r.rounds;
+        nodes += r.trees.reduce((a, b) => a + b, 0);
+        for (const t of r.trees) expect(t).toBeLessThanOrEqual(16);
+      }
+      console.log(`${name}: tau ${(tokens / rounds).toFixed(2)} tokens/round, mean tree ${(nodes / rounds).toFixed(1)} nodes, ${mismatches.length} mismatches`);
+      expect(mismatches).toEqual([]);
+      if (name === 'oracle') expect(tokens / rounds).toBeGreaterThan(8); // 15 draft tokens + bonus per round, minus stops
+      if (name === 'ctc') expect(tokens / rounds).toBeGreaterThan(1.2); // the head must be doing something
+    });
+  }
+
+  it('the drafters return valid trees within the budget for budgets 1..20', async () => {
+    const drafters = await Promise.all(['ngram', 'medusa', 'ctc', 'ctc-full', 'ctc-ngram', 'medusa-full'].map((n) => engine.makeDrafter(n)));
+    const p = prompts[0];
+    // hidden state before the pending (last prompt) token: run the model on all but the last token
+    const cache = engine.model.newCache();
+    const out = await engine.model.prefill(p.slice(0, -1), cache);
+    const d = engine.config.d_model;
+    const hidden = out.hidden.slice(out.hidden.length - d);
+    for (const dr of drafters) {
+      for (let budget = 1; budget <= 20; budget++) {
+        const tree = await dr.draft({ tokens: p, hidden, pending: p[p.length - 1], budget });
+        expect(validateTree(tree, p[p.length - 1], budget), `${dr.name} budget ${budget}`).toBeNull();
+      }
+    }
+  });
+});
+
+/** Regularized upper incomplete gamma Q(a, x) (series / continued fraction). */
+function gammaQ(a: number, x: number): number {
+  const lg = lgamma(a);
+  if (x < a + 1) {
+    let sum = 1 / a, del = sum, ap = a;
+    for (let n = 0; n < 1000; n++) { ap += 1; del *= x / ap; sum += del; if (Math.abs(del) < Math.abs(sum) * 1e-15) break; }
+    return 1 - sum * Math.exp(-x + a * Math.log(x) - lg);
+  }
+  let b = x + 1 - a, c = 1e300, d = 1 / b, h = d;
+  for (let i = 1; i < 1000; i++) {
+    const an = -i * (i - a);
+    b += 2;
+    d = an * d + b; if (Math.abs(d) < 1e-300) d = 1e-300;
+    c = b + an / c; if (Math.abs(c) < 1e-300) c = 1e-300;
+    d = 1 / d;
+    const del = d * c; h *= del;
+    if (Math.abs(del - 1) < 1e-15) break;
+  }
+  return Math.exp(-x + a * Math.log(x) - lg) * h;
+}
+function lgamma(z: number): number {
+  const c = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61596188607966, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+  if (z < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * z)) - lgamma(1 - z);
+  z -= 1;
+  let x = c[0];
+  for (let i = 1; i < 9; i++) x += c[i] / (z + i);
+  const t = z + 7.5;
+  return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(x);
+}
+
+describe('sampling through trees matches the model distribution (real model, T=1, top-k 3)', () => {
+  const GEN = 3;
+  const SAMPLES = 600;
+  const params: SamplingParams = { temperature: 1, topP: 1, topK: 3, seed: 0 };
+
+  /** Exact P(first GEN tokens) from the model: sum over the top-k tree of continuations. */
+  async function exact(prompt: number[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const V = engine.config.vocab_size;
+    const rec = async (ctx: number[], prob: number, depth: number, key: number[]) => {
+      if (depth === GEN) { out.set(key.join(','), prob); return; }
+      const cache = engine.model.newCache();
+      const { logits } = await engine.model.prefill(ctx, cache);
+      const p = targetDistribution(logits.subarray(logits.length - V), params);
+      for (let v = 0; v < V; v++) if (p[v] > 0) await rec([...ctx, v], prob * p[v], depth + 1, [...key, v]);
+    };
+    await rec(prompt, 1, 0, []);
+    return out;
+  }
+
+  for (const name of ['plain', 'ctc', 'medusa']) {
+    it(`${name}: chi-square fit of ${SAMPLES} samples of the first ${GEN} tokens`, async () => {
+      // a prompt where the heads draft (and get accepted) often: a repetitive code prompt
+      const prompt = engine.encodePrompt('import os\nimport sys\n\n\ndef main():\n    for name in sys.argv[1:]:\n        print(');
+      const dist = await exact(prompt);
+      const counts = new Map<string, number>();
+      const session = engine.createSession();
+      let accepted = 0;
+      for (let i = 0; i < SAMPLES; i++) {
+        const r: number[] = [];
+        for await (const ev of session.generate({ promptTokens: prompt, maxTokens: GEN, sampling: { ...params, seed: 1000 + i }, drafter: name, treeBudget: 16, onRound: (s) => { accepted += s.accepted; } })) {
+          if (ev.type === 'tokens') r.push(...ev.tokens);
+        }
+        const key = r.slice(0, GEN).join(',');
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+      let chi2 = 0, bins = 0, poolO = 0, poolE = 0, tv = 0;
+      for (const [k, p] of dist) {
+        const o = counts.get(k) ?? 0;
+        tv += Math.abs(o / SAMPLES - p) / 2;
+        const e = p * SAMPLES;
+        if (e < 5) { poolO += o; poolE += e; continue; }
+        chi2 += (o - e) ** 2 / e;
+        bins++;
+      }
+      // outcomes outside the exact support (must be none: top-k 3 bounds every step)
+      let outside = 0;
+      for (const [k, o] of counts) if (!dist.has(k)) outside += o;
+      if (poolE > 0) { chi2 += (poolO - poolE) ** 2 / poolE; bins++; }
+      const pValue = gammaQ((bins - 1) / 2, chi2 / 2);
+      console.log(`${name}: chi2=${chi2.toFixed(1)} df=${bins - 1} p=${pValue.toExponential(2)} tv=${tv.toFixed(3)} accepted draft tokens/sample=${(accepted / SAMPLES).toFixed(2)}`);
+      expect(outside).toBe(0);
+      expect(pValue).toBeGreaterThan(1e-4);
+      if (name !== 'plain') expect(accepted / SAMPLES).toBeGreaterThan(0.3); // the tree path is exercised
+    }, 180_000);
+  }
+});
