@@ -1,0 +1,318 @@
+/**
+ * HTTP layer (Hono): auth → tenant limits → validation (zod) → the session Durable Object → OpenAI shapes.
+ * Everything model-specific (tokenising, context length, drafter names) happens in the DO, next to the engine.
+ */
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import { streamSSE } from 'hono/streaming';
+import { zValidator } from '@hono/zod-validator';
+import type { z } from 'zod';
+import type { Env } from './env';
+import { ApiError } from './openai/errors';
+import { renderChat, STOP_SEQUENCES, trimReplyStart } from './openai/chat-template';
+import {
+  chatChunk,
+  chatResponse,
+  completionChunk,
+  completionResponse,
+  toExtension,
+  toFinishReason,
+  toUsage,
+  usageChunk,
+  type Ids,
+} from './openai/format';
+import { ChatCompletionSchema, CompletionSchema, SESSION_ID_RE, type ChatCompletionBody, type CompletionBody } from './openai/schemas';
+import type { DoDone, DoEvent, DoGenerateRequest } from './protocol';
+import { authenticate, type Tenant } from './tenants';
+
+type AppEnv = { Bindings: Env; Variables: { tenant: Tenant } };
+
+export const app = new Hono<AppEnv>();
+
+/** Models served by this deployment (folders in the R2 bucket). */
+export function modelNames(env: Env): string[] {
+  return (env.MODEL_NAMES ?? 'default')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+// ------------------------------------------------------------------------------------------- errors
+app.onError((err, c) => {
+  if (err instanceof ApiError) return err.toResponse();
+  if (err instanceof HTTPException) {
+    const status = err.status;
+    const msg = status === 400 ? `We could not parse the JSON body of your request. (${err.message})` : err.message;
+    return new ApiError(status, msg, status === 413 ? 'invalid_request_error' : undefined, null, status === 400 ? 'invalid_json' : null).toResponse();
+  }
+  console.error('unhandled', err);
+  return new ApiError(500, 'Internal server error.', 'server_error').toResponse();
+});
+app.notFound((c) => new ApiError(404, `Unknown request URL: ${c.req.method} ${new URL(c.req.url).pathname}.`, 'invalid_request_error', null, 'unknown_url').toResponse());
+
+/** zod failures → 400 in OpenAI's error shape, naming the first offending parameter. */
+const validate = <T extends z.ZodType>(schema: T) =>
+  zValidator('json', schema, (result) => {
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      const param = issue?.path.length ? issue.path.map(String).join('.') : null;
+      const message = issue ? `Invalid ${param ?? 'request body'}: ${issue.message}` : 'Invalid request body.';
+      return new ApiError(400, message, 'invalid_request_error', param, issue?.code === 'invalid_type' && !param ? 'invalid_json' : 'invalid_value').toResponse();
+    }
+  });
+
+// ------------------------------------------------------------------------------------------- middleware
+const auth = async (c: Context<AppEnv>, next: () => Promise<void>) => {
+  c.set('tenant', await authenticate(c.req.header('authorization'), c.req.url, c.env.TENANTS));
+  await next();
+};
+
+const rateLimit = async (c: Context<AppEnv>, next: () => Promise<void>) => {
+  const tenant = c.get('tenant');
+  if (tenant.rpm > 0) {
+    const limiter = c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(tenant.name));
+    const r = await limiter.take(tenant.rpm);
+    if (!r.ok) {
+      throw new ApiError(429, `Rate limit reached: ${tenant.rpm} requests per minute. Retry after ${r.retryAfter} s.`, 'rate_limit_error', null, 'rate_limit_exceeded', {
+        'retry-after': String(r.retryAfter),
+      });
+    }
+  }
+  await next();
+};
+
+/** POST bodies must be JSON (curl -d sends form encoding by default; say so instead of "model: required"). */
+const jsonOnly = async (c: Context<AppEnv>, next: () => Promise<void>) => {
+  const type = (c.req.header('content-type') ?? '').split(';')[0].trim().toLowerCase();
+  if (!/^application\/([\w.-]+\+)?json$/.test(type)) {
+    throw new ApiError(415, `Unsupported Content-Type "${type || '(none)'}": send the body as JSON with Content-Type: application/json.`, 'invalid_request_error', null, 'unsupported_media_type');
+  }
+  await next();
+};
+
+const limitBody = bodyLimit({
+  maxSize: 256 * 1024,
+  onError: () => {
+    throw new ApiError(413, 'Request body too large (256 KiB max).', 'invalid_request_error', null, 'request_too_large');
+  },
+});
+
+// ------------------------------------------------------------------------------------------- routes
+app.get('/health', (c) => c.json({ status: 'ok', models: modelNames(c.env) }));
+
+app.get('/v1/models', auth, (c) => {
+  const tenant = c.get('tenant');
+  return c.json({ object: 'list', data: allowedModels(c.env, tenant).map(modelObject) });
+});
+
+app.get('/v1/models/:model', auth, (c) => {
+  const model = c.req.param('model')!;
+  if (!allowedModels(c.env, c.get('tenant')).includes(model)) throw unknownModel(model);
+  return c.json(modelObject(model));
+});
+
+app.post('/v1/completions', limitBody, auth, jsonOnly, validate(CompletionSchema), rateLimit, async (c) => {
+  const body = c.req.valid('json') as CompletionBody;
+  const prompt = body.prompt;
+  let p: DoGenerateRequest['prompt'];
+  if (typeof prompt === 'string') p = { text: prompt };
+  else if (typeof prompt[0] === 'string') p = { text: prompt[0] as string };
+  else if (Array.isArray(prompt[0])) p = { tokens: prompt[0] as number[] };
+  else p = { tokens: prompt as number[] };
+  return generate(c, body, p, 'prompt', 'completion', body.stop);
+});
+
+app.post('/v1/chat/completions', limitBody, auth, jsonOnly, validate(ChatCompletionSchema), rateLimit, async (c) => {
+  const body = c.req.valid('json') as ChatCompletionBody;
+  const userStops = body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+  const stops = [...STOP_SEQUENCES, ...userStops.filter((s) => !STOP_SEQUENCES.includes(s))];
+  if (body.max_completion_tokens != null && body.max_tokens == null) body.max_tokens = body.max_completion_tokens;
+  return generate(c, body, { text: renderChat(body.messages) }, 'messages', 'chat', stops);
+});
+
+/** Session introspection and removal (tenant-scoped like everything else). */
+app.get('/v1/sessions/:id', auth, async (c) => {
+  const id = sessionIdParam(c.req.param('id')!);
+  const res = await sessionStub(c.env, c.get('tenant'), id).fetch(`https://session/info?model=${encodeURIComponent(modelNames(c.env)[0] ?? '')}`);
+  if (!res.ok) throw ApiError.fromBody(res.status, await res.json().catch(() => null));
+  return c.json({ id, object: 'session', ...((await res.json()) as object) });
+});
+
+app.delete('/v1/sessions/:id', auth, async (c) => {
+  const id = sessionIdParam(c.req.param('id')!);
+  const res = await sessionStub(c.env, c.get('tenant'), id).fetch('https://session/session', { method: 'DELETE' });
+  if (!res.ok) throw ApiError.fromBody(res.status, await res.json().catch(() => null));
+  return c.json({ id, object: 'session.deleted', deleted: true });
+});
+
+// Known paths with the wrong method → 405 (registered after the real handlers, so those match first).
+const METHODS: Record<string, string> = {
+  '/health': 'GET',
+  '/v1/models': 'GET',
+  '/v1/models/:model': 'GET',
+  '/v1/completions': 'POST',
+  '/v1/chat/completions': 'POST',
+  '/v1/sessions/:id': 'GET, DELETE',
+};
+for (const [path, allow] of Object.entries(METHODS)) {
+  app.all(path, (c) =>
+    new ApiError(405, `Method ${c.req.method} is not allowed on ${new URL(c.req.url).pathname} (allowed: ${allow}).`, 'invalid_request_error', null, 'method_not_allowed', {
+      allow,
+    }).toResponse(),
+  );
+}
+
+// ------------------------------------------------------------------------------------------- helpers
+function allowedModels(env: Env, tenant: Tenant): string[] {
+  const all = modelNames(env);
+  return tenant.models ? all.filter((m) => tenant.models!.includes(m)) : all;
+}
+
+function modelObject(id: string) {
+  return { id, object: 'model', created: 0, owned_by: 'ctc-edge' };
+}
+
+function unknownModel(model: string): ApiError {
+  return new ApiError(404, `The model \`${model}\` does not exist or you do not have access to it.`, 'invalid_request_error', 'model', 'model_not_found');
+}
+
+function sessionIdParam(id: string): string {
+  if (!SESSION_ID_RE.test(id)) throw new ApiError(400, 'Invalid session id: 1-128 characters of [A-Za-z0-9._:-].', 'invalid_request_error', 'session_id', 'invalid_session_id');
+  return id;
+}
+
+/** The DO of a tenant's session. The tenant is part of the name, so no tenant can reach another's session. */
+function sessionStub(env: Env, tenant: Tenant, sessionId: string) {
+  return env.SESSIONS.get(env.SESSIONS.idFromName(`${tenant.name}:${sessionId}`));
+}
+
+/** Session id from `X-Session-Id` or the body's `session_id` (both allowed if equal); null = ephemeral. */
+function resolveSessionId(c: Context<AppEnv>, bodyId: string | null | undefined): string | null {
+  const header = c.req.header('x-session-id');
+  if (header !== undefined && !SESSION_ID_RE.test(header)) {
+    throw new ApiError(400, 'Invalid X-Session-Id: 1-128 characters of [A-Za-z0-9._:-].', 'invalid_request_error', 'session_id', 'invalid_session_id');
+  }
+  if (header !== undefined && bodyId != null && header !== bodyId) {
+    throw new ApiError(400, 'X-Session-Id and session_id differ.', 'invalid_request_error', 'session_id', 'invalid_session_id');
+  }
+  return header ?? bodyId ?? null;
+}
+
+async function generate(
+  c: Context<AppEnv>,
+  body: CompletionBody | ChatCompletionBody,
+  prompt: DoGenerateRequest['prompt'],
+  promptParam: string,
+  kind: 'completion' | 'chat',
+  stop: string | string[] | null | undefined,
+): Promise<Response> {
+  const tenant = c.get('tenant');
+  if (!allowedModels(c.env, tenant).includes(body.model)) throw unknownModel(body.model);
+  if (body.max_tokens != null && body.max_tokens > tenant.max_tokens) {
+    throw new ApiError(400, `max_tokens is too large: ${body.max_tokens}. This key allows at most ${tenant.max_tokens}.`, 'invalid_request_error', 'max_tokens', 'invalid_value');
+  }
+  const sessionId = resolveSessionId(c, body.session_id);
+  if (body.continue && sessionId === null) throw new ApiError(400, '`continue` needs a session (X-Session-Id header or session_id).', 'invalid_request_error', 'continue', 'missing_session');
+
+  const req: DoGenerateRequest = {
+    tenant: tenant.name,
+    sessionId,
+    model: body.model,
+    prompt,
+    promptParam,
+    continue: body.continue ?? false,
+    maxTokens: body.max_tokens ?? null,
+    tenantMaxTokens: tenant.max_tokens,
+    maxRounds: tenant.max_rounds,
+    sampling: { temperature: body.temperature ?? 1, topP: body.top_p ?? 1, topK: body.top_k ?? 0, seed: body.seed ?? -1 },
+    stop: stop == null ? [] : typeof stop === 'string' ? [stop] : stop,
+    drafter: body.drafter ?? null,
+    treeBudget: body.tree_budget ?? null,
+  };
+  // Ephemeral requests get a DO of their own (random name, nothing persisted).
+  const stub = sessionStub(c.env, tenant, sessionId ?? `~ephemeral:${crypto.randomUUID()}`);
+  const res = await stub.fetch('https://session/generate', {
+    method: 'POST',
+    body: JSON.stringify(req),
+    headers: { 'content-type': 'application/json' },
+    signal: c.req.raw.signal,
+  });
+  if (!res.ok || !res.body) throw ApiError.fromBody(res.status, await res.json().catch(() => null));
+
+  const ids: Ids = {
+    id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${crypto.randomUUID().replace(/-/g, '')}`,
+    created: Math.floor(Date.now() / 1000),
+    model: body.model,
+  };
+  if (sessionId) c.header('x-session-id', sessionId);
+  const { events, cancel } = readEvents(res.body);
+  // A chat reply starts after "Assistant:"; drop the one space the model puts there (see chat-template.ts).
+  const lastRole = kind === 'chat' ? (body as ChatCompletionBody).messages.at(-1)?.role : undefined;
+  let atStart = kind === 'chat' && lastRole !== 'assistant' && !body.continue;
+  const shape = (text: string) => {
+    const out = trimReplyStart(text, atStart);
+    if (out) atStart = false;
+    return out;
+  };
+
+  if (!body.stream) {
+    let text = '';
+    let done: DoDone | null = null;
+    for await (const ev of events) {
+      if (ev.type === 'tokens') text += shape(ev.text);
+      else if (ev.type === 'done') done = ev;
+      else if (ev.type === 'error') throw ApiError.fromBody(ev.status, ev.body);
+    }
+    if (!done) throw new ApiError(500, 'Generation ended without a result.', 'server_error');
+    return c.json(kind === 'chat' ? chatResponse(ids, text, done) : completionResponse(ids, text, done));
+  }
+
+  const includeUsage = body.stream_options?.include_usage === true;
+  const usageField = includeUsage ? null : undefined; // OpenAI sends usage: null on every chunk when asked
+  return streamSSE(c, async (sse) => {
+    sse.onAbort(cancel); // cancels the DO stream → the engine stops within one round
+    const send = (obj: unknown) => sse.writeSSE({ data: JSON.stringify(obj) });
+    if (kind === 'chat') await send(chatChunk(ids, { role: 'assistant', content: '' }, null, usageField));
+    for await (const ev of events) {
+      if (sse.aborted) break;
+      if (ev.type === 'tokens') {
+        const text = shape(ev.text);
+        if (!text) continue;
+        await send(kind === 'chat' ? chatChunk(ids, { content: text }, null, usageField) : completionChunk(ids, text, null, usageField));
+      } else if (ev.type === 'done') {
+        const finish = toFinishReason(ev.finishReason);
+        await send(kind === 'chat' ? chatChunk(ids, {}, finish, usageField) : completionChunk(ids, '', finish, usageField));
+        if (includeUsage) await send(usageChunk(kind, ids, toUsage(ev.usage), toExtension(ev)));
+      } else if (ev.type === 'error') {
+        await send(ev.body); // OpenAI streams errors as a data line carrying {"error": {...}}
+      }
+    }
+    await sse.writeSSE({ data: '[DONE]' });
+  });
+}
+
+/** Newline-delimited JSON events from the DO; `cancel` (client gone) cancels the DO's stream. */
+function readEvents(body: ReadableStream<Uint8Array>): { events: AsyncGenerator<DoEvent>; cancel: () => void } {
+  const reader = body.pipeThrough(new TextDecoderStream() as unknown as TransformStream<Uint8Array, string>).getReader();
+  const cancel = () => void reader.cancel().catch(() => {});
+  async function* events(): AsyncGenerator<DoEvent> {
+    let buf = '';
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        buf += value;
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (line) yield JSON.parse(line) as DoEvent;
+        }
+      }
+    } finally {
+      cancel();
+    }
+  }
+  return { events: events(), cancel };
+}

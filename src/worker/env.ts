@@ -1,0 +1,20 @@
+/** Bindings and vars of the worker (see wrangler.toml). */
+import type { SessionDO } from './session-do';
+import type { RateLimiterDO } from './rate-limiter';
+
+export interface Env {
+  /** R2 bucket holding `<model>/manifest.json` and its content-hashed shards. */
+  MODELS: R2Bucket;
+  /** One Durable Object per tenant+session: runs the engine, keeps the KV cache. */
+  SESSIONS: DurableObjectNamespace<SessionDO>;
+  /** One Durable Object per tenant: requests-per-minute limiter. */
+  RATE_LIMITER: DurableObjectNamespace<RateLimiterDO>;
+  /** JSON tenant table (see tenants.ts); a var or a secret. */
+  TENANTS: string;
+  /** Comma-separated model names served by this deployment (folders in the bucket). Default "default". */
+  MODEL_NAMES?: string;
+  /** Persist the KV cache in DO SQLite: "always" (default), "never" (recompute on restore). */
+  KV_PERSIST?: string;
+  /** MB of session KV kept in memory per isolate before idle sessions fall back to SQLite (default 32). */
+  SESSION_MEMORY_MB?: string;
+}

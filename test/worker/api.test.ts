@@ -1,0 +1,359 @@
+/**
+ * The OpenAI-compatible API in real workerd with the real default model, driven by the official client.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type OpenAI from 'openai';
+import { startWorker, type Worker } from './harness';
+
+let w: Worker;
+const P = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n';
+
+beforeAll(async () => {
+  w = await startWorker(inject('workerBundleDir'));
+});
+afterAll(async () => {
+  await w?.dispose();
+});
+
+// The client's types do not know our extensions (top_k, drafter, session_id, continue, ctc_edge).
+type Ext = Record<string, unknown>;
+const ext = (r: unknown) => (r as { ctc_edge: { finish_detail: string; rounds: number; restore: unknown; session_tokens: number } }).ctc_edge;
+
+async function complete(client: OpenAI, body: Ext, session?: string) {
+  return client.completions.create({ model: 'default', temperature: 0, ...body } as unknown as OpenAI.CompletionCreateParamsNonStreaming, {
+    headers: session ? { 'X-Session-Id': session } : undefined,
+  });
+}
+
+describe('basics', () => {
+  it('GET /health needs no key', async () => {
+    const res = await w.fetch('/health');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'ok' });
+  });
+
+  it('GET /v1/models lists the model', async () => {
+    const models = await w.client('sk-bob').models.list();
+    expect(models.data.map((m) => m.id)).toContain('default');
+    expect((await w.client('sk-bob').models.retrieve('default')).id).toBe('default');
+  });
+
+  it('the dev key works on localhost only', async () => {
+    expect((await w.fetch('/v1/models', { key: 'sk-local-dev' })).status).toBe(200);
+    // Same key, a non-local Host (what a deployed worker would see): refused.
+    const res = await w.mf.dispatchFetch('https://ctc-edge.example.workers.dev/v1/models', { headers: { authorization: 'Bearer sk-local-dev' } });
+    expect(res.status).toBe(401);
+  });
+});
+
+describe('completions', () => {
+  it('non-streaming, greedy, with usage details', async () => {
+    const r = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 24 });
+    expect(r.object).toBe('text_completion');
+    expect(r.choices[0].text.length).toBeGreaterThan(0);
+    expect(r.choices[0].finish_reason).toMatch(/^(stop|length)$/);
+    expect(r.usage!.completion_tokens).toBeGreaterThan(0);
+    expect(r.usage!.completion_tokens).toBeLessThanOrEqual(24);
+    expect(r.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
+    const d = r.usage!.completion_tokens_details!;
+    expect(typeof d.accepted_prediction_tokens).toBe('number');
+    expect(typeof d.rejected_prediction_tokens).toBe('number');
+    // Greedy is deterministic.
+    const again = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 24 });
+    expect(again.choices[0].text).toBe(r.choices[0].text);
+  });
+
+  it('streaming follows OpenAI conventions (same id/created, usage chunk, [DONE])', async () => {
+    const stream = await w.client('sk-bob').completions.create({
+      model: 'default',
+      prompt: P,
+      max_tokens: 24,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const chunks: OpenAI.Completion[] = [];
+    for await (const c of stream) chunks.push(c);
+    expect(chunks.length).toBeGreaterThan(2);
+    expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+    expect(new Set(chunks.map((c) => c.created)).size).toBe(1);
+    const last = chunks.at(-1)!;
+    expect(last.choices).toEqual([]);
+    expect(last.usage!.completion_tokens).toBeGreaterThan(0);
+    const finish = chunks.filter((c) => c.choices[0]?.finish_reason);
+    expect(finish).toHaveLength(1);
+    const text = chunks.map((c) => c.choices[0]?.text ?? '').join('');
+    const plain = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 24 });
+    expect(text).toBe(plain.choices[0].text);
+
+    // Raw SSE: data lines and the final [DONE].
+    const raw = await w.fetch('/v1/completions', {
+      method: 'POST',
+      key: 'sk-bob',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'default', prompt: P, max_tokens: 8, temperature: 0, stream: true }),
+    });
+    expect(raw.headers.get('content-type')).toContain('text/event-stream');
+    const body = await raw.text();
+    expect(body.trim().endsWith('data: [DONE]')).toBe(true);
+    expect(body).not.toContain('"usage"'); // only with stream_options.include_usage
+  });
+
+  it('sampling with a seed is reproducible; stop strings cut the text', async () => {
+    const a = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 16, temperature: 0.8, top_p: 0.95, top_k: 50, seed: 7 });
+    const b = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 16, temperature: 0.8, top_p: 0.95, top_k: 50, seed: 7 });
+    expect(a.choices[0].text).toBe(b.choices[0].text);
+    const full = (await complete(w.client('sk-bob'), { prompt: P, max_tokens: 24 })).choices[0].text;
+    const cut = full.slice(3, 6);
+    const s = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 24, stop: [cut] });
+    expect(s.choices[0].finish_reason).toBe('stop');
+    expect(s.choices[0].text).toBe(full.slice(0, full.indexOf(cut)));
+  });
+
+  it('every drafter the engine has gives the same greedy text (lossless)', async () => {
+    const res = await w.fetch('/v1/completions', {
+      method: 'POST',
+      key: 'sk-bob',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'default', prompt: P, max_tokens: 24, temperature: 0, drafter: 'plain' }),
+    });
+    const plain = ((await res.json()) as OpenAI.Completion).choices[0].text;
+    const info = (await (await w.fetch('/v1/sessions/drafters', { key: 'sk-bob' })).json()) as { drafters: string[]; default_drafter: string };
+    expect(info.drafters).toContain('plain');
+    expect(info.drafters).toContain('ngram');
+    expect(info.drafters).toContain(info.default_drafter);
+    for (const drafter of info.drafters.filter((d) => d !== 'plain')) {
+      const r = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 24, drafter });
+      expect(r.choices[0].text, drafter).toBe(plain);
+    }
+  });
+});
+
+describe('chat completions', () => {
+  it('non-streaming and streaming agree; a new turn reuses the cache', async () => {
+    const client = w.client('sk-bob');
+    const messages: OpenAI.ChatCompletionMessageParam[] = [
+      { role: 'system', content: 'You write Python.' },
+      { role: 'user', content: 'Write a function that reverses a string.' },
+    ];
+    const opts = { headers: { 'X-Session-Id': 'chat-1' } };
+    const r = await client.chat.completions.create({ model: 'default', messages, max_tokens: 24, temperature: 0 }, opts);
+    expect(r.object).toBe('chat.completion');
+    expect(r.choices[0].message.role).toBe('assistant');
+    const reply = r.choices[0].message.content!;
+    expect(reply.length).toBeGreaterThan(0);
+
+    const stream = await client.chat.completions.create({ model: 'default', messages, max_tokens: 24, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let role = '';
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const c of stream) {
+      text += c.choices[0]?.delta.content ?? '';
+      role ||= c.choices[0]?.delta.role ?? '';
+      if (c.usage) usage = c.usage;
+    }
+    expect(role).toBe('assistant');
+    expect(text).toBe(reply);
+    expect(usage!.completion_tokens).toBe(r.usage!.completion_tokens);
+
+    const turn2 = await client.chat.completions.create(
+      { model: 'default', messages: [...messages, { role: 'assistant', content: reply }, { role: 'user', content: 'Now in one line.' }], max_tokens: 8, temperature: 0 },
+      opts,
+    );
+    expect(turn2.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(r.usage!.prompt_tokens / 2);
+  });
+});
+
+describe('sessions', () => {
+  it('a continuation reuses the cache and yields the same tokens as one long request (greedy)', async () => {
+    const N = 40;
+    const alice = w.client('sk-alice'); // max_rounds 3: every request ends early with "length"
+    let text = '';
+    let tokens = 0;
+    let requests = 0;
+    for (let i = 0; i < 30 && tokens < N; i++) {
+      const r = await complete(alice, { prompt: P + text, max_tokens: N - tokens }, 'cont-1');
+      requests++;
+      if (i > 0) {
+        expect(r.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(0);
+        expect(r.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThanOrEqual(r.usage!.prompt_tokens - 1);
+      }
+      text += r.choices[0].text;
+      tokens += r.usage!.completion_tokens;
+      if (r.choices[0].finish_reason === 'stop') break;
+      expect(r.choices[0].finish_reason).toBe('length');
+      if (tokens < N) expect(ext(r).finish_detail).toBe('rounds');
+    }
+    expect(requests).toBeGreaterThan(1);
+    const once = await complete(w.client('sk-bob'), { prompt: P, max_tokens: tokens });
+    expect(text).toBe(once.choices[0].text);
+    expect(once.usage!.completion_tokens).toBe(tokens);
+  });
+
+  it('`continue: true` continues from the held tokens', async () => {
+    const alice = w.client('sk-alice');
+    const first = await complete(alice, { prompt: P, max_tokens: 30 }, 'cont-2');
+    const second = await complete(alice, { prompt: '', continue: true, max_tokens: 30 - first.usage!.completion_tokens }, 'cont-2');
+    expect(second.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(0);
+    const once = await complete(w.client('sk-bob'), { prompt: P, max_tokens: first.usage!.completion_tokens + second.usage!.completion_tokens });
+    expect(first.choices[0].text + second.choices[0].text).toBe(once.choices[0].text);
+  });
+
+  it('a tenant never reads or continues another tenant’s session', async () => {
+    const secret = 'SECRET-ALICE-TOKEN-42\n';
+    await complete(w.client('sk-alice'), { prompt: secret + P, max_tokens: 4 }, 'shared-name');
+    // Bob uses the same session id: he gets his own, empty session (the DO name includes the tenant).
+    const info = (await (await w.fetch('/v1/sessions/shared-name', { key: 'sk-bob' })).json()) as { tokens: number; text: string | null };
+    expect(info.tokens).toBe(0);
+    const cont = await w.fetch('/v1/completions', {
+      method: 'POST',
+      key: 'sk-bob',
+      headers: { 'content-type': 'application/json', 'x-session-id': 'shared-name' },
+      body: JSON.stringify({ model: 'default', prompt: '', continue: true, max_tokens: 4 }),
+    });
+    expect(cont.status).toBe(400);
+    expect(((await cont.json()) as { error: { code: string } }).error.code).toBe('empty_session');
+    const same = await complete(w.client('sk-bob'), { prompt: secret + P, max_tokens: 4 }, 'shared-name');
+    expect(same.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
+    // Alice still sees her own.
+    const mine = (await (await w.fetch('/v1/sessions/shared-name', { key: 'sk-alice' })).json()) as { tokens: number; text: string };
+    expect(mine.text).toContain('SECRET-ALICE');
+  });
+
+  it('GET and DELETE /v1/sessions/{id}', async () => {
+    await complete(w.client('sk-bob'), { prompt: P, max_tokens: 4 }, 'to-delete');
+    const before = (await (await w.fetch('/v1/sessions/to-delete', { key: 'sk-bob' })).json()) as { tokens: number; kv_tokens_stored: number; text: string };
+    expect(before.tokens).toBeGreaterThan(4);
+    expect(before.kv_tokens_stored).toBe(before.tokens - 1); // the last token is pending (not in the KV yet)
+    expect(before.text.startsWith(P)).toBe(true);
+    expect((await w.fetch('/v1/sessions/to-delete', { key: 'sk-bob', method: 'DELETE' })).status).toBe(200);
+    const after = (await (await w.fetch('/v1/sessions/to-delete', { key: 'sk-bob' })).json()) as { tokens: number; kv_tokens_stored: number };
+    expect(after).toMatchObject({ tokens: 0, kv_tokens_stored: 0 });
+  });
+
+  it('concurrent requests to one session: one runs, the other gets 409', async () => {
+    const body = JSON.stringify({ model: 'default', prompt: P, max_tokens: 200, temperature: 0 });
+    const send = () =>
+      w.fetch('/v1/completions', { method: 'POST', key: 'sk-bob', headers: { 'content-type': 'application/json', 'x-session-id': 'busy-1' }, body });
+    const [a, b] = await Promise.all([send(), send()]);
+    const statuses = [a.status, b.status].sort();
+    expect(statuses).toEqual([200, 409]);
+    const loser = a.status === 409 ? a : b;
+    expect(((await loser.json()) as { error: { code: string } }).error.code).toBe('session_busy');
+    await (a.status === 200 ? a : b).text();
+  });
+
+  it('concurrent requests to different sessions share the model and do not disturb each other', async () => {
+    const prompts = [P, 'class Stack:\n    def push(self, item):\n', 'import json\n\n\ndef load(path):\n'];
+    const alone = [];
+    for (const prompt of prompts) alone.push((await complete(w.client('sk-bob'), { prompt, max_tokens: 32 })).choices[0].text);
+    const together = await Promise.all(prompts.map((prompt, i) => complete(w.client('sk-bob'), { prompt, max_tokens: 32 }, `par-${i}`)));
+    expect(together.map((r) => r.choices[0].text)).toEqual(alone);
+  });
+
+  it('a client that disconnects stops generation and leaves the session usable', async () => {
+    const ac = new AbortController();
+    const res = await w.fetch('/v1/completions', {
+      method: 'POST',
+      key: 'sk-bob',
+      headers: { 'content-type': 'application/json', 'x-session-id': 'abort-1' },
+      body: JSON.stringify({ model: 'default', prompt: P, max_tokens: 400, temperature: 0, stream: true }),
+      signal: ac.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read(); // first chunk arrived: generation is running
+    ac.abort();
+    // The session unlocks within a round or so and holds a consistent prefix of the generation.
+    let info: { busy: boolean; tokens: number } = { busy: true, tokens: 0 };
+    for (let i = 0; i < 50 && info.busy; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      info = (await (await w.fetch('/v1/sessions/abort-1', { key: 'sk-bob' })).json()) as typeof info;
+    }
+    expect(info.busy).toBe(false);
+    const promptTokens = (await complete(w.client('sk-bob'), { prompt: P, max_tokens: 1 })).usage!.prompt_tokens;
+    expect(info.tokens).toBeGreaterThan(promptTokens);
+    expect(info.tokens).toBeLessThan(promptTokens + 400); // stopped early
+    const next = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 4 }, 'abort-1');
+    expect(next.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(0);
+  });
+});
+
+describe('limits and validation', () => {
+  it('requests per minute: 429 in OpenAI shape with Retry-After', async () => {
+    const body = JSON.stringify({ model: 'default', prompt: 'x = 1', max_tokens: 1, temperature: 0 });
+    const statuses: number[] = [];
+    let limited: Response | null = null;
+    for (let i = 0; i < 4; i++) {
+      const r = await w.fetch('/v1/completions', { method: 'POST', key: 'sk-limited', headers: { 'content-type': 'application/json' }, body });
+      statuses.push(r.status);
+      if (r.status === 429) limited = r;
+      else await r.text();
+    }
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    expect(Number(limited!.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await limited!.json()).toMatchObject({ error: { type: 'rate_limit_error', code: 'rate_limit_exceeded' } });
+  });
+
+  const long = 'x = 1\n'.repeat(400); // ~800+ tokens, over the 512 context
+  const cases: [string, { path?: string; method?: string; body?: unknown; raw?: string; key?: string | null; headers?: Record<string, string> }, number, string | null][] = [
+    ['no key', { body: { model: 'default', prompt: 'a' }, key: null }, 401, null],
+    ['wrong key', { body: { model: 'default', prompt: 'a' }, key: 'sk-nope' }, 401, null],
+    ['bad JSON', { raw: '{"model": "default", "prompt": ' }, 400, null],
+    ['not JSON content type', { raw: 'model=default&prompt=a', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415, null],
+    ['body not an object', { raw: '[1,2]' }, 400, null],
+    ['missing model', { body: { prompt: 'a' } }, 400, 'model'],
+    ['missing prompt', { body: { model: 'default' } }, 400, 'prompt'],
+    ['unknown model', { body: { model: 'gpt-9', prompt: 'a' } }, 404, 'model'],
+    ['prompt wrong type', { body: { model: 'default', prompt: 42 } }, 400, 'prompt'],
+    ['temperature < 0', { body: { model: 'default', prompt: 'a', temperature: -0.1 } }, 400, 'temperature'],
+    ['temperature > 2', { body: { model: 'default', prompt: 'a', temperature: 2.5 } }, 400, 'temperature'],
+    ['temperature as string', { body: { model: 'default', prompt: 'a', temperature: 'hot' } }, 400, 'temperature'],
+    ['top_p = 0', { body: { model: 'default', prompt: 'a', top_p: 0 } }, 400, 'top_p'],
+    ['top_p > 1', { body: { model: 'default', prompt: 'a', top_p: 1.5 } }, 400, 'top_p'],
+    ['top_k < 0', { body: { model: 'default', prompt: 'a', top_k: -1 } }, 400, 'top_k'],
+    ['max_tokens = 0', { body: { model: 'default', prompt: 'a', max_tokens: 0 } }, 400, 'max_tokens'],
+    ['max_tokens fractional', { body: { model: 'default', prompt: 'a', max_tokens: 1.5 } }, 400, 'max_tokens'],
+    ['max_tokens over the tenant limit', { body: { model: 'default', prompt: 'a', max_tokens: 300 }, key: 'sk-alice' }, 400, 'max_tokens'],
+    ['seed fractional', { body: { model: 'default', prompt: 'a', seed: 0.5 } }, 400, 'seed'],
+    ['too many stop strings', { body: { model: 'default', prompt: 'a', stop: ['a', 'b', 'c', 'd', 'e'] } }, 400, 'stop'],
+    ['stop wrong type', { body: { model: 'default', prompt: 'a', stop: 5 } }, 400, 'stop'],
+    ['n = 2', { body: { model: 'default', prompt: 'a', n: 2 } }, 400, 'n'],
+    ['stream not boolean', { body: { model: 'default', prompt: 'a', stream: 'yes' } }, 400, 'stream'],
+    ['prompt over the context', { body: { model: 'default', prompt: long, max_tokens: 8 } }, 400, 'prompt'],
+    ['prompt + max_tokens over the context', { body: { model: 'default', prompt: 'x = 1\n'.repeat(60), max_tokens: 500 } }, 400, 'max_tokens'],
+    ['token id outside the vocabulary', { body: { model: 'default', prompt: [1, 999999] } }, 400, 'prompt'],
+    ['unknown drafter', { body: { model: 'default', prompt: 'a', drafter: 'psychic' } }, 400, 'drafter'],
+    ['bad session id', { body: { model: 'default', prompt: 'a' }, headers: { 'x-session-id': 'no spaces allowed' } }, 400, 'session_id'],
+    ['continue without a session', { body: { model: 'default', prompt: '', continue: true } }, 400, 'continue'],
+    ['chat: empty messages', { path: '/v1/chat/completions', body: { model: 'default', messages: [] } }, 400, 'messages'],
+    ['chat: unknown role', { path: '/v1/chat/completions', body: { model: 'default', messages: [{ role: 'wizard', content: 'hi' }] } }, 400, 'messages.0.role'],
+    ['chat: content wrong type', { path: '/v1/chat/completions', body: { model: 'default', messages: [{ role: 'user', content: 7 }] } }, 400, 'messages.0.content'],
+    ['chat: tools unsupported', { path: '/v1/chat/completions', body: { model: 'default', messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function' }] } }, 400, 'tools'],
+    ['unknown route', { path: '/v1/nope', method: 'GET' }, 404, null],
+    ['wrong method', { path: '/v1/completions', method: 'GET' }, 405, null],
+    ['wrong method on chat', { path: '/v1/chat/completions', method: 'PUT', body: {} }, 405, null],
+  ];
+
+  it.each(cases.map(([n, c, s, p]) => [`${n} → ${s}`, c, s, p] as const))('%s', async (_name, c, status, param) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...c.headers };
+    const key = c.key === undefined ? 'sk-bob' : c.key;
+    if (key) headers.authorization = `Bearer ${key}`;
+    const method = c.method ?? 'POST';
+    const res = await w.fetch(c.path ?? '/v1/completions', {
+      method,
+      headers,
+      body: method === 'GET' ? undefined : (c.raw ?? JSON.stringify(c.body ?? {})),
+    });
+    const json = (await res.json()) as { error: { message: string; type: string; param: string | null; code: string | null } };
+    expect(res.status, JSON.stringify(json)).toBe(status);
+    expect(Object.keys(json)).toEqual(['error']);
+    expect(typeof json.error.message).toBe('string');
+    expect(typeof json.error.type).toBe('string');
+    expect('param' in json.error && 'code' in json.error).toBe(true);
+    if (param) expect(json.error.param).toBe(param);
+  });
+
+  it('the official client surfaces errors as APIError', async () => {
+    await expect(w.client('sk-bob').completions.create({ model: 'default', prompt: 'a', temperature: 9 })).rejects.toMatchObject({ status: 400 });
+  });
+});
