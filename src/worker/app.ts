@@ -227,7 +227,7 @@ async function generate(
     maxRounds: tenant.max_rounds,
     sampling: { temperature: body.temperature ?? 1, topP: body.top_p ?? 1, topK: body.top_k ?? 0, seed: body.seed ?? -1 },
     stop: stop == null ? [] : typeof stop === 'string' ? [stop] : stop,
-    drafter: body.drafter ?? null,
+    drafter: body.drafter ?? tenant.drafter ?? null, // request, then tenant, then the model's default
     treeBudget: body.tree_budget ?? null,
   };
   // Ephemeral requests get a DO of their own (random name, nothing persisted).

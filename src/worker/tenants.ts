@@ -22,6 +22,8 @@ const TenantSchema = z.object({
   max_rounds: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_ROUNDS),
   /** Requests per minute (token bucket, see rate-limiter.ts). 0 disables the limit. */
   rpm: z.number().int().min(0).default(60),
+  /** Drafter used when a request names none (e.g. "ctc", "ngram", "plain"); default: the model's default. */
+  drafter: z.string().min(1).max(64).optional(),
   /** Models this tenant may use; default: every model of the deployment. */
   models: z.array(z.string()).optional(),
   local_only: z.boolean().default(false),

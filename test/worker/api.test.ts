@@ -129,6 +129,23 @@ describe('completions', () => {
   });
 });
 
+describe('drafter selection', () => {
+  it('the request picks the drafter, else the tenant, else the model default', async () => {
+    const drafts = (r: OpenAI.Completion) => r.usage!.completion_tokens_details!.accepted_prediction_tokens! + r.usage!.completion_tokens_details!.rejected_prediction_tokens!;
+    // carol's tenant config says drafter "plain": no draft tokens are proposed
+    const carol = await complete(w.client('sk-carol'), { prompt: P, max_tokens: 24 });
+    expect(drafts(carol)).toBe(0);
+    // bob has no tenant drafter: the model's default (a speculative drafter) proposes tokens
+    const bob = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 24 });
+    expect(drafts(bob)).toBeGreaterThan(0);
+    expect(bob.choices[0].text).toBe(carol.choices[0].text);
+    // a request-level drafter overrides the tenant's
+    const carolNgram = await complete(w.client('sk-carol'), { prompt: P, max_tokens: 24, drafter: 'ngram' });
+    expect(drafts(carolNgram)).toBeGreaterThan(0);
+    expect(carolNgram.choices[0].text).toBe(carol.choices[0].text);
+  });
+});
+
 describe('chat completions', () => {
   it('non-streaming and streaming agree; a new turn reuses the cache', async () => {
     const client = w.client('sk-bob');

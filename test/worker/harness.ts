@@ -20,6 +20,7 @@ export const TENANTS = {
   // Small per-request round bound: requests end with "length" and are continued.
   alice: { key_sha256: [sha256('sk-alice')], max_tokens: 256, max_rounds: 3, rpm: 0 },
   bob: { key_sha256: [sha256('sk-bob')], max_tokens: 512, max_rounds: 1000, rpm: 0 },
+  carol: { key_sha256: [sha256('sk-carol')], max_tokens: 256, max_rounds: 64, rpm: 0, drafter: 'plain' },
   limited: { key_sha256: [sha256('sk-limited')], max_tokens: 16, max_rounds: 4, rpm: 3 },
 };
 
