@@ -74,6 +74,7 @@ async function stream(url: string, body: Record<string, unknown>, session?: stri
   // An idle keep-alive socket may have been closed by workerd while this process computed (engine runs
   // below block the event loop): retry once on a fresh connection.
   const post = () => fetch(`${url}v1/completions`, {
+    signal: AbortSignal.timeout(120_000), // a stalled request fails loudly instead of hanging the run
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bob', ...(session ? { 'x-session-id': session } : {}) },
     body: JSON.stringify({ model: 'default', temperature: 0, stream: true, stream_options: { include_usage: true }, ...body }),
@@ -87,6 +88,7 @@ async function stream(url: string, body: Record<string, unknown>, session?: stri
     res = await post();
   }
   if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  process.stderr.write(`[measure] ${new Date().toISOString()} ${session ?? 'ephemeral'} ${JSON.stringify(body).slice(0, 80)}\n`);
   let ttft = 0;
   let buf = '';
   let usage: { completion_tokens: number } | null = null;

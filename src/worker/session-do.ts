@@ -197,11 +197,18 @@ export class SessionDO extends DurableObject<Env> {
     let readerGone = false;
     const send = async (ev: DoEvent) => {
       if (readerGone) return;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        await writer.write(enc.encode(JSON.stringify(ev) + '\n'));
+        // A reader that stops reading without cancelling must not hold the session lock forever.
+        const stalled = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('stalled')), WRITE_STALL_MS);
+        });
+        await Promise.race([writer.write(enc.encode(JSON.stringify(ev) + '\n')), stalled]);
       } catch {
-        readerGone = true; // client disconnected: stop at the next round boundary
+        readerGone = true; // client disconnected (or stalled): stop at the next round boundary
         abort.abort();
+      } finally {
+        clearTimeout(timer);
       }
     };
     let done: DoDone | null = null;
@@ -233,11 +240,8 @@ export class SessionDO extends DurableObject<Env> {
       const e = toApiError(err);
       await send({ type: 'error', status: e.status, body: e.toJSON() });
     } finally {
-      try {
-        await writer.close();
-      } catch {
-        /* reader gone */
-      }
+      // close() would wait for a stalled write; abort() fails it instead.
+      await (readerGone ? writer.abort() : writer.close()).catch(() => {});
     }
   }
 
@@ -329,15 +333,22 @@ export class SessionDO extends DurableObject<Env> {
   }
 }
 
+/** A stream write not taken by the reader within this time counts as a disconnect. */
+const WRITE_STALL_MS = 30_000;
+
 /** Default SESSION_MEMORY_MB: KV held in memory by the session objects of one isolate. */
 export const DEFAULT_SESSION_MEMORY_MB = 32;
 /** Session objects of this isolate that hold state in memory (for releaseMemory's LRU), by object id.
  *  Weak references: an object the runtime evicts must not be kept alive by this table. */
 const resident = new Map<string, { ref: WeakRef<SessionDO>; bytes: number; used: number }>();
 
-/** The drafter used when the request names none: the CTC head if the model has one, else prompt lookup. */
+/**
+ * The drafter used when neither the request nor the tenant names one: the CTC head with prompt-lookup
+ * candidates merged into its tree (`ctc-ngram`, the fastest CTC-based drafter measured: README
+ * "Results"), else the CTC head alone, else prompt lookup.
+ */
 export function defaultDrafter(engine: Engine): string {
-  for (const name of ['ctc', 'ngram', 'plain']) if (engine.drafterNames.includes(name)) return name;
+  for (const name of ['ctc-ngram', 'ctc', 'ngram', 'plain']) if (engine.drafterNames.includes(name)) return name;
   return engine.drafterNames[0];
 }
 
