@@ -88,11 +88,12 @@ def quantize(model, method, pow2=False):
             mk("Mul", [cols, mk("Gather", [ws, ids], y + "_s", axis=0)], y)
         else:
             nodes.append(n)
-    keep = [i for i in g.initializer if i.name not in quant]
+    used = {name for n in nodes for name in n.input}
+    keep = [i for i in list(g.initializer) + new_inits + consts if i.name in used]  # no dead weights
     del g.node[:]
     g.node.extend(nodes)
     del g.initializer[:]
-    g.initializer.extend(keep + new_inits + consts)
+    g.initializer.extend(keep)
     return model
 
 
