@@ -86,13 +86,6 @@ function sum(p: Float64Array): number {
   return s;
 }
 
-/** Accept according to the sampling params: greedy for temperature 0, else lossless sampling. */
-export function accept(
-  tree: TokenTree,
-  logits: Float32Array,
-  V: number,
-  params: SamplingParams,
-  rng: Rng,
-): Acceptance {
-  return isGreedy(params) ? acceptGreedy(tree, logits, V) : acceptSampling(tree, logits, V, params, rng);
-}
+/** Accept according to the sampling params: greedy for temperature 0, else lossless sampling
+ *  (acceptSampling already dispatches on the params). */
+export const accept = acceptSampling;

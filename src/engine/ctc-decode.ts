@@ -499,25 +499,6 @@ export function candidatesToSequences(cands: readonly CTCCandidate[], normalize 
   return cands.map((c) => ({ tokens: c.tokens, weight: normalize && z > 0 ? Math.exp(c.logProb) / z : Math.exp(c.logProb) }));
 }
 
-/** Checks the TokenTree contract (root, topological order, depths, distinct siblings, budget). */
-export function validateTree(tree: TokenTree, root: number, budget: number): string | null {
-  const n = tree.tokens.length;
-  if (n < 1) return 'empty tree';
-  if (tree.parents.length !== n || tree.depths.length !== n) return 'length mismatch';
-  if (n > budget) return `tree has ${n} nodes > budget ${budget}`;
-  if (tree.tokens[0] !== root || tree.parents[0] !== -1 || tree.depths[0] !== 0) return 'bad root';
-  const seen = new Set<string>();
-  for (let i = 1; i < n; i++) {
-    const p = tree.parents[i];
-    if (!(p >= 0 && p < i)) return `node ${i}: parent ${p} not before it`;
-    if (tree.depths[i] !== tree.depths[p] + 1) return `node ${i}: depth ${tree.depths[i]} != parent depth + 1`;
-    const key = `${p}:${tree.tokens[i]}`;
-    if (seen.has(key)) return `node ${i}: duplicate sibling token ${tree.tokens[i]}`;
-    seen.add(key);
-  }
-  return null;
-}
-
 /**
  * Cost-aware tree size (adaptive drafting). `weights[i]` is node i's estimated probability of
  * being accepted (root first, best-first order, so every prefix is a valid tree). A round with n

@@ -66,9 +66,10 @@ export function pathTokens(tree: TokenTree, path: readonly number[]): number[] {
 }
 
 /** Throws unless the tree follows the conventions; drafters are external code. */
-export function validateTree(tree: TokenTree, root?: number): void {
+export function validateTree(tree: TokenTree, root?: number, budget?: number): void {
   const n = tree.tokens.length;
   if (n < 1 || tree.parents.length !== n || tree.depths.length !== n) throw new Error('tree: bad lengths');
+  if (budget !== undefined && n > budget) throw new Error(`tree: ${n} nodes exceed the budget of ${budget}`);
   if (tree.parents[0] !== -1 || tree.depths[0] !== 0) throw new Error('tree: node 0 must be the root');
   if (root !== undefined && tree.tokens[0] !== root) throw new Error('tree: root is not the pending token');
   const seen = new Set<string>();

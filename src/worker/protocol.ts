@@ -4,6 +4,7 @@
  * Response: an OpenAI error (non-2xx) when the request cannot start (validation that needs the model,
  * busy session, bad shard), else 200 with newline-delimited JSON DoEvents, ending with "done" or "error".
  */
+import type { SamplingParams, Usage } from '../engine/index';
 import type { OpenAIErrorBody } from './openai/errors';
 
 export interface DoGenerateRequest {
@@ -20,22 +21,10 @@ export interface DoGenerateRequest {
   maxTokens: number | null;
   tenantMaxTokens: number;
   maxRounds: number;
-  sampling: { temperature: number; topP: number; topK: number; seed: number };
+  sampling: SamplingParams;
   stop: string[];
   drafter: string | null;
   treeBudget: number | null;
-}
-
-export interface EngineUsage {
-  promptTokens: number;
-  cachedTokens: number;
-  completionTokens: number;
-  acceptedPredictionTokens: number;
-  rejectedPredictionTokens: number;
-  rounds: number;
-  draftMs: number;
-  verifyMs: number;
-  prefillMs: number;
 }
 
 export interface RestoreInfo {
@@ -57,7 +46,7 @@ export interface DoTokens {
 export interface DoDone {
   type: 'done';
   finishReason: 'stop' | 'length' | 'rounds' | 'aborted';
-  usage: EngineUsage;
+  usage: Usage;
   sessionTokens: number;
   restore?: RestoreInfo;
   /** Time spent writing the session to SQLite after this request. */

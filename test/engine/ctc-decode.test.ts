@@ -6,19 +6,14 @@ import {
   ctcPrefixBeamSearch,
   topMIndices,
   treeFromSequences,
-  validateTree,
 } from '../../src/engine/ctc-decode.js';
+import { validateTree } from '../../src/engine/tree.js';
+import { Rng } from '../../src/engine/sampling.js';
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** Uniform [0,1) numbers from the engine's seeded PRNG. */
+function rng(seed: number): () => number {
+  const r = Rng.fromSeed(seed);
+  return () => r.next();
 }
 
 /** Random log-softmax rows [slots, classes], peaked with `sharp` > 1. */
@@ -135,7 +130,7 @@ describe('CTC prefix beam search', () => {
       }
       // the prefix tree: heaviest prefixes, valid, weights never increase downwards
       const t = s.prefixTree(7, 12);
-      expect(validateTree(t, 7, 12)).toBeNull();
+      expect(() => validateTree(t, 7, 12)).not.toThrow();
       for (let i = 1; i < t.tokens.length; i++) {
         const path: number[] = [];
         for (let n = i; n > 0; n = t.parents[n]) path.unshift(t.tokens[n]);
@@ -237,7 +232,7 @@ describe('treeFromSequences', () => {
       { tokens: [5], weight: 0.2 },
       { tokens: [1, 6], weight: 0.1 },
     ], { budget: 100 });
-    expect(validateTree(t, 9, 100)).toBeNull();
+    expect(() => validateTree(t, 9, 100)).not.toThrow();
     expect(t.tokens.length).toBe(7); // root,1,2,3,4,5,6
     const w = (path: number[]) => {
       let node = 0;
@@ -260,7 +255,7 @@ describe('treeFromSequences', () => {
       }));
       const budget = 1 + Math.floor(r() * 20);
       const t = treeFromSequences(0, seqs, { budget });
-      expect(validateTree(t, 0, budget)).toBeNull();
+      expect(() => validateTree(t, 0, budget)).not.toThrow();
       const full = treeFromSequences(0, seqs, { budget: 10000 });
       expect(t.tokens.length).toBe(Math.min(budget, full.tokens.length));
       // the kept weights are the top (budget-1) weights of the full trie (ancestor-closed greedy is optimal here)
@@ -288,11 +283,11 @@ describe('treeFromSequences', () => {
 
 describe('validateTree', () => {
   it('rejects duplicate siblings, bad depths, bad order and over-budget trees', () => {
-    expect(validateTree({ tokens: [0, 1, 1], parents: [-1, 0, 0], depths: [0, 1, 1] }, 0, 8)).toMatch(/duplicate/);
-    expect(validateTree({ tokens: [0, 1, 2], parents: [-1, 0, 0], depths: [0, 1, 2] }, 0, 8)).toMatch(/depth/);
-    expect(validateTree({ tokens: [0, 1, 2], parents: [-1, 2, 0], depths: [0, 2, 1] }, 0, 8)).toMatch(/parent/);
-    expect(validateTree({ tokens: [0, 1, 2], parents: [-1, 0, 1], depths: [0, 1, 2] }, 0, 2)).toMatch(/budget/);
-    expect(validateTree({ tokens: [0, 1, 1], parents: [-1, 0, 1], depths: [0, 1, 2] }, 0, 8)).toBeNull();
+    expect(() => validateTree({ tokens: [0, 1, 1], parents: [-1, 0, 0], depths: [0, 1, 1] }, 0, 8)).toThrow(/duplicate/);
+    expect(() => validateTree({ tokens: [0, 1, 2], parents: [-1, 0, 0], depths: [0, 1, 2] }, 0, 8)).toThrow(/depth/);
+    expect(() => validateTree({ tokens: [0, 1, 2], parents: [-1, 2, 0], depths: [0, 2, 1] }, 0, 8)).toThrow(/parent/);
+    expect(() => validateTree({ tokens: [0, 1, 2], parents: [-1, 0, 1], depths: [0, 1, 2] }, 0, 2)).toThrow(/budget/);
+    expect(() => validateTree({ tokens: [0, 1, 1], parents: [-1, 0, 1], depths: [0, 1, 2] }, 0, 8)).not.toThrow();
   });
 });
 

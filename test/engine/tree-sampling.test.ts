@@ -14,6 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { acceptSampling, type Acceptance } from '../../src/engine/acceptance.js';
 import { Rng, argmax, sampleFrom, sampleToken, targetDistribution } from '../../src/engine/sampling.js';
 import { buildTree, childrenOf, validateTree } from '../../src/engine/tree.js';
+import { goodnessOfFit } from './stats.js';
 import type { SamplingParams, TokenTree } from '../../src/engine/types.js';
 
 const V = 5;
@@ -174,51 +175,6 @@ function exactDistribution(params: SamplingParams): Float64Array {
   };
   rec([...PROMPT], 1, 0, 0);
   return out;
-}
-
-/** Regularized upper incomplete gamma Q(a, x) (Numerical Recipes: series / continued fraction). */
-function gammaQ(a: number, x: number): number {
-  const gln = lgamma(a);
-  if (x < a + 1) {
-    let sum = 1 / a, del = sum, ap = a;
-    for (let n = 0; n < 1000; n++) { ap += 1; del *= x / ap; sum += del; if (Math.abs(del) < Math.abs(sum) * 1e-15) break; }
-    return 1 - sum * Math.exp(-x + a * Math.log(x) - gln);
-  }
-  let b = x + 1 - a, c = 1e300, d = 1 / b, h = d;
-  for (let i = 1; i < 1000; i++) {
-    const an = -i * (i - a);
-    b += 2;
-    d = an * d + b; if (Math.abs(d) < 1e-300) d = 1e-300;
-    c = b + an / c; if (Math.abs(c) < 1e-300) c = 1e-300;
-    d = 1 / d;
-    const del = d * c; h *= del;
-    if (Math.abs(del - 1) < 1e-15) break;
-  }
-  return Math.exp(-x + a * Math.log(x) - gln) * h;
-}
-function lgamma(z: number): number {
-  const g = 7, c = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61596188607966, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
-  if (z < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * z)) - lgamma(1 - z);
-  z -= 1;
-  let x = c[0];
-  for (let i = 1; i < g + 2; i++) x += c[i] / (z + i);
-  const t = z + g + 0.5;
-  return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(x);
-}
-
-/** Chi-square goodness of fit (bins with expected count < 5 pooled), and total variation. */
-function goodnessOfFit(counts: Float64Array, exact: Float64Array, n: number) {
-  let chi2 = 0, bins = 0, poolO = 0, poolE = 0, tv = 0;
-  for (let i = 0; i < exact.length; i++) {
-    tv += Math.abs(counts[i] / n - exact[i]) / 2;
-    const e = exact[i] * n;
-    if (e < 5) { poolO += counts[i]; poolE += e; continue; }
-    chi2 += (counts[i] - e) ** 2 / e;
-    bins++;
-  }
-  if (poolE > 0) { chi2 += (poolO - poolE) ** 2 / Math.max(poolE, 1e-9); bins++; }
-  const df = bins - 1;
-  return { chi2, df, pValue: gammaQ(df / 2, chi2 / 2), tv };
 }
 
 function histogram(n: number, draw: () => number[]): Float64Array {

@@ -1,5 +1,6 @@
 /** Response and SSE chunk shapes of OpenAI's completions and chat completions APIs. */
-import type { DoDone, EngineUsage } from '../protocol';
+import type { Usage } from '../../engine/index';
+import type { DoDone } from '../protocol';
 
 export type FinishReason = 'stop' | 'length' | null;
 
@@ -11,7 +12,7 @@ export interface OpenAIUsage {
   completion_tokens_details: { accepted_prediction_tokens: number; rejected_prediction_tokens: number };
 }
 
-export function toUsage(u: EngineUsage): OpenAIUsage {
+export function toUsage(u: Usage): OpenAIUsage {
   return {
     prompt_tokens: u.promptTokens,
     completion_tokens: u.completionTokens,
