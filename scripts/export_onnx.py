@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Export the base model and the draft heads to fp32 ONNX (opset 17), op by op.
 
-Base model (batch 1; S new tokens, P past tokens, T = P+S):
-  inputs  input_ids int64 [1,S], position_ids int64 [1,S], attention_mask f32 [1,1,S,T] (additive),
-          past_key_i / past_value_i f32 [1,H,P,D] for each layer i
+Base model, KV interface 2 (batch 1; S new tokens, P cached tokens, T = P+S):
+  inputs  input_ids int64 [1,S], position_ids int64 [1,S],
+          attention_mask f32 [1,1,S,S] (additive, among the S new tokens only: every new token
+          sees all P cached positions), past_key_i / past_value_i f32 [1,H,P,D] for each layer i
   outputs logits f32 [1,S,V], hidden f32 [1,S,d] (after the final norm),
-          present_key_i / present_value_i f32 [1,H,T,D]
-The mask makes a token tree verifiable in one pass: row j may see all P past positions plus its
+          new_kv f32 [2L,H,S,D]: the new tokens' keys and values only (row 2i = layer i's K,
+          2i+1 its V); the caller keeps the cache and appends them.
+The mask makes a token tree verifiable in one pass: row j sees the P cached positions plus its
 ancestors and itself. One [d,V] table (`embed_t`) is both the embedding and the tied LM head.
 
 Draft heads (N rows): inputs hidden f32 [N,d], token_ids int64 [N] (the pending token);
@@ -18,6 +20,7 @@ Draft heads (N rows): inputs hidden f32 [N,d], token_ids int64 [N] (the pending 
 import argparse, json, os, sys
 
 import numpy as np
+import onnx
 import torch
 from onnx import TensorProto
 
@@ -39,25 +42,97 @@ def embed_lookup(g, ids, n_dims_out):
     return g.op("Transpose", [cols], perm=perm)
 
 
-def exact_softmax(g, x):
-    """Softmax over the last axis whose result does not depend on where the masked (-inf) entries
-    sit or how many there are: max and exp are exact per element, and the sum is taken in float64,
-    where adding ≤512 float32 terms in any order gives the same float32 after rounding (a fused
-    float32 Softmax sums in SIMD lanes, so a token verified inside a tree would get probabilities
-    an ulp away from the same token decoded alone, and int8 re-quantization can amplify that)."""
-    axes = g.const(np.array([-1], np.int64), "axes_last")
-    e = g.op("Exp", [g.op("Sub", [x, g.op("ReduceMax", [x], axes=[-1], keepdims=1)])])
-    total = g.op("ReduceSum", [g.op("Cast", [e], to=TensorProto.DOUBLE), axes], keepdims=1)
-    return g.op("Div", [e, g.op("Cast", [total], to=TensorProto.FLOAT)])
+# The cache is kept in panels of this many positions (see panel_attention). Smaller panels pad
+# the partial last panel less (cheaper short contexts); any size up to 128 keeps every
+# panel MatMul inside one MLAS K-panel. 32 measured fastest of 32/64/128 (README, Results).
+PANEL = 32
+# Rows the cache may hold beyond max_seq_len during a tree verify (the engine caps trees at this).
+ROW_SLACK = 128
 
 
-def build_base(model: BaseModel):
+def attention_shared(g, ids, mask_in, past_full0, past_tail0, H, D, B):
+    """Shapes and constants every layer's attention shares, computed once per run.
+
+    S new tokens; Pt cached positions in the partial last panel (the tail); R = Pt + S rows of the
+    tail block, padded with `pad` masked rows to W = nt * B."""
+    i64 = lambda v: g.const(np.array(v, np.int64), "i")
+    dim = lambda t, i: g.op("Gather", [g.op("Shape", [t]), i64(i)], axis=0)
+    one = lambda t: g.op("Unsqueeze", [t, i64([0])])
+    S, Pt, F = dim(ids, 1), dim(past_tail0, 2), dim(past_full0, 0)
+    R = g.op("Add", [Pt, S])
+    pad = g.op("Mod", [g.op("Sub", [i64(B), g.op("Mod", [R, i64(B)])]), i64(B)])
+    f32 = lambda v: onnx.helper.make_tensor("v", TensorProto.FLOAT, [1], [v])
+    # additive mask over the tail block: cached tail rows visible, the new rows as given,
+    # padding masked -> [1,1,S,W]
+    zeros_m = g.op("ConstantOfShape", [g.op("Concat", [i64([1, 1]), one(S), one(Pt)], axis=0)], value=f32(0.0))
+    inf_m = g.op("ConstantOfShape", [g.op("Concat", [i64([1, 1]), one(S), one(pad)], axis=0)], value=f32(-np.inf))
+    return {
+        "mask": g.op("Concat", [zeros_m, mask_in, inf_m], axis=3),
+        "pads": g.op("Concat", [i64([0, 0, 0, 0, 0, 0, 0]), one(pad)], axis=0),
+        "zeros_v": g.op("ConstantOfShape", [g.op("Concat", [i64([1, H]), one(pad), i64([D])], axis=0)], value=f32(0.0)),
+        "ones_col": g.const(np.ones((B, 1), np.float32), "ones_col"),
+        "expand_f": g.op("Concat", [one(F), i64([1, 1, 1])], axis=0),
+        "i64": i64,
+        "D": D,
+        "B": B,
+    }
+
+
+def panel_attention(g, sh, q, k_full, k_tail, k_new, v_full, v_tail, v_new, scale, ones_n, out_shape, den_shape):
+    """softmax(q k^T * scale + mask) v for S new query rows, computed so that a row's result is
+    bit-identical whatever S is and wherever the row sits in the batch.
+
+    Why panels: onnxruntime's float MatMul does not sum over K in one fixed order. With M >= 2
+    rows, MLAS SGEMM walks K in panels of StrideK and adds each panel's partial sums into C
+    (StrideK = 256 when N = 64 output columns: MLAS_SGEMM_STRIDEK is 128 and doubles because
+    N <= 64); with M = 1 the same MatMul sums all of K in one pass. So probs @ V for a 16-token
+    verify (M = 16) and for a one-token decode (M = 1) round differently once more than 256
+    positions are attended, and the int8 re-quantization downstream turns those last-bit
+    differences into logit changes that flip near-tie argmaxes. Here no MatMul sums over more than
+    B positions (not above any StrideK MLAS picks, so both kernel paths sum in order): the
+    cache is grouped by absolute position into panels [0,B), [B,2B), ..., each panel's
+    weighted sum is one batched MatMul, and the per-panel sums are added in panel order by a MatMul
+    with M = 1 and K = number of panels. Masked positions contribute exact zeros and adding zeros
+    changes nothing, so a row's result does not depend on how many masked positions or padding
+    panels follow it. The softmax denominator is summed the same way (a MatMul with a ones
+    column); max and exp are per element.
+
+    Why full panels and a tail: full panels of the cache are fed as [F,H,B,D] straight from the
+    engine's panel-major buffers (no copy outside the one onnxruntime-web makes of every input)
+    and used in place; only the partial last panel is concatenated with the new rows.
+
+    q [1,H,S,D]; k_full/v_full [F,H,B,D]; k_tail/v_tail [1,H,Pt,D]; k_new/v_new [1,H,S,D]
+    -> [1,H,S,D]."""
+    i64, B = sh["i64"], sh["B"]
+    tr = lambda t: g.op("Transpose", [t], perm=[0, 1, 3, 2])
+    # q is expanded to the F panels explicitly: onnxruntime's MatMul will not broadcast 1 to 0
+    q_f = g.op("Expand", [q, sh["expand_f"]])                                          # [F,H,S,D]
+    s_full = g.op("Mul", [g.op("MatMul", [q_f, tr(k_full)]), scale])                   # [F,H,S,B]
+    s_tail = g.op("Mul", [g.op("MatMul", [q, tr(g.op("Concat", [k_tail, k_new], axis=2))]), scale])  # [1,H,S,R]
+    s_tail = g.op("Add", [g.op("Pad", [s_tail, sh["pads"]]), sh["mask"]])                # [1,H,S,W]
+    m = g.op("Max", [g.op("ReduceMax", [s_full], axes=[0, 3], keepdims=1),
+                     g.op("ReduceMax", [s_tail], axes=[3], keepdims=1)])                  # [1,H,S,1]
+    e_full = g.op("Exp", [g.op("Sub", [s_full, m])])                                    # [F,H,S,B]
+    e_tail = g.op("Transpose", [g.op("Reshape", [g.op("Exp", [g.op("Sub", [s_tail, m])]), i64([0, 0, 0, -1, B])])],
+                  perm=[0, 1, 3, 2, 4])                                                  # [1,H,nt,S,B]
+    v_tail = g.op("Reshape", [g.op("Concat", [v_tail, v_new, sh["zeros_v"]], axis=2), i64([0, 0, -1, B, sh["D"]])])  # [1,H,nt,B,D]
+    # per-panel sums, in panel order: [1, n, H, S, X] with n = F + nt
+    to_panels = lambda full, tail: g.op("Concat", [g.op("Unsqueeze", [full, i64([0])]),
+                                                   g.op("Transpose", [tail], perm=[0, 2, 1, 3, 4])], axis=1)
+    num = to_panels(g.op("MatMul", [e_full, v_full]), g.op("MatMul", [e_tail, v_tail]))
+    den = to_panels(g.op("MatMul", [e_full, sh["ones_col"]]), g.op("MatMul", [e_tail, sh["ones_col"]]))
+    add_panels = lambda t: g.op("MatMul", [ones_n, g.op("Reshape", [t, i64([0, 0, -1])])])  # [1,1,H*S*X]
+    return g.op("Div", [g.op("Reshape", [add_panels(num), out_shape]), g.op("Reshape", [add_panels(den), den_shape])])
+
+
+def build_base(model: BaseModel, panel=PANEL):
     cfg = model.cfg
     H, D, d, V = cfg.n_heads, cfg.head_dim, cfg.d_model, cfg.vocab_size
+    assert cfg.max_seq_len % panel == 0
     g = Graph("ctc_edge_base")
     ids = g.input("input_ids", I64, [1, "S"])
     pos = g.input("position_ids", I64, [1, "S"])
-    mask = g.input("attention_mask", F32, [1, 1, "S", "T"])
+    mask = g.input("attention_mask", F32, [1, 1, "S", "S"])
     g.init("embed_t", np32(model.embed.weight).T.copy())
     cos, sin = rope_cos_sin(torch.arange(cfg.max_seq_len).unsqueeze(0), D, cfg.rope_theta)
     g.init("rope_cos", np32(cos[0, 0]))  # [max_seq, D]: looked up, never recomputed
@@ -74,28 +149,45 @@ def build_base(model: BaseModel):
         rotated = g.op("Concat", [g.op("Neg", [x2]), x1], axis=-1)
         return g.op("Add", [g.op("Mul", [x, cos_s]), g.op("Mul", [rotated, sin_s])])
 
+    # One input holds every buffer's tail (each input costs a fixed few microseconds per run);
+    # the full panels stay one input per buffer so that they need no copy.
+    tails = g.input("past_tail", F32, [2 * cfg.n_layers, H, "Pt", D])
+    past = {}
+    for i in range(cfg.n_layers):
+        for j, kind in enumerate(("key", "value")):
+            tail = g.op("Gather", [tails, g.const(np.array([2 * i + j], np.int64), "i")], axis=0)  # [1,H,Pt,D]
+            past[kind, i] = (g.input(f"past_{kind}_{i}", F32, ["F", H, panel, D]), tail)
+    sh = attention_shared(g, ids, mask, past["key", 0][0], tails, H, D, panel)
+    i64 = sh["i64"]
+    n_panels = g.op("Add", [g.op("Gather", [g.op("Shape", [past["key", 0][0]]), i64(0)], axis=0),
+                            g.op("Div", [g.op("Gather", [g.op("Shape", [sh["mask"]]), i64(3)], axis=0), i64(panel)])])
+    # Positions stop at max_seq_len - 1, but a verified tree holds one row per node, so the cache
+    # can briefly hold up to ROW_SLACK more rows than positions.
+    ones_n = g.op("Slice", [g.const(np.ones((1, 1, (cfg.max_seq_len + ROW_SLACK) // panel + 1), np.float32), "ones_row"),
+                            i64([0]), g.op("Unsqueeze", [n_panels, i64([0])]), i64([2])])  # [1,1,n]
+    S1 = g.op("Unsqueeze", [g.op("Gather", [g.op("Shape", [ids]), i64(1)], axis=0), i64([0])])
+    out_shape = g.op("Concat", [i64([1, H]), S1, i64([D])], axis=0)
+    den_shape = g.op("Concat", [i64([1, H]), S1, i64([1])], axis=0)
+
     x = embed_lookup(g, ids, 3)
+    new_kv = []
     for i, b in enumerate(model.blocks):
-        past_k = g.input(f"past_key_{i}", F32, [1, H, "P", D])
-        past_v = g.input(f"past_value_{i}", F32, [1, H, "P", D])
         h = g.rms_norm(x, np32(b.attn_norm.weight), cfg.norm_eps, f"l{i}_attn_norm")
         qkv = g.linear(h, np32(b.attn.wqkv.weight).T, hint=f"l{i}_wqkv")
         q, k, v = (g.op("Transpose", [g.op("Reshape", [t, heads_shape])], perm=[0, 2, 1, 3])
                    for t in g.ops("Split", [qkv], 3, "qkv", axis=-1))
         q, k = rope(q), rope(k)
-        k_all = g.op("Concat", [past_k, k], axis=2)
-        v_all = g.op("Concat", [past_v, v], axis=2)
-        g.output(k_all, f"present_key_{i}", F32, [1, H, "T", D])
-        g.output(v_all, f"present_value_{i}", F32, [1, H, "T", D])
-        scores = g.op("Mul", [g.op("MatMul", [q, g.op("Transpose", [k_all], perm=[0, 1, 3, 2])]), scale])
-        probs = exact_softmax(g, g.op("Add", [scores, mask]))
-        attn = g.op("Reshape", [g.op("Transpose", [g.op("MatMul", [probs, v_all])], perm=[0, 2, 1, 3]), merge_shape])
+        new_kv += [k, v]
+        (kf, kt), (vf, vt) = past["key", i], past["value", i]
+        attn = panel_attention(g, sh, q, kf, kt, k, vf, vt, v, scale, ones_n, out_shape, den_shape)
+        attn = g.op("Reshape", [g.op("Transpose", [attn], perm=[0, 2, 1, 3]), merge_shape])
         x = g.op("Add", [x, g.linear(attn, np32(b.attn.wo.weight).T, hint=f"l{i}_wo")])
         h = g.rms_norm(x, np32(b.mlp_norm.weight), cfg.norm_eps, f"l{i}_mlp_norm")
         gate, up = g.ops("Split", [g.linear(h, np32(b.mlp.w_gate_up.weight).T, hint=f"l{i}_w_gate_up")],
                          2, "gu", axis=-1)
         x = g.op("Add", [x, g.linear(g.op("Mul", [g.silu(gate), up]), np32(b.mlp.w_down.weight).T,
                                      hint=f"l{i}_w_down")])
+    g.output(g.op("Concat", new_kv, axis=0), "new_kv", F32, [2 * cfg.n_layers, H, "S", D])
     hidden = g.rms_norm(x, np32(model.norm.weight), cfg.norm_eps, "final_norm")
     g.output(hidden, "hidden", F32, [1, "S", d])
     g.output(g.op("MatMul", [hidden, "embed_t"]), "logits", F32, [1, "S", V])
@@ -175,6 +267,8 @@ def main():
     ap.add_argument("--ctc", default="checkpoints/ctc/model.pt")
     ap.add_argument("--medusa", default="checkpoints/medusa/model.pt")
     ap.add_argument("--out", default="data/onnx")
+    ap.add_argument("--kv-panel", type=int, default=PANEL,
+                    help="positions per KV-cache panel (attention is summed panel by panel)")
     ap.add_argument("--ctc-shortlist", type=int, default=0,
                     help="CTC head proposes only the N most frequent training tokens (0 = all)")
     ap.add_argument("--data", default="data/tokens")
@@ -184,8 +278,8 @@ def main():
     base = BaseModel(ModelConfig(**st["config"]))
     base.load_state_dict(st["model"])
     base.eval()
-    save(build_base(base), os.path.join(args.out, "base.onnx"))
-    info = {"config": base.cfg.to_dict(), "train": {k: st.get(k) for k in ("step", "tokens", "elapsed", "val_loss")}}
+    save(build_base(base, args.kv_panel), os.path.join(args.out, "base.onnx"))
+    info = {"config": base.cfg.to_dict(), "kv_panel": args.kv_panel, "train": {k: st.get(k) for k in ("step", "tokens", "elapsed", "val_loss")}}
     from model import CTCDraftHead, MedusaHeads
     shortlist = None
     if args.ctc_shortlist:

@@ -28,7 +28,8 @@ class Graph:
         self.outputs.append(helper.make_tensor_value_info(name, elem, shape))
 
     def init(self, name, array):
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        a = np.asarray(array)  # (np.ascontiguousarray would turn a scalar into shape [1])
+        self.inits.append(numpy_helper.from_array(a if a.ndim == 0 else np.ascontiguousarray(a), name))
         return name
 
     def const(self, array, hint="const"):

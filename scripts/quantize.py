@@ -3,7 +3,7 @@
 
 Methods (chosen by measurement; see README "Results"):
   rowwise  (default) activations are quantized per row (per token) inside the graph:
-           s = max|a_row|/127, q = round(a/s) + 128 (uint8), MatMulInteger(q, W_int8, zp=128) -> int32,
+           s = max|a_row|/127, q = round(a/s) + 128 (uint8, one QuantizeLinear), MatMulInteger(q, W_int8, zp=128) -> int32,
            y = (float(acc) * s) * w_scale. A token's result never depends on the other tokens in the
            batch, so verifying a tree gives the same numbers as decoding token by token: the
            property that lossless speculation rests on.
@@ -51,6 +51,7 @@ def quantize(model, method, pow2=False):
               numpy_helper.from_array(np.array(128.0, np.float32), "q_128"),
               numpy_helper.from_array(np.array(1e-12, np.float32), "q_tiny"),
               numpy_helper.from_array(np.array(128, np.uint8), "q_zp"),
+              numpy_helper.from_array(np.array(1.0, np.float32), "q_one"),
               numpy_helper.from_array(np.array(np.log(2.0), np.float32), "q_ln2"),
               numpy_helper.from_array(np.array(2.0, np.float32), "q_two")]
     nodes, row_q = [], {}  # row_q: activation name -> (quantized uint8, row scale), shared by consumers
@@ -74,8 +75,9 @@ def quantize(model, method, pow2=False):
                     # in max|a_row| almost never changes s (it only could at a power of two).
                     e = mk("Ceil", [mk("Div", [mk("Log", [s], p + "_ln"), "q_ln2"], p + "_log2")], p + "_exp")
                     s = mk("Pow", ["q_two", e], p + "_scale")
-                r = mk("Round", [mk("Div", [a, s], p + "_div")], p + "_round")
-                qa = mk("Cast", [mk("Add", [r, "q_128"], p + "_shift")], p + "_u8", to=TensorProto.UINT8)
+                # QuantizeLinear(x, 1, 128) = saturate(round_half_even(x) + 128) as uint8: the same
+                # bits as Cast(Round(x) + 128) for |x| <= 127, in one op instead of three.
+                qa = mk("QuantizeLinear", [mk("Div", [a, s], p + "_div"), "q_one", "q_zp"], p + "_u8")
                 row_q[a] = (qa, s)
             qa, s = row_q[a]
             acc = mk("MatMulInteger", [qa, wq, "q_zp"], y + "_acc")

@@ -81,7 +81,7 @@ def main():
     c = export["config"]
     files = {
         "base": write_file(out_dir, "base", open(os.path.join(args.onnx, "base.rowwise.onnx"), "rb").read(),
-                           {"quantization": "int8-rowwise"}),
+                           {"quantization": "int8-rowwise", "kv_interface": 2}),
         "tokenizer": write_file(out_dir, "tokenizer", open(args.tokenizer, "rb").read()),
     }
     for kind in ("ctc", "medusa"):
@@ -108,6 +108,8 @@ def main():
         "config": {"vocab_size": c["vocab_size"], "d_model": c["d_model"], "n_layers": c["n_layers"],
                    "n_heads": c["n_heads"], "head_dim": c["d_model"] // c["n_heads"], "ffn_hidden": c["ffn_hidden"],
                    "max_seq_len": c["max_seq_len"], "rope_theta": c["rope_theta"],
+                   # the base graph's KV-cache panel (export_onnx.py panel_attention)
+                   "kv_panel": export["kv_panel"],
                    # Documents are separated by <s> in training, so generating <s> ends a document.
                    "bos_id": 1, "eos_id": 1},
         "files": files,

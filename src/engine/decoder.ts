@@ -176,7 +176,7 @@ export class DecodingSession {
     }
     if (kv && kv.length > 0 && snap.kvLength > 0) {
       const cache = KVCache.fromChunks(
-        { layers: core.config.n_layers, heads: core.config.n_heads, headDim: core.config.head_dim },
+        { layers: core.config.n_layers, heads: core.config.n_heads, headDim: core.config.head_dim, panel: core.config.kv_panel },
         kv,
       );
       if (cache.length !== snap.kvLength) {
@@ -286,7 +286,9 @@ export class DecodingSession {
       return;
     }
 
-    // 1. Bring the KV cache in line with the prompt.
+    // 1. Bring the KV cache in line with the prompt (room for the whole request first, so rounds
+    //    append in place).
+    this.kv.reserve(Math.min(this.core.maxContext, prompt.length + req.maxTokens));
     const t0 = now();
     usage.cachedTokens = await this.sync(prompt);
     usage.prefillMs = now() - t0;

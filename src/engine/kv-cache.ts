@@ -1,15 +1,22 @@
 /**
- * Per-layer key/value cache of the base model.
+ * Per-layer key/value cache of the base model, kept in buffers that are appended to and compacted
+ * in place.
  *
- * Storage per layer: K and V as Float32Array laid out [H, cap, D] (cap >= length); the logical
- * content is [H, length, D]. The graph wants `past_*` as contiguous [1, H, P, D], so a buffer is
- * fed directly only when cap === length; otherwise it is packed once (and the packed buffer
- * becomes the storage, so the next feed is free).
+ * Storage: one Float32Array per layer and kind (K, V), panel-major: positions are grouped into
+ * panels of `panel` consecutive positions, each panel laid out [H, panel, D], panels one after the
+ * other ([capPanels, H, panel, D]). Position p lives in panel p / panel, row p % panel. Capacity
+ * grows by doubling (or once, up front, with `reserve`), so a session pays a handful of
+ * re-layouts in its life, not one per step.
  *
- * Why `append` adopts ORT's present buffers instead of copying into a grown buffer: the graph
- * returns `present_*` = [1, H, P+S, D] (past with the new S appended), already copied out of the
- * wasm heap into fresh JS arrays. Adopting them makes plain decoding copy-free on the JS side;
- * a speculative round pays one copy in `keep` (compaction to the accepted path).
+ * Why panels: the base graph sums attention over positions panel by panel (so that a token's
+ * result does not depend on the batch it is computed in), and it takes the full panels of the
+ * cache as one [F, H, panel, D] tensor. The first F panels of a buffer are exactly that, so they
+ * are fed as a view: no copy on our side (onnxruntime-web copies every CPU input into its heap
+ * once; it has no public way to keep an input resident). Only the partial last panel (the tail,
+ * length % panel positions) is packed per run, into [1, H, Pt, D].
+ *
+ * The graph returns only the S new rows of each run (`new_kv` [2L, H, S, D]); `append` writes them
+ * at [length, length + S) and `keep` moves the accepted tree nodes down over the rejected ones.
  *
  * Serialization is position-major so ranges concatenate: token t -> for layer l: K[l][:, t, :]
  * then V[l][:, t, :] ([H, D] each) as little-endian float32 bytes; L*2*H*D*4 bytes per token
@@ -20,23 +27,39 @@ export interface KVShape {
   layers: number;
   heads: number;
   headDim: number;
+  /** Positions per panel (the graph's; 128 for the default model). */
+  panel: number;
+}
+
+/** The past tensors of one run: per buffer, the full panels (a view) and the packed tail. */
+export interface PastFeed {
+  /** Full panels F. */
+  panels: number;
+  /** Tail positions Pt (length = F * panel + Pt). */
+  tail: number;
+  /** [2L] views of [F, H, panel, D]. */
+  full: Float32Array[];
+  /** Every buffer's tail, [2L, H, Pt, D], a view of the staging buffer. */
+  tails: Float32Array;
 }
 
 export class KVCache {
   readonly layers: number;
   readonly heads: number;
   readonly headDim: number;
-  private keys: Float32Array[];
-  private values: Float32Array[];
-  private cap = 0;
+  readonly panel: number;
+  /** [layer * 2 + kind] -> [capPanels, H, panel, D]; kind 0 = K, 1 = V (the graph's new_kv order). */
+  private bufs: Float32Array[];
+  private capPanels = 0;
   private len = 0;
 
   constructor(shape: KVShape) {
+    if (!(Number.isInteger(shape.panel) && shape.panel > 0)) throw new Error(`KVCache: panel must be a positive integer, got ${shape.panel}`);
     this.layers = shape.layers;
     this.heads = shape.heads;
     this.headDim = shape.headDim;
-    this.keys = Array.from({ length: this.layers }, () => new Float32Array(0));
-    this.values = Array.from({ length: this.layers }, () => new Float32Array(0));
+    this.panel = shape.panel;
+    this.bufs = Array.from({ length: 2 * this.layers }, () => new Float32Array(0));
   }
 
   /** Cached positions. */
@@ -44,122 +67,150 @@ export class KVCache {
     return this.len;
   }
 
-  /** Capacity in positions of the current storage. */
+  /** Positions the buffers hold without growing. */
   get capacity(): number {
-    return this.cap;
+    return this.capPanels * this.panel;
   }
 
   get bytesPerToken(): number {
     return this.layers * 2 * this.heads * this.headDim * 4;
   }
 
+  /** Bytes the buffers occupy (capacity, not length). */
+  get allocatedBytes(): number {
+    return this.capacity * this.bytesPerToken;
+  }
+
+  /** Float offset of (head h, position p) in a buffer. */
+  private at(h: number, p: number): number {
+    const B = this.panel;
+    return ((Math.floor(p / B) * this.heads + h) * B + (p % B)) * this.headDim;
+  }
+
+  /** Grows the buffers to hold at least n positions (callers that know a request's size
+   *  reserve it up front; append otherwise doubles). */
+  reserve(n: number): void {
+    const need = Math.ceil(n / this.panel);
+    if (need > this.capPanels) this.regrow(need);
+  }
+
   /**
-   * Takes the graph's present tensors, present[l] = [H, from + S, D], whose first `from`
-   * positions are this cache (the graph concatenates past and new). `from` must equal length.
+   * Appends the rows of one graph run: newKV = [2L, H, S, D] (row 2l = layer l's K, 2l+1 its V),
+   * written at positions [length, length + S).
    */
-  append(presentKeys: Float32Array[], presentValues: Float32Array[], from: number): void {
-    if (from !== this.len) throw new Error(`KVCache.append: from ${from} != length ${this.len}`);
-    const HD = this.heads * this.headDim;
-    const total = presentKeys[0].length / HD;
-    if (!Number.isInteger(total) || total < from) throw new Error('KVCache.append: bad present shape');
-    for (let l = 0; l < this.layers; l++) {
-      if (presentKeys[l].length !== total * HD || presentValues[l].length !== total * HD) {
-        throw new Error(`KVCache.append: layer ${l} present has the wrong size`);
-      }
-      this.keys[l] = presentKeys[l];
-      this.values[l] = presentValues[l];
+  append(newKV: Float32Array, S: number): void {
+    const { heads: H, headDim: D, panel: B } = this;
+    if (!Number.isInteger(S) || S < 0 || newKV.length !== 2 * this.layers * H * S * D) {
+      throw new Error(`KVCache.append: new_kv has ${newKV.length} values, expected [${2 * this.layers}, ${H}, ${S}, ${D}]`);
     }
-    this.cap = total;
-    this.len = total;
+    const P = this.len;
+    if (P + S > this.capacity) this.regrow(Math.max(Math.ceil((P + S) / B), 2 * this.capPanels));
+    for (let b = 0; b < this.bufs.length; b++) {
+      const dst = this.bufs[b];
+      for (let h = 0; h < H; h++) {
+        // rows P .. P+S-1 are contiguous within a panel: copy them run by run
+        for (let j = 0; j < S; ) {
+          const run = Math.min(S - j, B - ((P + j) % B));
+          const src = ((b * H + h) * S + j) * D;
+          dst.set(newKV.subarray(src, src + run * D), this.at(h, P + j));
+          j += run;
+        }
+      }
+    }
+    this.len = P + S;
   }
 
   /**
    * Keeps positions [0, base) plus base + nodes[j] for each j, in that order (compaction of a
-   * verified tree to its accepted path). nodes must be ascending (a root-first tree path is).
+   * verified tree to its accepted path), moving rows in place. nodes must be ascending (a
+   * root-first tree path is), so every row moves down or stays and nothing is overwritten early.
    */
   keep(base: number, nodes: readonly number[]): void {
-    const newLen = base + nodes.length;
-    for (let j = 0; j < nodes.length; j++) {
-      const src = base + nodes[j];
-      if (src >= this.len || (j > 0 && nodes[j] <= nodes[j - 1])) throw new Error('KVCache.keep: bad node list');
-    }
     if (base > this.len) throw new Error('KVCache.keep: base beyond length');
-    // Fast path: a prefix of the tree positions (plain decoding, a chain's first branch) is a
-    // truncation, which is lazy (and free when nothing is dropped).
-    if (nodes.every((n, j) => n === j)) {
-      this.truncate(newLen);
-      return;
-    }
-    const { heads: H, headDim: D, cap } = this;
-    for (let l = 0; l < this.layers; l++) {
-      for (const store of [this.keys, this.values]) {
-        const old = store[l];
-        const out = new Float32Array(H * newLen * D);
-        for (let h = 0; h < H; h++) {
-          const o = h * cap * D;
-          const n = h * newLen * D;
-          out.set(old.subarray(o, o + base * D), n);
-          for (let j = 0; j < nodes.length; j++) {
-            const s = o + (base + nodes[j]) * D;
-            out.set(old.subarray(s, s + D), n + (base + j) * D);
-          }
-        }
-        store[l] = out;
+    for (let j = 0; j < nodes.length; j++) {
+      if (base + nodes[j] >= this.len || nodes[j] < 0 || (j > 0 && nodes[j] <= nodes[j - 1])) {
+        throw new Error('KVCache.keep: bad node list');
       }
     }
-    this.cap = newLen;
-    this.len = newLen;
+    const { heads: H, headDim: D } = this;
+    for (let j = 0; j < nodes.length; j++) {
+      if (nodes[j] === j) continue; // already in place (a path's first nodes often are)
+      for (let h = 0; h < H; h++) {
+        const src = this.at(h, base + nodes[j]);
+        const dst = this.at(h, base + j);
+        for (const buf of this.bufs) buf.copyWithin(dst, src, src + D);
+      }
+    }
+    this.len = base + nodes.length;
   }
 
-  /** Drops positions from n on. Lazy: storage is repacked on the next feed. */
+  /** Drops positions from n on. */
   truncate(n: number): void {
     if (n < 0 || n > this.len) throw new Error(`KVCache.truncate: ${n} outside [0, ${this.len}]`);
     this.len = n;
   }
 
-  /** Contiguous past for layer l: [keys, values], each [H, length, D] (views into storage). */
-  past(l: number): [Float32Array, Float32Array] {
-    if (this.cap !== this.len) this.pack();
-    return [this.keys[l], this.values[l]];
-  }
-
-  /** Re-lays the storage out with cap === length (a copy). */
-  private pack(): void {
-    this.resize(this.len);
-  }
-
-  /** Changes capacity to `cap` (>= length), preserving the content. */
-  private resize(cap: number): void {
-    const { heads: H, headDim: D } = this;
-    const n = Math.min(this.len, cap);
-    for (let l = 0; l < this.layers; l++) {
-      for (const store of [this.keys, this.values]) {
-        const old = store[l];
-        const out = new Float32Array(H * cap * D);
-        for (let h = 0; h < H; h++) {
-          out.set(old.subarray(h * this.cap * D, h * this.cap * D + n * D), h * cap * D);
-        }
-        store[l] = out;
+  /**
+   * The past tensors for a run. The full panels are views of the buffers; the tails of all
+   * buffers are packed into `stage` (at least 2L * H * panel * D floats) as one [2L, H, Pt, D].
+   */
+  feed(stage: Float32Array): PastFeed {
+    const { heads: H, headDim: D, panel: B, len: P } = this;
+    const F = Math.floor(P / B);
+    const Pt = P - F * B;
+    const per = H * Pt * D;
+    if (stage.length < this.bufs.length * per) throw new Error('KVCache.feed: staging buffer too small');
+    const full: Float32Array[] = [];
+    for (let b = 0; b < this.bufs.length; b++) {
+      const buf = this.bufs[b];
+      full.push(buf.subarray(0, F * H * B * D));
+      for (let h = 0; h < H; h++) {
+        const src = ((F * H + h) * B) * D;
+        stage.set(buf.subarray(src, src + Pt * D), b * per + h * Pt * D);
       }
     }
-    this.cap = cap;
+    return { panels: F, tail: Pt, full, tails: stage.subarray(0, this.bufs.length * per) };
+  }
+
+  /** Contiguous copy of layer l's [keys, values], each [H, length, D] (tests, tools). */
+  past(l: number): [Float32Array, Float32Array] {
+    const { heads: H, headDim: D, len: P } = this;
+    return [0, 1].map((kind) => {
+      const buf = this.bufs[2 * l + kind];
+      const out = new Float32Array(H * P * D);
+      for (let h = 0; h < H; h++) {
+        for (let t = 0; t < P; t++) {
+          const s = this.at(h, t);
+          out.set(buf.subarray(s, s + D), (h * P + t) * D);
+        }
+      }
+      return out;
+    }) as [Float32Array, Float32Array];
+  }
+
+  /** Grows to `panels` panels; panel-major storage keeps every offset, so this is one copy. */
+  private regrow(panels: number): void {
+    const size = panels * this.heads * this.panel * this.headDim;
+    this.bufs = this.bufs.map((old) => {
+      const out = new Float32Array(size);
+      out.set(old);
+      return out;
+    });
+    this.capPanels = panels;
   }
 
   /** Bytes of positions [start, end) (position-major, see the file comment). */
   exportRange(start = 0, end = this.len): Uint8Array {
     if (start < 0 || end > this.len || start > end) throw new Error(`KVCache.exportRange: bad range [${start}, ${end})`);
-    const { heads: H, headDim: D, cap } = this;
-    const perTok = this.layers * 2 * H * D;
-    const out = new Float32Array((end - start) * perTok);
+    const { heads: H, headDim: D } = this;
+    const out = new Float32Array((end - start) * 2 * this.layers * H * D);
     let w = 0;
     for (let t = start; t < end; t++) {
-      for (let l = 0; l < this.layers; l++) {
-        for (const src of [this.keys[l], this.values[l]]) {
-          for (let h = 0; h < H; h++) {
-            const s = (h * cap + t) * D;
-            out.set(src.subarray(s, s + D), w);
-            w += D;
-          }
+      for (const buf of this.bufs) {
+        for (let h = 0; h < H; h++) {
+          const s = this.at(h, t);
+          out.set(buf.subarray(s, s + D), w);
+          w += D;
         }
       }
     }
@@ -168,8 +219,7 @@ export class KVCache {
 
   /**
    * Writes positions [start, start + n) from bytes made by exportRange (n = bytes / bytesPerToken),
-   * dropping anything at or after `start` first. start must be <= length. Grows capacity
-   * geometrically, so importing consecutive chunks costs amortised linear time.
+   * dropping anything at or after `start` first. start must be <= length.
    */
   importRange(start: number, bytes: Uint8Array): void {
     const per = this.bytesPerToken;
@@ -177,19 +227,17 @@ export class KVCache {
     if (start < 0 || start > this.len) throw new Error(`KVCache.importRange: start ${start} beyond length ${this.len}`);
     const n = bytes.byteLength / per;
     this.len = start;
-    if (start + n > this.cap) this.resize(Math.max(start + n, Math.ceil(this.cap * 1.5)));
+    this.reserve(start + n);
     // Copy into an aligned buffer: the caller's bytes may sit at an odd offset.
     const src = new Float32Array(n * (per / 4));
     new Uint8Array(src.buffer).set(bytes);
-    const { heads: H, headDim: D, cap } = this;
+    const { heads: H, headDim: D } = this;
     let r = 0;
     for (let t = start; t < start + n; t++) {
-      for (let l = 0; l < this.layers; l++) {
-        for (const dst of [this.keys[l], this.values[l]]) {
-          for (let h = 0; h < H; h++) {
-            dst.set(src.subarray(r, r + D), (h * cap + t) * D);
-            r += D;
-          }
+      for (const buf of this.bufs) {
+        for (let h = 0; h < H; h++) {
+          buf.set(src.subarray(r, r + D), this.at(h, t));
+          r += D;
         }
       }
     }
@@ -200,7 +248,7 @@ export class KVCache {
   static fromChunks(shape: KVShape, chunks: readonly Uint8Array[]): KVCache {
     const kv = new KVCache(shape);
     const total = chunks.reduce((a, c) => a + c.byteLength, 0) / kv.bytesPerToken;
-    if (Number.isInteger(total) && total > 0) kv.resize(total);
+    if (Number.isInteger(total) && total > 0) kv.reserve(total);
     for (const c of chunks) kv.importRange(kv.length, c);
     return kv;
   }
@@ -215,9 +263,8 @@ export class KVCache {
 
   clone(): KVCache {
     const kv = new KVCache(this);
-    kv.keys = this.keys.map((a) => a.slice());
-    kv.values = this.values.map((a) => a.slice());
-    kv.cap = this.cap;
+    kv.bufs = this.bufs.map((a) => a.slice());
+    kv.capPanels = this.capPanels;
     kv.len = this.len;
     return kv;
   }

@@ -1,17 +1,27 @@
 /**
- * The base model over one ORT session. One `forward` = one `session.run()` (fixed cost ~1.2 ms,
- * DESIGN §5), so callers batch: the prompt in one prefill, a whole token tree in one verify.
+ * The base model over one ORT session. One `forward` = one `session.run()` (a fixed cost of about
+ * a millisecond in onnxruntime-web), so callers batch: the prompt in one prefill, a whole token
+ * tree in one verify.
  *
- * Graph (batch 1; S new tokens, P cached, V vocab, d width, L layers, H heads, D head dim):
- *   in:  input_ids int64 [1,S], position_ids int64 [1,S], attention_mask float32 [1,1,S,P+S]
- *        (additive), past_key_i / past_value_i float32 [1,H,P,D] (P may be 0)
- *   out: logits [1,S,V], hidden [1,S,d] (after the final norm), present_key_i / present_value_i
- *        [1,H,P+S,D] (past + new, in input order)
+ * Graph, KV interface 2 (batch 1; S new tokens, P cached, V vocab, d width, L layers, H heads,
+ * D head dim):
+ *   in:  input_ids int64 [1,S], position_ids int64 [1,S], attention_mask float32 [1,1,S,S]
+ *        (additive, among the new tokens; every new token sees all P cached positions), and the
+ *        cache in panels of B positions (P = F*B + Pt): past_key_i / past_value_i float32
+ *        [F,H,B,D] (the full panels of layer i) and past_tail [2L,H,Pt,D] (every layer's K and
+ *        V rows of the partial last panel, in new_kv's order)
+ *   out: logits [1,S,V], hidden [1,S,d] (after the final norm), new_kv [2L,H,S,D] (the new
+ *        tokens' K and V only; the cache appends them)
+ * The graph computes every row exactly as it would alone: a token verified inside a tree or a
+ * prefill chunk gets the same bits as the same token decoded by itself (see export_onnx.py).
  */
 import type { ModelConfig, TokenTree } from './types.js';
 import { KVCache } from './kv-cache.js';
 import { causalMask, treeMask, treePositions } from './tree.js';
 import { createSession, ort, type OrtSession } from './ort.js';
+
+/** Rows the cache may hold beyond max_seq_len during a verify (export_onnx.py ROW_SLACK). */
+const ROW_SLACK = 128;
 
 export interface ForwardResult {
   /** [S * V], row i = next-token logits after new token i. */
@@ -28,15 +38,21 @@ export class LanguageModel {
   /** Serialises forward passes: sessions of one engine may interleave (several Durable Objects
    *  in one isolate), and a cache must not be read while another pass appends to it. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Staging for the packed cache tails (see KVCache.feed); reused across runs. */
+  private stage = new Float32Array(0);
 
   constructor(session: OrtSession, config: ModelConfig) {
     this.session = session;
     this.config = config;
-    const need = ['input_ids', 'position_ids', 'attention_mask', 'past_key_0', 'past_value_0'];
+    if (!Number.isInteger(config.kv_panel)) throw new Error('base model: the manifest config has no kv_panel (re-export with scripts/export_onnx.py and scripts/shard.py)');
+    const need = ['input_ids', 'position_ids', 'attention_mask', 'past_key_0', 'past_value_0', 'past_tail'];
     for (const n of need) {
       if (!session.inputNames.includes(n)) throw new Error(`base model: missing input ${n} (has ${session.inputNames.join(', ')})`);
     }
-    for (const n of ['logits', 'hidden', 'present_key_0', 'present_value_0']) {
+    if (session.outputNames.includes('present_key_0')) {
+      throw new Error('base model: this graph returns the whole cache (present_*, KV interface 1); re-export it with scripts/export_onnx.py');
+    }
+    for (const n of ['logits', 'hidden', 'new_kv']) {
       if (!session.outputNames.includes(n)) throw new Error(`base model: missing output ${n}`);
     }
   }
@@ -46,12 +62,13 @@ export class LanguageModel {
   }
 
   newCache(): KVCache {
-    return new KVCache({ layers: this.config.n_layers, heads: this.config.n_heads, headDim: this.config.head_dim });
+    return new KVCache({ layers: this.config.n_layers, heads: this.config.n_heads, headDim: this.config.head_dim, panel: this.config.kv_panel });
   }
 
   /**
    * Runs S new tokens against the cache and appends their K/V to it (all S of them; a tree
-   * verify is compacted afterwards with cache.keep). mask: additive [S * (P + S)], row-major.
+   * verify is compacted afterwards with cache.keep). mask: additive [S * S], row-major, among the
+   * new tokens (the P cached positions are always visible).
    */
   forward(
     tokenIds: readonly number[],
@@ -74,33 +91,35 @@ export class LanguageModel {
     const P = cache.length;
     const { n_layers: L, n_heads: H, head_dim: D, vocab_size: V, d_model: d } = this.config;
     if (S === 0) return { logits: new Float32Array(0), hidden: new Float32Array(0) };
-    if (positionIds.length !== S || mask.length !== S * (P + S)) throw new Error('forward: shape mismatch');
+    if (positionIds.length !== S || mask.length !== S * S) throw new Error('forward: shape mismatch');
+    // Positions index the rotary table; rows (cached + new) may pass max_seq_len by a tree's width
+    // while a verify is compacted, up to what the graph's panel sum covers.
+    const maxPos = Math.max(...positionIds);
+    if (maxPos >= this.config.max_seq_len) throw new Error(`forward: position ${maxPos} is outside the model's ${this.config.max_seq_len}`);
+    if (P + S > this.config.max_seq_len + ROW_SLACK) throw new Error(`forward: ${P + S} rows exceed what the graph sums (${this.config.max_seq_len + ROW_SLACK})`);
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(tokenIds, BigInt), [1, S]),
       position_ids: new ort.Tensor('int64', BigInt64Array.from(positionIds, BigInt), [1, S]),
-      attention_mask: new ort.Tensor('float32', mask, [1, 1, S, P + S]),
+      attention_mask: new ort.Tensor('float32', mask, [1, 1, S, S]),
     };
+    const B = this.config.kv_panel;
+    if (this.stage.length < 2 * L * H * B * D) this.stage = new Float32Array(2 * L * H * B * D);
+    const past = cache.feed(this.stage);
+    feeds.past_tail = new ort.Tensor('float32', past.tails, [2 * L, H, past.tail, D]);
     for (let l = 0; l < L; l++) {
-      const [k, v] = cache.past(l);
-      feeds[`past_key_${l}`] = new ort.Tensor('float32', k, [1, H, P, D]);
-      feeds[`past_value_${l}`] = new ort.Tensor('float32', v, [1, H, P, D]);
+      feeds[`past_key_${l}`] = new ort.Tensor('float32', past.full[2 * l], [past.panels, H, B, D]);
+      feeds[`past_value_${l}`] = new ort.Tensor('float32', past.full[2 * l + 1], [past.panels, H, B, D]);
     }
     this.runs++;
     const out = await this.session.run(feeds);
     const logits = out.logits.data as Float32Array;
     const hidden = out.hidden.data as Float32Array;
     if (logits.length !== S * V || hidden.length !== S * d) throw new Error('forward: unexpected output shape');
-    const keys: Float32Array[] = [];
-    const values: Float32Array[] = [];
-    for (let l = 0; l < L; l++) {
-      keys.push(out[`present_key_${l}`].data as Float32Array);
-      values.push(out[`present_value_${l}`].data as Float32Array);
-    }
-    cache.append(keys, values, P);
+    cache.append(out.new_kv.data as Float32Array, S);
     // CPU outputs are already copied out of the wasm heap (ORT frees its side during run());
     // dispose anything else the graph returned so nothing lingers.
     for (const [name, t] of Object.entries(out)) {
-      if (name !== 'logits' && name !== 'hidden' && !name.startsWith('present_')) t.dispose();
+      if (name !== 'logits' && name !== 'hidden') t.dispose();
     }
     return { logits, hidden };
   }
@@ -111,7 +130,7 @@ export class LanguageModel {
     return this.forward(
       tokens,
       tokens.map((_, i) => P + i),
-      causalMask(tokens.length, P),
+      causalMask(tokens.length),
       cache,
     );
   }
@@ -125,7 +144,6 @@ export class LanguageModel {
    * positions plus its ancestors and itself. Appends all S nodes' K/V (compact with keep()).
    */
   verifyTree(tree: TokenTree, cache: KVCache): Promise<ForwardResult> {
-    const P = cache.length;
-    return this.forward(tree.tokens, treePositions(tree, P), treeMask(tree, P), cache);
+    return this.forward(tree.tokens, treePositions(tree, cache.length), treeMask(tree), cache);
   }
 }

@@ -111,26 +111,23 @@ export function treePositions(tree: TokenTree, past: number): number[] {
 }
 
 /**
- * Additive attention mask [S * (past + S)], row-major: row i = node i sees all `past` cached
- * positions, then its ancestors and itself among the S tree positions (0 = attend, MASKED = not).
+ * Additive attention mask among the tree's S nodes, [S * S] row-major: row i = node i sees its
+ * ancestors and itself (0 = attend, MASKED = not). The cached positions before the tree are
+ * always visible and take no mask entries.
  */
-export function treeMask(tree: TokenTree, past: number): Float32Array {
+export function treeMask(tree: TokenTree): Float32Array {
   const S = tree.tokens.length;
-  const W = past + S;
-  const mask = new Float32Array(S * W).fill(MASKED);
+  const mask = new Float32Array(S * S).fill(MASKED);
   for (let i = 0; i < S; i++) {
-    const row = i * W;
-    mask.fill(0, row, row + past);
-    for (let a = i; a >= 0; a = tree.parents[a]) mask[row + past + a] = 0;
+    for (let a = i; a >= 0; a = tree.parents[a]) mask[i * S + a] = 0;
   }
   return mask;
 }
 
-/** Causal mask [S * (past + S)] for a plain sequence of S new tokens after `past` cached ones. */
-export function causalMask(S: number, past: number): Float32Array {
-  const W = past + S;
-  const mask = new Float32Array(S * W).fill(MASKED);
-  for (let i = 0; i < S; i++) mask.fill(0, i * W, i * W + past + i + 1);
+/** Causal mask [S * S] for a plain sequence of S new tokens (after any cached ones). */
+export function causalMask(S: number): Float32Array {
+  const mask = new Float32Array(S * S).fill(MASKED);
+  for (let i = 0; i < S; i++) mask.fill(0, i * S, i * S + i + 1);
   return mask;
 }
 

@@ -44,6 +44,9 @@ export interface ModelConfig {
   head_dim: number;
   ffn_hidden: number;
   max_seq_len: number;
+  /** Positions per KV-cache panel: the base graph sums attention panel by panel and takes the
+   *  cache's full panels as one tensor (KV interface 2). */
+  kv_panel: number;
   bos_id: number;
   eos_id: number;
 }

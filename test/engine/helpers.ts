@@ -21,7 +21,7 @@ export function requireFile(path: string, producer: string): string {
 }
 
 export function requireModel(): void {
-  requireFile(join(MODEL_DIR, 'manifest.json'), "the lead's ONNX export (model-shards/default)");
+  requireFile(join(MODEL_DIR, 'manifest.json'), 'scripts/export_onnx.py, quantize.py and shard.py (model-shards/default)');
 }
 
 /** The model's tokenizer when the model exists, else the training output (data/tokenizer). */

@@ -15,9 +15,9 @@ import { MODEL_DIR, requireModel } from './helpers.js';
 
 /**
  * Tolerance of tree verification vs sequential decoding: zero. The exported graph is built for it:
- * matmuls quantize activations per row (a token never shares a scale with its batch), and the
- * attention softmax sums in float64, so neither the number nor the position of masked columns
- * changes a single bit. Any difference at all means the mask, positions or KV gather are wrong, or
+ * matmuls quantize activations per row (a token never shares a scale with its batch), and
+ * attention sums over positions in fixed panels in a fixed order, so neither the batch size nor
+ * the number of masked columns changes a single bit (context-identity.test.ts sweeps every length). Any difference at all means the mask, positions or KV gather are wrong, or
  * the export lost that property (which would make speculative greedy output drift from plain at
  * near-ties, amplified by int8 re-quantization).
  */

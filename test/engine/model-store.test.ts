@@ -13,7 +13,7 @@ async function fixture() {
     format: 1,
     name: 't',
     created: 'now',
-    config: { vocab_size: 8, d_model: 4, n_layers: 1, n_heads: 1, head_dim: 4, ffn_hidden: 8, max_seq_len: 16, bos_id: 1, eos_id: 2 },
+    config: { vocab_size: 8, d_model: 4, n_layers: 1, n_heads: 1, head_dim: 4, ffn_hidden: 8, max_seq_len: 16, kv_panel: 4, bos_id: 1, eos_id: 2 },
     files: {
       base: {
         bytes: 1000,

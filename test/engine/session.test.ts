@@ -76,7 +76,7 @@ const PROMPT = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n
  */
 describe('greedy parity with the PyTorch reference (test/fixtures/greedy.json)', () => {
   it('plain greedy decoding reproduces the reference token for token', async () => {
-    const fx = JSON.parse(requireFile(join(FIXTURES, 'greedy.json'), "the lead's export (PyTorch reference of the quantized model)")) as {
+    const fx = JSON.parse(requireFile(join(FIXTURES, 'greedy.json'), 'scripts/make_fixtures.py (PyTorch reference of the quantized model)')) as {
       min_margin: number;
       prompts: { ids: number[]; greedy: number[] }[];
     };

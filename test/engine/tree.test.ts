@@ -65,24 +65,23 @@ describe('validateTree', () => {
 });
 
 describe('masks and positions', () => {
-  it('tree mask: all past, then ancestors and self', () => {
+  it('tree mask: ancestors and self among the tree nodes (the cache is always visible)', () => {
     const t = buildTree(0, [[1, 2], [3]], 100); // nodes: 0, 1(p0), 2(p1), 3(p0)
-    const P = 2;
-    const m = treeMask(t, P);
-    const W = P + 4;
-    const rows = [...Array(4)].map((_, i) => Array.from(m.subarray(i * W, (i + 1) * W)).map((v) => (v === 0 ? 1 : 0)));
+    const m = treeMask(t);
+    expect(m.length).toBe(16);
+    const rows = [...Array(4)].map((_, i) => Array.from(m.subarray(i * 4, (i + 1) * 4)).map((v) => (v === 0 ? 1 : 0)));
     expect(rows).toEqual([
-      [1, 1, 1, 0, 0, 0],
-      [1, 1, 1, 1, 0, 0],
-      [1, 1, 1, 1, 1, 0],
-      [1, 1, 1, 0, 0, 1],
+      [1, 0, 0, 0],
+      [1, 1, 0, 0],
+      [1, 1, 1, 0],
+      [1, 0, 0, 1],
     ]);
-    expect(m[3 * W + 3]).toBe(MASKED);
-    expect(treePositions(t, P)).toEqual([2, 3, 4, 3]);
+    expect(m[3 * 4 + 1]).toBe(MASKED);
+    expect(treePositions(t, 2)).toEqual([2, 3, 4, 3]);
   });
 
   it('causal mask equals the tree mask of a chain', () => {
-    expect(Array.from(causalMask(4, 3))).toEqual(Array.from(treeMask(chainTree([5, 6, 7, 8]), 3)));
-    expect(causalMask(3, 0).length).toBe(9);
+    expect(Array.from(causalMask(4))).toEqual(Array.from(treeMask(chainTree([5, 6, 7, 8]))));
+    expect(causalMask(3).length).toBe(9);
   });
 });

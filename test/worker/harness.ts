@@ -30,7 +30,7 @@ export interface Manifest {
 
 export function readManifest(dir = MODEL_DIR): Manifest {
   const p = join(dir, 'manifest.json');
-  if (!existsSync(p)) throw new Error(`missing ${p}: the worker tests need the default model (model-shards/default, written by the lead's export)`);
+  if (!existsSync(p)) throw new Error(`missing ${p}: the worker tests need the default model (model-shards/default, written by scripts/shard.py)`);
   return JSON.parse(readFileSync(p, 'utf8')) as Manifest;
 }
 
