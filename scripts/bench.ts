@@ -1,10 +1,15 @@
 /**
  * Drafters side by side, in Node (onnxruntime-web wasm, one thread), greedy decoding.
  *
- *   npm run bench -- [--prompts bench/prompts.jsonl] [--limit N] [--max-tokens 64]
+ *   npm run bench -- [--prompts bench/prompts.jsonl] [--limit N] [--max-tokens 64] [--max-prompt-tokens N]
  *                    [--drafters plain,ngram,medusa,ctc,ctc-ngram,oracle] [--budget 16] [--beam 8] [--top-m 4]
  *                    [--min-weight 0] [--json bench-results/bench.json] [--model model-shards/default]
  *   npm run bench -- --api http://127.0.0.1:8787 [--api-key sk-local-dev] ...   (through the HTTP API)
+ *
+ * Prompts longer than --max-prompt-tokens keep <s> and their last tokens; the default (0) keeps as
+ * much as the context allows: prompt + max tokens <= the model's context (512). Prompt files:
+ * bench/prompts.jsonl (held-out corpus files, short), bench/prompts-thirdparty.jsonl (third-party
+ * Python, short), bench/prompts-long.jsonl (third-party Python, 300-450 tokens).
  *
  * A drafter may carry its own settings: `ctc:budget=12:beam=4:minw=0.02`, `medusa:topm=3`,
  * `ngram:minw=0.2`, so variants run interleaved in one pass (keys: budget, beam, topm, minw,
@@ -27,7 +32,7 @@ const { values } = parseArgs({
     prompts: { type: 'string', default: 'bench/prompts.jsonl' },
     limit: { type: 'string', default: '0' },
     'max-tokens': { type: 'string', default: '64' },
-    'max-prompt-tokens': { type: 'string', default: '384' },
+    'max-prompt-tokens': { type: 'string', default: '0' },
     drafters: { type: 'string', default: 'plain,ngram,medusa,ctc,ctc-ngram,oracle' },
     budget: { type: 'string', default: '16' },
     beam: { type: 'string' },
@@ -246,7 +251,7 @@ async function main(): Promise<void> {
 
   const maxTokens = num(values['max-tokens'], 'max-tokens');
   const globalBudget = num(values.budget, 'budget');
-  const maxPromptTokens = num(values['max-prompt-tokens'], 'max-prompt-tokens');
+  const maxPromptArg = num(values['max-prompt-tokens'], 'max-prompt-tokens');
   const prompts = readPrompts(values.prompts!, num(values.limit, 'limit'));
   const specs = values.drafters!.split(',').map((s) => s.trim()).filter(Boolean);
   if (!specs.includes('plain')) specs.unshift('plain');
@@ -255,6 +260,7 @@ async function main(): Promise<void> {
   const engine = await Engine.load(fsShardSource(values.model!));
   const loadMs = performance.now() - t0;
   const m = engine.manifest;
+  const maxPromptTokens = Math.min(maxPromptArg > 0 ? maxPromptArg : Infinity, engine.maxContext - maxTokens);
   const d = engine.config.d_model;
   const V = engine.config.vocab_size;
   const oracle = new OracleDrafter([]);

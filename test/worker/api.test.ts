@@ -3,7 +3,9 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type OpenAI from 'openai';
-import { startWorker, type Worker } from './harness';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, startWorker, type Worker } from './harness';
 
 let w: Worker;
 const P = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n';
@@ -125,6 +127,37 @@ describe('completions', () => {
     for (const drafter of info.drafters.filter((d) => d !== 'plain')) {
       const r = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 24, drafter });
       expect(r.choices[0].text, drafter).toBe(plain);
+    }
+  });
+});
+
+describe('long prompts (most of the context)', () => {
+  it('plain and the default drafter give the same greedy text, streamed, on 300-450-token prompts', async () => {
+    const prompts = readFileSync(join(ROOT, 'bench/prompts-long.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim())
+      .slice(0, 3)
+      .map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+    const stream = async (prompt: string, drafter?: string) => {
+      const s = await w.client('sk-bob').completions.create({
+        model: 'default', prompt, max_tokens: 64, temperature: 0, stream: true, stream_options: { include_usage: true },
+        ...(drafter ? { drafter } : {}),
+      } as unknown as OpenAI.CompletionCreateParamsStreaming);
+      let text = '';
+      let usage: OpenAI.CompletionUsage | undefined;
+      for await (const c of s) {
+        text += c.choices[0]?.text ?? '';
+        usage = c.usage ?? usage;
+      }
+      return { text, usage: usage! };
+    };
+    for (const prompt of prompts) {
+      const plain = await stream(prompt, 'plain');
+      const spec = await stream(prompt); // the tenant's / model's default drafter
+      expect(plain.usage.prompt_tokens).toBeGreaterThanOrEqual(300);
+      expect(plain.usage.completion_tokens).toBeGreaterThan(0);
+      expect(spec.usage.completion_tokens_details!.accepted_prediction_tokens).toBeGreaterThan(0);
+      expect(spec.text).toBe(plain.text);
     }
   });
 });
