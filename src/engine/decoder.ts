@@ -99,6 +99,8 @@ export interface EngineCore {
 }
 
 const DEFAULT_BUDGET = 16;
+/** Largest tree: one verify pass holds its nodes after the cache's partial last panel. */
+const MAX_BUDGET = 64;
 
 /** Streaming text state carried into a continuation request (after 'rounds'). */
 interface TextCarry {
@@ -221,8 +223,8 @@ export class DecodingSession {
     if (!(s.temperature >= 0) || !(s.topP > 0 && s.topP <= 1) || !(Number.isInteger(s.topK) && s.topK >= 0) || !Number.isFinite(s.seed)) {
       throw new EngineError('invalid_request', 'sampling: temperature >= 0, 0 < topP <= 1, integer topK >= 0, finite seed');
     }
-    if (req.treeBudget !== undefined && !(Number.isInteger(req.treeBudget) && req.treeBudget >= 1)) {
-      throw new EngineError('invalid_request', 'treeBudget must be an integer >= 1');
+    if (req.treeBudget !== undefined && !(Number.isInteger(req.treeBudget) && req.treeBudget >= 1 && req.treeBudget <= MAX_BUDGET)) {
+      throw new EngineError('invalid_request', `treeBudget must be an integer in [1, ${MAX_BUDGET}]`);
     }
   }
 

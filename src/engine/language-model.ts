@@ -5,11 +5,13 @@
  *
  * Graph, KV interface 2 (batch 1; S new tokens, P cached, V vocab, d width, L layers, H heads,
  * D head dim):
- *   in:  input_ids int64 [1,S], position_ids int64 [1,S], attention_mask float32 [1,1,S,S]
- *        (additive, among the new tokens; every new token sees all P cached positions), and the
- *        cache in panels of B positions (P = F*B + Pt): past_key_i / past_value_i float32
- *        [F,H,B,D] (the full panels of layer i) and past_tail [2L,H,Pt,D] (every layer's K and
- *        V rows of the partial last panel, in new_kv's order)
+ *   in:  input_ids int64 [1,S], position_ids int64 [1,S], and the cache in panels of B positions
+ *        (P = F*B + Pt): past_key_i / past_value_i float32 [F,H,B,D] (the full panels of layer
+ *        i), past_tail [2L,H,Pt,D] (every layer's K and V rows of the partial last panel, in
+ *        new_kv's order); over the "tail block" (those Pt positions, then the S new rows):
+ *        attention_mask float32 [1,1,S,Pt+S] (additive) and tail_groups float32 [G,1,Pt+S]
+ *        (1 where a column's position lies in panel F+g: the graph sums attention per position
+ *        panel, and a tree node's row is not its position)
  *   out: logits [1,S,V], hidden [1,S,d] (after the final norm), new_kv [2L,H,S,D] (the new
  *        tokens' K and V only; the cache appends them)
  * The graph computes every row exactly as it would alone: a token verified inside a tree or a
@@ -20,8 +22,10 @@ import { KVCache } from './kv-cache.js';
 import { causalMask, treeMask, treePositions } from './tree.js';
 import { createSession, ort, type OrtSession } from './ort.js';
 
-/** Rows the cache may hold beyond max_seq_len during a verify (export_onnx.py ROW_SLACK). */
-const ROW_SLACK = 128;
+/** Columns of the tail block at most (export_onnx.py MAX_TAIL_ROWS). */
+const MAX_TAIL_ROWS = 256;
+/** Longest prefill run: with up to panel - 1 tail positions it stays inside the tail block. */
+const PREFILL_PIECE = 128;
 
 export interface ForwardResult {
   /** [S * V], row i = next-token logits after new token i. */
@@ -45,7 +49,7 @@ export class LanguageModel {
     this.session = session;
     this.config = config;
     if (!Number.isInteger(config.kv_panel)) throw new Error('base model: the manifest config has no kv_panel (re-export with scripts/export_onnx.py and scripts/shard.py)');
-    const need = ['input_ids', 'position_ids', 'attention_mask', 'past_key_0', 'past_value_0', 'past_tail'];
+    const need = ['input_ids', 'position_ids', 'attention_mask', 'past_key_0', 'past_value_0', 'past_tail', 'tail_groups'];
     for (const n of need) {
       if (!session.inputNames.includes(n)) throw new Error(`base model: missing input ${n} (has ${session.inputNames.join(', ')})`);
     }
@@ -92,17 +96,30 @@ export class LanguageModel {
     const { n_layers: L, n_heads: H, head_dim: D, vocab_size: V, d_model: d } = this.config;
     if (S === 0) return { logits: new Float32Array(0), hidden: new Float32Array(0) };
     if (positionIds.length !== S || mask.length !== S * S) throw new Error('forward: shape mismatch');
-    // Positions index the rotary table; rows (cached + new) may pass max_seq_len by a tree's width
-    // while a verify is compacted, up to what the graph's panel sum covers.
-    const maxPos = Math.max(...positionIds);
+    const B = this.config.kv_panel;
+    const F = Math.floor(P / B);
+    const Pt = P - F * B;
+    const R = Pt + S;
+    let maxPos = -1;
+    for (const p of positionIds) {
+      if (!(Number.isInteger(p) && p >= P)) throw new Error(`forward: position ${p} precedes the ${P} cached positions`);
+      maxPos = Math.max(maxPos, p);
+    }
     if (maxPos >= this.config.max_seq_len) throw new Error(`forward: position ${maxPos} is outside the model's ${this.config.max_seq_len}`);
-    if (P + S > this.config.max_seq_len + ROW_SLACK) throw new Error(`forward: ${P + S} rows exceed what the graph sums (${this.config.max_seq_len + ROW_SLACK})`);
+    if (R > MAX_TAIL_ROWS) throw new Error(`forward: ${S} new tokens after ${Pt} tail positions exceed the graph's ${MAX_TAIL_ROWS}-column tail block`);
+    // Tail block: the Pt cached positions (visible to all), then the new rows as the caller masks them.
+    const tailMask = new Float32Array(S * R);
+    for (let i = 0; i < S; i++) tailMask.set(mask.subarray(i * S, (i + 1) * S), i * R + Pt);
+    // Position panel of each tail-block column, relative to F (cached tail positions are in panel F).
+    const G = Math.floor(maxPos / B) - F + 1;
+    const groups = new Float32Array(G * R);
+    for (let c = 0; c < R; c++) groups[(c < Pt ? 0 : Math.floor(positionIds[c - Pt] / B) - F) * R + c] = 1;
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(tokenIds, BigInt), [1, S]),
       position_ids: new ort.Tensor('int64', BigInt64Array.from(positionIds, BigInt), [1, S]),
-      attention_mask: new ort.Tensor('float32', mask, [1, 1, S, S]),
+      attention_mask: new ort.Tensor('float32', tailMask, [1, 1, S, R]),
+      tail_groups: new ort.Tensor('float32', groups, [G, 1, R]),
     };
-    const B = this.config.kv_panel;
     if (this.stage.length < 2 * L * H * B * D) this.stage = new Float32Array(2 * L * H * B * D);
     const past = cache.feed(this.stage);
     feeds.past_tail = new ort.Tensor('float32', past.tails, [2 * L, H, past.tail, D]);
@@ -124,8 +141,24 @@ export class LanguageModel {
     return { logits, hidden };
   }
 
-  /** Tokens after the cache with a causal mask (positions P..P+S-1). */
-  prefill(tokens: readonly number[], cache: KVCache): Promise<ForwardResult> {
+  /**
+   * Tokens after the cache with a causal mask (positions P..P+S-1). Long inputs run in pieces of
+   * at most PREFILL_PIECE tokens (the graph's tail block is bounded); the rows concatenate.
+   */
+  async prefill(tokens: readonly number[], cache: KVCache): Promise<ForwardResult> {
+    const { vocab_size: V, d_model: d } = this.config;
+    if (tokens.length <= PREFILL_PIECE) return this.prefillPiece(tokens, cache);
+    const logits = new Float32Array(tokens.length * V);
+    const hidden = new Float32Array(tokens.length * d);
+    for (let i = 0; i < tokens.length; i += PREFILL_PIECE) {
+      const out = await this.prefillPiece(tokens.slice(i, i + PREFILL_PIECE), cache);
+      logits.set(out.logits, i * V);
+      hidden.set(out.hidden, i * d);
+    }
+    return { logits, hidden };
+  }
+
+  private prefillPiece(tokens: readonly number[], cache: KVCache): Promise<ForwardResult> {
     const P = cache.length;
     return this.forward(
       tokens,
