@@ -304,8 +304,15 @@ export class SessionDO extends DurableObject<Env> {
         this.pendingRestore = { mode: 'recompute', tokens: snap.tokens.length, ms: performance.now() - t0 };
       }
     }
-    // A stored session of another model (or another version of it) is meaningless: the next save replaces
-    // its meta row, and storedKv = 0 makes that save drop all of its KV chunks.
+    if (!session && meta && meta.model === req.model && meta.modelSha !== engine.modelId) {
+      // The same model name, re-exported (another graph or weights): its stored KV belongs to the old
+      // graph and is never read; the conversation's tokens are kept and recomputed on the next generate.
+      const snap = meta.state as SessionSnapshot;
+      session = engine.restoreSession({ ...snap, model: engine.modelId, kvLength: 0, hidden: null });
+      this.pendingRestore = { mode: 'recompute', tokens: snap.tokens.length, ms: 0 };
+    }
+    // A stored session of another model is meaningless: the next save replaces its meta row, and
+    // storedKv = 0 makes that save drop all of the stored KV chunks.
     this.session = session ?? engine.createSession();
     this.sessionModel = req.model;
     return this.session;

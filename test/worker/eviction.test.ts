@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type OpenAI from 'openai';
-import { startWorker, type Worker } from './harness';
+import { reexportDefaultModel, startWorker, type Worker } from './harness';
 
 const P = 'import os\n\n\ndef walk_tree(root):\n    """Yield every file below root."""\n';
 const dirs: string[] = [];
@@ -104,5 +104,25 @@ describe('eviction', () => {
     expect(r.restores[0]?.mode).toBe('recompute');
     expect(r.cached[0]).toBe(0);
     expect(r.text).toBe(r.once);
+  });
+
+  it('after the model is re-exported, a stored session keeps its tokens (its old KV is not read) and continues identically', async () => {
+    await current?.dispose();
+    const persist = mkdtempSync(join(tmpdir(), 'ctc-edge-do-'));
+    dirs.push(persist);
+    const bundle = inject('workerBundleDir');
+    current = await startWorker(bundle, { persist });
+    const first = await complete(current, 'sk-alice', { prompt: P, max_tokens: 40 }, 'upgrade-1');
+    expect(ext(first).finish_detail).toBe('rounds');
+    const text1 = first.choices[0].text;
+    const held = ext(first).session_tokens;
+    await current.dispose();
+    current = await startWorker(bundle, { persist });
+    await reexportDefaultModel(current);
+    const r = await complete(current, 'sk-alice', { prompt: P + text1, max_tokens: 8 }, 'upgrade-1');
+    expect(ext(r).restore).toMatchObject({ mode: 'recompute', tokens: held });
+    expect(r.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
+    const once = await complete(current, 'sk-bob', { prompt: P, max_tokens: first.usage!.completion_tokens + r.usage!.completion_tokens });
+    expect(text1 + r.choices[0].text).toBe(once.choices[0].text);
   });
 });

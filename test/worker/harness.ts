@@ -126,3 +126,22 @@ export async function repairCorruptModel(w: Worker): Promise<void> {
 }
 
 export const firstBaseShard = () => readManifest().files.base.shards[0].path;
+
+/**
+ * Replaces the default model in R2 by a re-export of it: the same graph with a doc string appended
+ * (a valid ONNX field), so it computes the same numbers under another sha256 — what a deployment of
+ * a newly exported model looks like to stored sessions.
+ */
+export async function reexportDefaultModel(w: Worker): Promise<string> {
+  const bucket = await w.mf.getR2Bucket('MODELS');
+  const manifest = JSON.parse(readFileSync(join(MODEL_DIR, 'manifest.json'), 'utf8')) as Manifest & Record<string, unknown>;
+  const base = Buffer.concat(manifest.files.base.shards.map((s) => readFileSync(join(MODEL_DIR, s.path))));
+  const doc = Buffer.from('re-exported');
+  const bytes = new Uint8Array(Buffer.concat([base, Buffer.from([(6 << 3) | 2, doc.length]), doc])); // ModelProto.doc_string
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  const path = `base-reexport-${sha.slice(0, 12)}.bin`;
+  await bucket.put(`default/${path}`, bytes);
+  manifest.files.base = { ...manifest.files.base, bytes: bytes.length, sha256: sha, shards: [{ path, bytes: bytes.length, sha256: sha }] };
+  await bucket.put('default/manifest.json', new TextEncoder().encode(JSON.stringify(manifest)));
+  return sha;
+}
