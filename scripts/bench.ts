@@ -246,7 +246,7 @@ async function main(): Promise<void> {
   }
   const { Engine, wasmHeapBytes } = await import('../src/engine/index.js');
   const { fsShardSource } = await import('../src/node/fs-shard-source.js');
-  const { NgramDrafter, OracleDrafter, MedusaDrafter, CTCDrafter, HybridDrafter, DraftHeadSession, ctcHeadConfig } = await import('../src/engine/drafters/index.js');
+  const { NgramDrafter, OracleDrafter, MedusaDrafter, CTCDrafter, HybridDrafter, DraftHeadSession, ctcHeadConfig, drafterFactories } = await import('../src/engine/drafters/index.js');
   type Drafter = import('../src/engine/types.js').Drafter;
 
   const maxTokens = num(values['max-tokens'], 'max-tokens');
@@ -305,8 +305,12 @@ async function main(): Promise<void> {
           : async () => new HybridDrafter(await makeCtc(), new NgramDrafter(defined({ maxN: p('maxn') })), defined({ minMatch: p('minmatch') }));
         break;
       }
-      default:
-        throw new Error(`unknown drafter ${base}`);
+      default: {
+        // any other drafter the engine registers for this manifest (ctc2, ctc2-ngram, medusa2, ...)
+        const f = drafterFactories(m, defined({ ctc: defined({ beamWidth: beam, topM, minWeight: minW, costRatio: p('cost') }) }))[base];
+        if (!f) throw new Error(`unknown drafter ${base}`);
+        factory = () => f(engine);
+      }
     }
     if (factory) engine.registerDrafter(spec, factory);
   }

@@ -231,3 +231,78 @@ class MedusaHeads(nn.Module):
         x = hidden + self.fuse(x)
         outs = [x + F.silu(h(x)) for h in self.heads]
         return torch.stack(outs, 1) @ lm_weight.t()  # [B,k,V]
+
+
+@dataclass
+class PrefixHeadConfig:
+    """Draft heads that attend over the whole prefix (head v2)."""
+    kind: str = "ctc2"         # "ctc2" (CTC slots) or "medusa2" (one read-out per draft position)
+    d_model: int = 256
+    vocab_size: int = 4096
+    k: int = 6                 # draft tokens predicted after the pending token
+    slots: int = 12            # CTC output slots (2k)
+    n_heads: int = 4
+    ffn_hidden: int = 688      # the prefix layer (a base-model block)
+    slot_ffn: int = 512        # the slot layer
+    max_seq_len: int = 512
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+
+    def to_dict(self):
+        return asdict(self)
+
+    def block_config(self):
+        return ModelConfig(vocab_size=self.vocab_size, d_model=self.d_model, n_layers=1, n_heads=self.n_heads,
+                           ffn_hidden=self.ffn_hidden, max_seq_len=self.max_seq_len, rope_theta=self.rope_theta,
+                           norm_eps=self.norm_eps)
+
+
+class PrefixDraftHead(nn.Module):
+    """A draft head that sees every prefix position, as in the CTC drafter paper's released code
+    (and EAGLE): position t's input is fuse([embedding of token t+1; base hidden state at t]), one
+    causal decoder layer (a base-model block with its own KV cache at inference) runs over all
+    positions, and from the newest position u_t the head emits the drafts for the next k tokens in
+    one pass (non-autoregressive):
+      ctc2:    `slots` queries u_t + slot_emb[j] mixed by one small self-attention layer, read out
+               through the frozen LM head plus a blank logit -> log-probs [.., slots, V+1];
+      medusa2: k residual SiLU read-outs of u_t through the frozen LM head -> logits [.., k, V]
+               (the same trunk, data and budget: the fair baseline).
+
+    trunk(hidden [B,T,d], next_emb [B,T,d]) -> u [B,T,d] (causal); readout(u [N,d], lm_weight)."""
+
+    def __init__(self, cfg: PrefixHeadConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.fuse = nn.Linear(2 * d, d, bias=False)
+        self.block = Block(cfg.block_config())
+        self.norm = RMSNorm(d, cfg.norm_eps)
+        if cfg.kind == "ctc2":
+            self.slot_emb = nn.Parameter(torch.randn(cfg.slots, d) * 0.02)
+            self.slot_layer = nn.TransformerEncoderLayer(d, cfg.n_heads, cfg.slot_ffn, dropout=0.0,
+                                                         activation="gelu", batch_first=True, norm_first=True)
+            self.slot_norm = RMSNorm(d, cfg.norm_eps)
+            self.blank = nn.Linear(d, 1, bias=True)
+        else:
+            self.heads = nn.ModuleList([nn.Linear(d, d) for _ in range(cfg.k)])
+            for h in self.heads:
+                nn.init.zeros_(h.weight)
+                nn.init.zeros_(h.bias)
+
+    def trunk(self, hidden, next_emb, position_ids=None):
+        B, T, _ = hidden.shape
+        if position_ids is None:
+            position_ids = torch.arange(T, device=hidden.device).unsqueeze(0).expand(B, T)
+        cos, sin = rope_cos_sin(position_ids, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_theta)
+        x = self.fuse(torch.cat([next_emb, hidden], -1))
+        x, _, _ = self.block(x, cos, sin)
+        return self.norm(x)
+
+    def readout(self, u, lm_weight):
+        """u [N,d] -> ctc2: log-probs [N,slots,V+1]; medusa2: logits [N,k,V]."""
+        if self.cfg.kind == "ctc2":
+            s = u.unsqueeze(1) + self.slot_emb                                  # [N,slots,d]
+            y = self.slot_norm(self.slot_layer(s))
+            return torch.cat([y @ lm_weight.t(), self.blank(y)], -1).log_softmax(-1)
+        outs = [u + F.silu(h(u)) for h in self.heads]
+        return torch.stack(outs, 1) @ lm_weight.t()

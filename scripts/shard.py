@@ -84,12 +84,14 @@ def main():
                            {"quantization": "int8-rowwise", "kv_interface": 2}),
         "tokenizer": write_file(out_dir, "tokenizer", open(args.tokenizer, "rb").read()),
     }
-    for kind in ("ctc", "medusa"):
+    for kind in ("ctc", "medusa", "ctc2", "medusa2"):
         path = os.path.join(args.onnx, f"{kind}_head.int8.onnx")
-        if os.path.exists(path):
+        if os.path.exists(path) and f"{kind}_head" in export:
             hc = export[f"{kind}_head"]["config"]
-            cfg = {"k": hc["k"], "use_token": hc["use_token"]}
-            if kind == "ctc":
+            cfg = {"k": hc["k"], "use_token": hc.get("use_token", True)}
+            if kind.endswith("2"):
+                cfg["n_heads"] = hc["n_heads"]
+            if kind in ("ctc", "ctc2"):
                 shortlist = export.get("ctc_shortlist")
                 classes = len(shortlist) if shortlist else hc["vocab_size"]
                 cfg.update(slots=hc["slots"], vocab_size=classes, blank_id=classes)

@@ -4,6 +4,11 @@
   --kind ctc     the paper's CTC draft head: `slots` outputs over vocab+blank, CTC loss against the
                  next k tokens after the pending one (the alignment is learned, not fixed)
   --kind medusa  Medusa-style heads: head i predicts token i+1 after the pending one (CE loss)
+  --kind ctc2 / medusa2   head v2 (PrefixDraftHead): the same read-outs on top of one causal layer
+                 over every prefix position (input fuse([embedding of token t+1; hidden at t]))
+
+Time-budgeted (--minutes), checkpointed every --checkpoint-minutes to <out>/ckpt.pt, resumable with
+--resume (same command), with a progress bar. On CPU set OPENBLAS_CORETYPE (see README).
 
 Both read the same examples (hidden state at t, pending token x[t+1]) -> x[t+2 : t+2+k] and get the
 same time budget, so the benchmark compares methods, not training effort.
@@ -15,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
-from model import CTCDraftHead, MedusaHeads, HeadConfig  # noqa: E402
+from model import CTCDraftHead, MedusaHeads, HeadConfig, PrefixDraftHead, PrefixHeadConfig  # noqa: E402
 from common import setup_device, autocast, lr_at, save_atomic, Clock  # noqa: E402
 from distill import load_base  # noqa: E402
 
@@ -32,10 +37,10 @@ class Examples:
             self.groups.append((torch.from_numpy(arr), lp))
         self.k = k
 
-    def batch(self, n_seq, rng):
+    def batch(self, n_seq, rng, with_index=False):
         seqs, lp = self.groups[rng.integers(len(self.groups))]
         idx = torch.from_numpy(rng.integers(0, len(seqs), size=min(n_seq, len(seqs))))
-        return seqs[idx], lp
+        return (seqs[idx], lp, idx) if with_index else (seqs[idx], lp)
 
 
 def make_examples(base, seqs, lp, k, device, per_seq, rng):
@@ -57,14 +62,64 @@ def make_examples(base, seqs, lp, k, device, per_seq, rng):
 
 
 def head_loss(head, kind, h, pending, targets, emb, vocab):
-    out = head(h, emb[pending], emb)
+    return sequence_loss(head(h, emb[pending], emb), kind, targets, vocab)
+
+
+class HiddenCache:
+    """The frozen base model's hidden states of every distilled sequence, computed once (fp16):
+    head v2 reads whole sequences each step, and the base forward would otherwise be most of a
+    CPU step."""
+
+    def __init__(self, base, examples, device, batch=32):
+        from tqdm import tqdm
+        self.rows = {}
+        total = sum(len(seqs) for seqs, _ in examples.groups)
+        with tqdm(total=total, desc="base hidden states", unit="seq", dynamic_ncols=True) as bar:
+            for seqs, lp in examples.groups:
+                out = []
+                for i in range(0, len(seqs), batch):
+                    with torch.no_grad(), autocast(device):
+                        out.append(base(seqs[i:i + batch].to(device))[1].half().cpu())
+                    bar.update(min(batch, len(seqs) - i))
+                self.rows[lp] = torch.cat(out)
+
+    def get(self, lp, idx):
+        return self.rows[lp][idx]
+
+
+def prefix_examples(base, seqs, lp, k, device, per_seq, rng, noise=0.0, hidden=None):
+    """For head v2: base hidden states of whole sequences (from `hidden` when cached) and sampled
+    positions in the generated part. Returns hidden [B,T-1,d], next tokens [B,T-1] (token t+1 for
+    position t), the sampled (b, t) index pairs [N] and targets [N,k] = x[t+2 : t+2+k]."""
+    seqs = seqs.to(device)
+    if hidden is None:
+        with torch.no_grad(), autocast(device):
+            _, hidden = base(seqs)
+    hidden = hidden.to(device).float()[:, :-1]
+    if noise > 0:
+        hidden = hidden + noise * hidden.std() * torch.randn_like(hidden)
+    B, T = seqs.shape
+    lo, hi = lp - 1, T - k - 2
+    t = torch.from_numpy(rng.integers(lo, hi + 1, size=(B, per_seq))).to(device).reshape(-1)
+    b = torch.arange(B, device=device).repeat_interleave(per_seq)
+    targets = seqs[b.unsqueeze(-1), (t + 2).unsqueeze(-1) + torch.arange(k, device=device)]
+    return hidden, seqs[:, 1:], b, t, targets
+
+
+def prefix_loss(head, hidden, nxt, b, t, targets, emb, vocab):
+    u = head.trunk(hidden, emb[nxt])[b, t]                      # [N,d]
+    out = head.readout(u, emb)
+    return out, sequence_loss(out, head.cfg.kind.rstrip("2"), targets, vocab)
+
+
+def sequence_loss(out, kind, targets, vocab):
     if kind == "ctc":
         N, slots, _ = out.shape
         return F.ctc_loss(out.float().transpose(0, 1), targets, torch.full((N,), slots, dtype=torch.long),
                           torch.full((N,), targets.shape[1], dtype=torch.long), blank=vocab,
                           reduction="mean", zero_infinity=True)
     k = targets.shape[1]
-    w = 0.8 ** torch.arange(k, device=h.device, dtype=torch.float32)
+    w = 0.8 ** torch.arange(k, device=out.device, dtype=torch.float32)
     ce = F.cross_entropy(out.float().reshape(-1, vocab), targets.reshape(-1), reduction="none").view(-1, k)
     return (ce.mean(0) * w).sum() / w.sum()
 
@@ -94,12 +149,18 @@ def evaluate(head, kind, base, val, k, device, emb, vocab, batches=8):
     acc, n, loss = 0, 0, 0.0
     for _ in range(batches):
         seqs, lp = val.batch(64, rng)
-        h, pending, targets = make_examples(base, seqs, lp, k, device, 16, rng)
-        with autocast(device):
-            loss += head_loss(head, kind, h, pending, targets, emb, vocab).item()
-            out = head(h, emb[pending], emb)
+        if kind.endswith("2"):
+            hidden, nxt, b, t, targets = prefix_examples(base, seqs, lp, k, device, 16, rng)
+            with autocast(device):
+                out, l = prefix_loss(head, hidden, nxt, b, t, targets, emb, vocab)
+            loss += l.item()
+        else:
+            h, pending, targets = make_examples(base, seqs, lp, k, device, 16, rng)
+            with autocast(device):
+                loss += head_loss(head, kind, h, pending, targets, emb, vocab).item()
+                out = head(h, emb[pending], emb)
         tg = targets.cpu().numpy()
-        for chain, t in zip(greedy_chain(out.float(), kind, vocab), tg):
+        for chain, t in zip(greedy_chain(out.float(), kind.rstrip("2"), vocab), tg):
             m = 0
             while m < min(len(chain), k) and chain[m] == t[m]:
                 m += 1
@@ -111,14 +172,17 @@ def evaluate(head, kind, base, val, k, device, emb, vocab, batches=8):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kind", choices=["ctc", "medusa"], required=True)
+    ap.add_argument("--kind", choices=["ctc", "medusa", "ctc2", "medusa2"], required=True)
     ap.add_argument("--base", default="checkpoints/base/ckpt.pt")
     ap.add_argument("--data", default="data/distill")
     ap.add_argument("--out", default=None)
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--max-steps", type=int, default=0)
-    ap.add_argument("--k", type=int, default=8)
-    ap.add_argument("--slots", type=int, default=16)
+    ap.add_argument("--k", type=int, default=None, help="draft tokens (default 8; head v2: 6)")
+    ap.add_argument("--slots", type=int, default=None, help="CTC slots (default 2k)")
+    ap.add_argument("--noise", type=float, default=0.0, help="head v2: Gaussian noise on the base hidden states (x their std)")
+    ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    ap.add_argument("--cache-hidden", type=int, default=1, help="head v2: compute the base hidden states once (fp16 in memory)")
     ap.add_argument("--use-token", type=int, default=1)
     ap.add_argument("--seqs-per-step", type=int, default=16)
     ap.add_argument("--positions-per-seq", type=int, default=16)
@@ -138,12 +202,17 @@ def main():
         p.requires_grad_(False)
     emb = base.embed.weight.detach()
     vocab, d = emb.shape
-    cfg = HeadConfig(kind=args.kind, d_model=d, vocab_size=vocab, k=args.k, slots=args.slots,
-                     use_token=bool(args.use_token))
+    prefix = args.kind.endswith("2")
+    k = args.k or (6 if prefix else 8)
+    slots = args.slots or 2 * k
+    Cfg = PrefixHeadConfig if prefix else HeadConfig
+    cfg = (PrefixHeadConfig(kind=args.kind, d_model=d, vocab_size=vocab, k=k, slots=slots,
+                            max_seq_len=base.cfg.max_seq_len, rope_theta=base.cfg.rope_theta) if prefix else
+           HeadConfig(kind=args.kind, d_model=d, vocab_size=vocab, k=k, slots=slots, use_token=bool(args.use_token)))
     state = torch.load(ckpt_path, map_location="cpu") if args.resume and os.path.exists(ckpt_path) else None
     if state or args.init:
-        cfg = HeadConfig(**(state or torch.load(args.init, map_location="cpu"))["config"])
-    head = (CTCDraftHead if cfg.kind == "ctc" else MedusaHeads)(cfg).to(device)
+        cfg = Cfg(**(state or torch.load(args.init, map_location="cpu"))["config"])
+    head = (PrefixDraftHead if prefix else CTCDraftHead if cfg.kind == "ctc" else MedusaHeads)(cfg).to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=0.01)
     step, clock = 0, Clock()
     if state:
@@ -155,11 +224,20 @@ def main():
         head.load_state_dict(init["model"])
         print(f"initialised from {args.init} ({init.get('step', 0)} steps)", flush=True)
     train = Examples(os.path.join(args.data, "train.npz"), cfg.k)
-    val = Examples(os.path.join(args.data, "val.npz"), cfg.k)
     rng = np.random.default_rng(step)
+    cache = HiddenCache(base, train, device) if prefix and args.cache_hidden else None
+    clock = Clock(clock.previous)  # the budget is for training steps, not for filling the cache
     print(f"{cfg.kind} head: {sum(p.numel() for p in head.parameters()) / 1e6:.2f}M params, "
-          f"use_token={cfg.use_token}, device {device}", flush=True)
-    log_t = time.time()
+          f"k={cfg.k}, device {device}", flush=True)
+
+    def checkpoint():
+        save_atomic({"config": cfg.to_dict(), "model": head.state_dict(), "optimizer": opt.state_dict(),
+                     "step": step, "elapsed": clock.elapsed()}, ckpt_path)
+
+    from tqdm import tqdm
+    bar = tqdm(total=round(args.minutes * 60), initial=round(clock.elapsed()), unit="s", dynamic_ncols=True,
+               desc=f"{cfg.kind} head")
+    ckpt_t = time.time()
     while True:
         progress = clock.elapsed() / (args.minutes * 60)
         if args.max_steps:
@@ -168,20 +246,31 @@ def main():
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(progress, args.lr, warmup=0.05)
-        seqs, lp = train.batch(args.seqs_per_step, rng)
-        h, pending, targets = make_examples(base, seqs, lp, cfg.k, device, args.positions_per_seq, rng)
-        with autocast(device):
-            loss = head_loss(head, cfg.kind, h, pending, targets, emb, vocab)
+        seqs, lp, idx = train.batch(args.seqs_per_step, rng, with_index=True)
+        if prefix:
+            hidden, nxt, b, t, targets = prefix_examples(base, seqs, lp, cfg.k, device, args.positions_per_seq,
+                                                         rng, args.noise, cache.get(lp, idx) if cache else None)
+            with autocast(device):
+                _, loss = prefix_loss(head, hidden, nxt, b, t, targets, emb, vocab)
+        else:
+            h, pending, targets = make_examples(base, seqs, lp, cfg.k, device, args.positions_per_seq, rng)
+            with autocast(device):
+                loss = head_loss(head, cfg.kind, h, pending, targets, emb, vocab)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
         opt.step()
         step += 1
-        if time.time() - log_t > 20:
-            print(f"step {step} loss {loss.item():.4f} progress {progress * 100:.0f}%", flush=True)
-            log_t = time.time()
+        bar.n = min(bar.total, round(clock.elapsed()))
+        bar.set_postfix(step=step, loss=f"{loss.item():.3f}", refresh=False)
+        bar.update(0)
+        if time.time() - ckpt_t > args.checkpoint_minutes * 60:
+            checkpoint()
+            ckpt_t = time.time()
+    bar.close()
+    val = Examples(os.path.join(args.data, "val.npz"), cfg.k)  # read at the end: distill may still be writing it
     acc, val_loss = evaluate(head, cfg.kind, base, val, cfg.k, device, emb, vocab)
-    summary = {"kind": cfg.kind, "use_token": cfg.use_token, "steps": step, "minutes": clock.elapsed() / 60,
+    summary = {"kind": cfg.kind, "k": cfg.k, "use_token": getattr(cfg, "use_token", True), "steps": step, "minutes": clock.elapsed() / 60,
                "val_loss": val_loss, "top1_chain_accepted": acc}
     save_atomic({"config": cfg.to_dict(), "model": head.state_dict(), "optimizer": opt.state_dict(),
                  "step": step, "elapsed": clock.elapsed(), "summary": summary}, ckpt_path)

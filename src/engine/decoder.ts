@@ -114,6 +114,10 @@ export class DecodingSession {
   private kv: KVCache;
   /** Hidden row at position kv.length - 1; null when unknown (then a prefill recomputes it). */
   private hidden: Float32Array | null = null;
+  /** Base hidden rows of committed positions, [capacity, d]; the first `rowsValid` are known
+   *  (prefix-attending draft heads read them; after a restore from a snapshot none are). */
+  private rows = new Float32Array(0);
+  private rowsValid = 0;
   private rng: Rng | null = null;
   private rngSeed: number | null = null;
   private drafters = new Map<string, Drafter>();
@@ -322,6 +326,7 @@ export class DecodingSession {
       let tree: TokenTree = await drafter.draft({
         tokens: this._tokens,
         hidden: this.hidden ?? new Float32Array(config.d_model),
+        hiddenRows: this.rows.subarray(0, Math.min(this.rowsValid, P) * config.d_model),
         pending,
         budget,
       });
@@ -376,6 +381,7 @@ export class DecodingSession {
       this.kv.keep(P, kept);
       const last = kept[kept.length - 1];
       this.hidden = verified.hidden.slice(last * config.d_model, (last + 1) * config.d_model);
+      this.recordRows(P, verified.hidden, kept);
       for (const t of emitted) this._tokens.push(t);
       const acceptedEmitted = Math.min(acc.path.length - 1, m);
       drafter.observe?.(pathTokens(tree, kept));
@@ -400,6 +406,26 @@ export class DecodingSession {
   }
 
   /**
+   * Keeps the hidden rows of positions from `at` on: rows[j] of `hidden` ([*, d]), or
+   * rows[nodes[j]] when `nodes` selects a tree's accepted path. Only extends a gap-free prefix.
+   */
+  private recordRows(at: number, hidden: Float32Array, nodes: readonly number[] | null): void {
+    const d = this.core.config.d_model;
+    if (at !== this.rowsValid) return;
+    const n = nodes ? nodes.length : hidden.length / d;
+    if ((at + n) * d > this.rows.length) {
+      const grown = new Float32Array(Math.max((at + n) * d, 2 * this.rows.length, this.core.maxContext * d));
+      grown.set(this.rows.subarray(0, at * d));
+      this.rows = grown;
+    }
+    for (let j = 0; j < n; j++) {
+      const src = (nodes ? nodes[j] : j) * d;
+      this.rows.set(hidden.subarray(src, src + d), (at + j) * d);
+    }
+    this.rowsValid = at + n;
+  }
+
+  /**
    * Makes the cache cover prompt[0 .. n-2] and `hidden` the row at n-2, reusing the longest
    * common prefix with the held tokens. Returns how many prompt positions were reused.
    */
@@ -410,18 +436,22 @@ export class DecodingSession {
       this.kv.truncate(reuse);
       this.hidden = null;
     }
+    this.rowsValid = Math.min(this.rowsValid, reuse);
     // The drafter needs the hidden row at n-2: recompute the last position if it is not held.
     if (reuse === n - 1 && reuse > 0 && this.hidden === null) {
       reuse--;
       this.kv.truncate(reuse);
+      this.rowsValid = Math.min(this.rowsValid, reuse);
     }
     const rest = prompt.slice(reuse, n - 1);
     const d = this.core.config.d_model;
     const chunk = Math.max(1, this.core.prefillChunk);
     for (let i = 0; i < rest.length; i += chunk) {
       const part = rest.slice(i, i + chunk);
+      const at = this.kv.length;
       const out = await this.core.model.prefill(part, this.kv);
       this.hidden = out.hidden.slice((part.length - 1) * d, part.length * d);
+      this.recordRows(at, out.hidden, null);
     }
     if (n === 1) this.hidden = null; // no position before the pending token
     this._tokens = [...prompt];

@@ -13,7 +13,7 @@
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
 import { buildTree } from '../tree.js';
 import { CTCPrefixBeamSearch, bestTreeSize, treeFromSequences, type CTCCandidate } from '../ctc-decode.js';
-import { DraftHeadSession } from './head-session.js';
+import { DraftHeadSession, type DraftHead } from './head-session.js';
 
 export interface CTCOptions {
   /** Prefix beam width. */
@@ -77,7 +77,7 @@ export function ctcHeadConfig(config: Record<string, unknown> | undefined, vocab
 
 export class CTCDrafter implements Drafter {
   readonly name = 'ctc';
-  readonly head: DraftHeadSession;
+  readonly head: DraftHead;
   readonly cfg: CTCHeadConfig;
   private opts: CTCOptions;
   private search: CTCPrefixBeamSearch;
@@ -86,7 +86,7 @@ export class CTCDrafter implements Drafter {
   /** Candidates of the last round (for debugging / analysis). */
   lastCandidates: CTCCandidate[] = [];
 
-  constructor(head: DraftHeadSession, cfg: CTCHeadConfig, opts: Partial<CTCOptions> = {}) {
+  constructor(head: DraftHead, cfg: CTCHeadConfig, opts: Partial<CTCOptions> = {}) {
     this.head = head;
     this.cfg = cfg;
     this.opts = { ...CTC_DEFAULTS, ...opts };
@@ -118,7 +118,7 @@ export class CTCDrafter implements Drafter {
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
     if (ctx.budget <= 1) return { tokens: [ctx.pending], parents: [-1], depths: [0] };
-    const logProbs = await this.head.run(ctx.hidden, ctx.pending);
+    const logProbs = await this.head.output(ctx);
     const C = this.cfg.vocab_size + 1;
     if (logProbs.length !== this.cfg.slots * C) {
       throw new Error(`ctc head: ${logProbs.length} log-probs, expected ${this.cfg.slots}x${C}`);

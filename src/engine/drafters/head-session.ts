@@ -2,9 +2,17 @@
  * A draft head over one ORT session: inputs `hidden` float32 [N,d] and `token_ids` int64 [N]
  * (the pending token), one float32 output. Batch 1 per round.
  */
+import type { DraftContext } from '../types.js';
 import { createSession, ort, type OrtSession } from '../ort.js';
 
-export class DraftHeadSession {
+/** What a drafter needs from a head: its output for the round (and run counters for benchmarks). */
+export interface DraftHead {
+  runs: number;
+  runMs: number;
+  output(ctx: DraftContext): Promise<Float32Array>;
+}
+
+export class DraftHeadSession implements DraftHead {
   readonly session: OrtSession;
   readonly d: number;
   readonly outputName: string;
@@ -26,6 +34,10 @@ export class DraftHeadSession {
 
   static async create(bytes: Uint8Array, d: number, outputName: string): Promise<DraftHeadSession> {
     return new DraftHeadSession(await createSession(bytes), d, outputName);
+  }
+
+  output(ctx: DraftContext): Promise<Float32Array> {
+    return this.run(ctx.hidden, ctx.pending);
   }
 
   /** One head pass for one position; returns the output's data (a fresh JS array). */

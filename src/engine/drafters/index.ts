@@ -2,7 +2,8 @@
  * All drafters behind the shared `Drafter` interface, and their factories for `Engine`.
  * Names: plain (no draft; registered by the engine itself), ngram (prompt lookup), medusa and ctc
  * (ONNX heads, only when the manifest lists `medusa_head` / `ctc_head`), and ctc-ngram (prompt
- * lookup when the context repeats, the CTC head otherwise). The oracle needs a
+ * lookup when the context repeats, the CTC head otherwise); ctc2 / medusa2 (head v2, attending over
+ * the prefix, when the manifest lists `ctc2_head` / `medusa2_head`). The oracle needs a
  * reference continuation and is benchmark-only (not registered here).
  *
  * A factory runs once per session and drafter name; the head's ORT session is shared through
@@ -15,6 +16,7 @@ import { MedusaDrafter, type MedusaOptions } from './medusa.js';
 import { CTCDrafter, ctcHeadConfig, type CTCOptions } from './ctc.js';
 import { DraftHeadSession } from './head-session.js';
 import { HybridDrafter, type HybridOptions } from './hybrid.js';
+import { PrefixHead } from './prefix-head.js';
 
 export { PlainDrafter } from './plain.js';
 export { NgramDrafter, NGRAM_DEFAULTS, findNgramMatches, type NgramOptions } from './ngram.js';
@@ -23,6 +25,7 @@ export { MedusaDrafter, MEDUSA_DEFAULTS, type MedusaOptions } from './medusa.js'
 export { CTCDrafter, CTC_DEFAULTS, ctcHeadConfig, type CTCOptions } from './ctc.js';
 export { DraftHeadSession } from './head-session.js';
 export { HybridDrafter, HYBRID_DEFAULTS, type HybridOptions } from './hybrid.js';
+export { PrefixHead, type PrefixHeadShape } from './prefix-head.js';
 
 export interface DrafterOptions {
   ngram?: Partial<NgramOptions>;
@@ -53,6 +56,24 @@ export function drafterFactories(manifest: Manifest, opts: DrafterOptions = {}):
         new NgramDrafter(opts.ngram),
         opts.hybrid,
       );
+  }
+  const prefixShape = (c: Record<string, unknown>) => {
+    const heads = typeof c.n_heads === 'number' ? c.n_heads : 4;
+    return { d, heads, headDim: d / heads, maxSeqLen: manifest.config.max_seq_len };
+  };
+  if (manifest.files.ctc2_head) {
+    const c = manifest.files.ctc2_head.config ?? {};
+    const cfg = ctcHeadConfig(c, V);
+    const head = async (engine: Engine) => new PrefixHead(await engine.artifactSession('ctc2_head'), prefixShape(c), 'log_probs');
+    out.ctc2 = async (engine: Engine) => new CTCDrafter(await head(engine), cfg, opts.ctc);
+    out['ctc2-ngram'] = async (engine: Engine) =>
+      new HybridDrafter(new CTCDrafter(await head(engine), cfg, opts.ctc), new NgramDrafter(opts.ngram), opts.hybrid);
+  }
+  if (manifest.files.medusa2_head) {
+    const c = manifest.files.medusa2_head.config ?? {};
+    const cfg = { k: typeof c.k === 'number' ? c.k : 6, vocab_size: V };
+    out.medusa2 = async (engine: Engine) =>
+      new MedusaDrafter(new PrefixHead(await engine.artifactSession('medusa2_head'), prefixShape(c), 'logits'), cfg, opts.medusa);
   }
   return out;
 }

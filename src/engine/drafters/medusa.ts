@@ -5,7 +5,7 @@
  * tokens, scored by the product of their probabilities (see medusa-tree.ts).
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
-import { DraftHeadSession } from './head-session.js';
+import { DraftHeadSession, type DraftHead } from './head-session.js';
 import { headTopM, medusaTree, type HeadTopM } from './medusa-tree.js';
 import { bestTreeSize } from '../ctc-decode.js';
 
@@ -30,13 +30,13 @@ export interface MedusaHeadConfig {
 
 export class MedusaDrafter implements Drafter {
   readonly name = 'medusa';
-  readonly head: DraftHeadSession;
+  readonly head: DraftHead;
   readonly k: number;
   readonly V: number;
   opts: MedusaOptions;
   private top?: HeadTopM;
 
-  constructor(head: DraftHeadSession, cfg: MedusaHeadConfig, opts: Partial<MedusaOptions> = {}) {
+  constructor(head: DraftHead, cfg: MedusaHeadConfig, opts: Partial<MedusaOptions> = {}) {
     this.head = head;
     this.k = cfg.k;
     this.V = cfg.vocab_size;
@@ -49,7 +49,7 @@ export class MedusaDrafter implements Drafter {
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
     if (ctx.budget <= 1) return { tokens: [ctx.pending], parents: [-1], depths: [0] };
-    const logits = await this.head.run(ctx.hidden, ctx.pending);
+    const logits = await this.head.output(ctx);
     if (logits.length !== this.k * this.V) throw new Error(`medusa head: ${logits.length} logits, expected ${this.k}x${this.V}`);
     return this.treeFromLogits(logits, ctx.pending, ctx.budget);
   }
