@@ -71,7 +71,10 @@ const lm = await LanguageModel.create(readFileSync(args.new!), config);
 
 let native: ((P: number, S: number) => Promise<number>) | null = null;
 if (args.native) {
-  const ortNode = await import('onnxruntime-node');
+  // A dev-only dependency (not in package.json): imported by a computed name so that typechecking
+  // does not need it installed.
+  const name = 'onnxruntime-node';
+  const ortNode = (await import(name)) as typeof import('onnxruntime-web');
   const ns = await ortNode.InferenceSession.create(readFileSync(args.new!), {
     intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all',
   });
