@@ -114,10 +114,12 @@ export class DecodingSession {
   private kv: KVCache;
   /** Hidden row at position kv.length - 1; null when unknown (then a prefill recomputes it). */
   private hidden: Float32Array | null = null;
-  /** Base hidden rows of committed positions, [capacity, d]; the first `rowsValid` are known
-   *  (prefix-attending draft heads read them; after a restore from a snapshot none are). */
+  /** Base hidden rows of committed positions, indexed by position ([capacity, d]); positions
+   *  [rowsFrom, rowsEnd) are known. Prefix-attending draft heads read them. A session restored
+   *  from a snapshot knows only the snapshot's last row, and the window grows from there. */
   private rows = new Float32Array(0);
-  private rowsValid = 0;
+  private rowsFrom = 0;
+  private rowsEnd = 0;
   private rng: Rng | null = null;
   private rngSeed: number | null = null;
   private drafters = new Map<string, Drafter>();
@@ -192,6 +194,7 @@ export class DecodingSession {
       s.kv = cache;
       s.hidden = snap.hidden ? Float32Array.from(snap.hidden) : null;
       if (s.hidden && s.hidden.length !== core.config.d_model) throw new EngineError('invalid_request', 'snapshot hidden has the wrong width');
+      if (s.hidden) s.recordRows(snap.kvLength - 1, s.hidden, null);
     }
     return s;
   }
@@ -326,7 +329,8 @@ export class DecodingSession {
       let tree: TokenTree = await drafter.draft({
         tokens: this._tokens,
         hidden: this.hidden ?? new Float32Array(config.d_model),
-        hiddenRows: this.rows.subarray(0, Math.min(this.rowsValid, P) * config.d_model),
+        hiddenRows: this.rows.subarray(this.rowsFrom * config.d_model, Math.max(this.rowsFrom, Math.min(this.rowsEnd, P)) * config.d_model),
+        hiddenRowsFrom: this.rowsFrom,
         pending,
         budget,
       });
@@ -407,22 +411,28 @@ export class DecodingSession {
 
   /**
    * Keeps the hidden rows of positions from `at` on: rows[j] of `hidden` ([*, d]), or
-   * rows[nodes[j]] when `nodes` selects a tree's accepted path. Only extends a gap-free prefix.
+   * rows[nodes[j]] when `nodes` selects a tree's accepted path. Rows after a gap start a new window.
    */
   private recordRows(at: number, hidden: Float32Array, nodes: readonly number[] | null): void {
     const d = this.core.config.d_model;
-    if (at !== this.rowsValid) return;
     const n = nodes ? nodes.length : hidden.length / d;
+    if (at !== this.rowsEnd) this.rowsFrom = at; // a gap (or a rewrite): the window restarts here
     if ((at + n) * d > this.rows.length) {
       const grown = new Float32Array(Math.max((at + n) * d, 2 * this.rows.length, this.core.maxContext * d));
-      grown.set(this.rows.subarray(0, at * d));
+      grown.set(this.rows.subarray(0, this.rowsEnd * d));
       this.rows = grown;
     }
     for (let j = 0; j < n; j++) {
       const src = (nodes ? nodes[j] : j) * d;
       this.rows.set(hidden.subarray(src, src + d), (at + j) * d);
     }
-    this.rowsValid = at + n;
+    this.rowsEnd = at + n;
+  }
+
+  /** Positions from n on are no longer committed: their rows are forgotten. */
+  private forgetRows(n: number): void {
+    this.rowsEnd = Math.min(this.rowsEnd, n);
+    if (this.rowsFrom > this.rowsEnd) this.rowsFrom = this.rowsEnd;
   }
 
   /**
@@ -436,12 +446,12 @@ export class DecodingSession {
       this.kv.truncate(reuse);
       this.hidden = null;
     }
-    this.rowsValid = Math.min(this.rowsValid, reuse);
+    this.forgetRows(reuse);
     // The drafter needs the hidden row at n-2: recompute the last position if it is not held.
     if (reuse === n - 1 && reuse > 0 && this.hidden === null) {
       reuse--;
       this.kv.truncate(reuse);
-      this.rowsValid = Math.min(this.rowsValid, reuse);
+      this.forgetRows(reuse);
     }
     const rest = prompt.slice(reuse, n - 1);
     const d = this.core.config.d_model;

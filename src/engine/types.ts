@@ -74,9 +74,11 @@ export interface DraftContext {
   tokens: readonly number[];
   /** Base model's last hidden state [d] at the position before the pending token. */
   hidden: Float32Array;
-  /** Base hidden rows [n, d] of positions 0..n-1 (n <= tokens.length - 1: fewer after a session
-   *  was restored without them); prefix-attending heads read these. Optional for callers. */
+  /** Base hidden rows [n, d] of positions hiddenRowsFrom .. hiddenRowsFrom + n - 1 (up to
+   *  tokens.length - 2; a session restored from a snapshot starts its window at the restore point);
+   *  prefix-attending heads read these. Optional for callers. */
   hiddenRows?: Float32Array;
+  hiddenRowsFrom?: number;
   /** The pending root token (= tokens[tokens.length - 1]). */
   pending: number;
   /** Max nodes in the tree, root included. */

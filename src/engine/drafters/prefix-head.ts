@@ -31,11 +31,12 @@ export class PrefixHead implements DraftHead {
   private readonly session: OrtSession;
   private readonly shape: PrefixHeadShape;
   private readonly outputName: string;
-  /** Head K and V, [Hh, cap, Dh] each; positions [0, len) valid. */
+  /** Head K and V, [Hh, cap, Dh] each; index j holds position base + j, j < len. */
   private k = new Float32Array(0);
   private v = new Float32Array(0);
   private cap = 0;
   private len = 0;
+  private base = 0;
   /** next_ids of the cached positions (the token after each), to detect a changed context. */
   private ids: number[] = [];
 
@@ -51,9 +52,9 @@ export class PrefixHead implements DraftHead {
     this.outputName = outputName;
   }
 
-  /** Positions the head's cache covers (tests). */
-  get cached(): number {
-    return this.len;
+  /** Positions the head's cache covers: [from, from + count) (tests). */
+  get cached(): { from: number; count: number } {
+    return { from: this.base, count: this.len };
   }
 
   async output(ctx: DraftContext): Promise<Float32Array> {
@@ -61,29 +62,34 @@ export class PrefixHead implements DraftHead {
     const n = ctx.tokens.length;
     const newest = n - 2; // the position whose output drafts after the pending token
     if (newest < 0) throw new Error('prefix head: no position before the pending token');
-    const rows = ctx.hiddenRows;
-    const avail = rows ? rows.length / d : 0;
+    // The session's hidden rows cover positions [from, from + avail); the head's cache covers
+    // [base, base + len). A window that starts elsewhere (a restored session) restarts the cache.
+    const from = ctx.hiddenRowsFrom ?? 0;
+    const avail = ctx.hiddenRows ? ctx.hiddenRows.length / d : 0;
+    let rows: Float32Array;
+    let rowsFrom: number;
+    if (from + avail >= newest + 1 && from <= newest) {
+      rows = ctx.hiddenRows!;
+      rowsFrom = from;
+    } else {
+      rows = ctx.hidden; // only the newest row is known
+      rowsFrom = newest;
+    }
+    if (rowsFrom !== this.base) {
+      this.base = rowsFrom;
+      this.len = 0;
+    }
     // Reuse the cached positions whose next token is still the same (then their hidden rows are too).
-    let keep = Math.min(this.len, newest);
-    for (let t = 0; t < keep; t++) {
-      if (this.ids[t] !== ctx.tokens[t + 1]) {
-        keep = t;
+    let keep = Math.min(this.len, newest - this.base);
+    for (let j = 0; j < keep; j++) {
+      if (this.ids[j] !== ctx.tokens[this.base + j + 1]) {
+        keep = j;
         break;
       }
     }
-    let start = keep;
-    let hidden: Float32Array;
-    if (avail >= newest + 1) {
-      hidden = rows!.slice(start * d, (newest + 1) * d);
-    } else {
-      // The session lost its hidden history (restored from a snapshot): start over from the one row
-      // it has. Drafts are weaker until the head has seen more; output stays lossless.
-      keep = 0;
-      start = newest;
-      this.len = 0;
-      hidden = Float32Array.from(ctx.hidden);
-    }
+    const start = this.base + keep;
     const m = newest + 1 - start;
+    const hidden = rows.slice((start - rowsFrom) * d, (newest + 1 - rowsFrom) * d);
     const Ph = keep;
     const mask = new Float32Array(m * (Ph + m));
     for (let i = 0; i < m; i++) mask.fill(-Infinity, i * (Ph + m) + Ph + i + 1, (i + 1) * (Ph + m));
