@@ -193,17 +193,8 @@ def head_input(g, base, hcfg):
     return hidden, hidden
 
 
-def build_ctc_head(base, head, shortlist=None):
-    """shortlist: token ids the head may propose (most frequent first); the read-out then covers
-    only them (plus blank), which is most of the head's cost at 16 slots x 4096 tokens."""
-    c = head.cfg
-    d, S, nh = c.d_model, c.slots, c.n_heads
-    g = Graph("ctc_edge_ctc_head")
-    _, x = head_input(g, base, c)
-    x = g.silu(g.linear(x, np32(head.fuse.weight).T, hint="fuse"))
-    x = g.linear(x, np32(head.upsample.weight).T, np32(head.upsample.bias), hint="upsample")
-    x = g.op("Add", [g.op("Reshape", [x, g.shape_const([-1, S, d])]), g.const(np32(head.slot_pos), "slot_pos")])
-    L = head.layer
+def slot_layer(g, x, L, d, nh):
+    """nn.TransformerEncoderLayer (norm_first, gelu) over [N,S,d], written out."""
     a = g.op("LayerNormalization", [x, g.const(np32(L.norm1.weight), "ln1_w"), g.const(np32(L.norm1.bias), "ln1_b")],
              axis=-1, epsilon=L.norm1.eps)
     qkv = g.linear(a, np32(L.self_attn.in_proj_weight).T, np32(L.self_attn.in_proj_bias), hint="in_proj")
@@ -220,7 +211,20 @@ def build_ctc_head(base, head, shortlist=None):
              axis=-1, epsilon=L.norm2.eps)
     ff = g.linear(g.gelu(g.linear(b, np32(L.linear1.weight).T, np32(L.linear1.bias), hint="ff1")),
                   np32(L.linear2.weight).T, np32(L.linear2.bias), hint="ff2")
-    y = g.rms_norm(g.op("Add", [x, ff]), np32(head.norm.weight), c.norm_eps, "head_norm")
+    return g.op("Add", [x, ff])
+
+
+def build_ctc_head(base, head, shortlist=None):
+    """shortlist: token ids the head may propose (most frequent first); the read-out then covers
+    only them (plus blank), which is most of the head's cost at 16 slots x 4096 tokens."""
+    c = head.cfg
+    d, S, nh = c.d_model, c.slots, c.n_heads
+    g = Graph("ctc_edge_ctc_head")
+    _, x = head_input(g, base, c)
+    x = g.silu(g.linear(x, np32(head.fuse.weight).T, hint="fuse"))
+    x = g.linear(x, np32(head.upsample.weight).T, np32(head.upsample.bias), hint="upsample")
+    x = g.op("Add", [g.op("Reshape", [x, g.shape_const([-1, S, d])]), g.const(np32(head.slot_pos), "slot_pos")])
+    y = g.rms_norm(slot_layer(g, x, head.layer, d, nh), np32(head.norm.weight), c.norm_eps, "head_norm")
     if shortlist is None:
         vocab = g.op("MatMul", [y, "embed_t"])                                    # [N,S,V]
     else:
@@ -245,27 +249,6 @@ def build_medusa_head(base, head):
     outs = g.op("Add", [g.op("Unsqueeze", [x, g.const(np.array([1], np.int64), "axis1")]), g.silu(stacked)])
     g.output(g.op("MatMul", [outs, "embed_t"]), "logits", F32, ["N", k, c.vocab_size])
     return g.model()
-
-
-def slot_layer(g, x, L, d, nh):
-    """nn.TransformerEncoderLayer (norm_first, gelu) over [N,S,d], written out."""
-    a = g.op("LayerNormalization", [x, g.const(np32(L.norm1.weight), "ln1_w"), g.const(np32(L.norm1.bias), "ln1_b")],
-             axis=-1, epsilon=L.norm1.eps)
-    qkv = g.linear(a, np32(L.self_attn.in_proj_weight).T, np32(L.self_attn.in_proj_bias), hint=g.fresh("in_proj"))
-    hs = g.shape_const([0, 0, nh, d // nh])
-    q, k, v = (g.op("Transpose", [g.op("Reshape", [t, hs])], perm=[0, 2, 1, 3])
-               for t in g.ops("Split", [qkv], 3, "qkv", axis=-1))
-    scores = g.op("Mul", [g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])]),
-                          g.const(np.array(1 / np.sqrt(d // nh), np.float32), "scale")])
-    att = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
-    att = g.op("Reshape", [g.op("Transpose", [att], perm=[0, 2, 1, 3]), g.shape_const([0, 0, d])])
-    x = g.op("Add", [x, g.linear(att, np32(L.self_attn.out_proj.weight).T, np32(L.self_attn.out_proj.bias),
-                                 hint=g.fresh("out_proj"))])
-    b = g.op("LayerNormalization", [x, g.const(np32(L.norm2.weight), "ln2_w"), g.const(np32(L.norm2.bias), "ln2_b")],
-             axis=-1, epsilon=L.norm2.eps)
-    ff = g.linear(g.gelu(g.linear(b, np32(L.linear1.weight).T, np32(L.linear1.bias), hint=g.fresh("ff1"))),
-                  np32(L.linear2.weight).T, np32(L.linear2.bias), hint=g.fresh("ff2"))
-    return g.op("Add", [x, ff])
 
 
 def build_prefix_head(base, head, shortlist=None):
