@@ -97,7 +97,9 @@ def main():
                 cfg.update(slots=hc["slots"], vocab_size=classes, blank_id=classes)
                 if shortlist:
                     cfg.update(shortlist=shortlist, shortlist_coverage=round(export["ctc_shortlist_coverage"], 4))
-            cfg["quantization"] = "int8-dynamic"
+            # head v2 runs several positions per pass: row-wise int8 keeps a position's output
+            # independent of how many others share the pass (scripts/quantize.py)
+            cfg["quantization"] = "int8-rowwise" if kind.endswith("2") else "int8-dynamic"
             cfg["train_summary"] = export[f"{kind}_head"]["summary"]
             files[f"{kind}_head"] = write_file(out_dir, f"{kind}_head", open(path, "rb").read(), cfg)
     metrics = heldout_metrics(args.base_checkpoint, args.data, args.corpus)

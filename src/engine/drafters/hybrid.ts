@@ -7,7 +7,6 @@
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
 import { findNgramMatches, NgramDrafter } from './ngram.js';
-import type { CTCDrafter } from './ctc.js';
 
 export interface HybridOptions {
   /** Shortest earlier match (tokens) that makes the n-gram draft replace the head. */
@@ -18,14 +17,15 @@ export const HYBRID_DEFAULTS: HybridOptions = { minMatch: 3 };
 
 export class HybridDrafter implements Drafter {
   readonly name = 'ctc-ngram';
-  readonly ctc: CTCDrafter;
+  /** The head drafter used when the context does not repeat (a CTC or Medusa head, v1 or v2). */
+  readonly ctc: Drafter;
   readonly ngram: NgramDrafter;
   readonly opts: HybridOptions;
   /** Rounds drafted by each side (benchmarks). */
   ngramRounds = 0;
   ctcRounds = 0;
 
-  constructor(ctc: CTCDrafter, ngram: NgramDrafter, opts: Partial<HybridOptions> = {}) {
+  constructor(ctc: Drafter, ngram: NgramDrafter, opts: Partial<HybridOptions> = {}) {
     this.ctc = ctc;
     this.ngram = ngram;
     this.opts = { ...HYBRID_DEFAULTS, ...opts };

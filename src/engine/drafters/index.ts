@@ -72,8 +72,10 @@ export function drafterFactories(manifest: Manifest, opts: DrafterOptions = {}):
   if (manifest.files.medusa2_head) {
     const c = manifest.files.medusa2_head.config ?? {};
     const cfg = { k: typeof c.k === 'number' ? c.k : 6, vocab_size: V };
-    out.medusa2 = async (engine: Engine) =>
+    const medusa2 = async (engine: Engine) =>
       new MedusaDrafter(new PrefixHead(await engine.artifactSession('medusa2_head'), prefixShape(c), 'logits'), cfg, opts.medusa);
+    out.medusa2 = medusa2;
+    out['medusa2-ngram'] = async (engine: Engine) => new HybridDrafter(await medusa2(engine), new NgramDrafter(opts.ngram), opts.hybrid);
   }
   return out;
 }

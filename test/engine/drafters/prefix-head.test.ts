@@ -1,0 +1,112 @@
+/**
+ * Head v2 (PrefixHead over the default model's `ctc2_head`): the head's cache, reused across rounds,
+ * gives the same drafts as running the head over the whole prefix again; a changed context drops the
+ * positions after the change; a session without hidden history still gets drafts; and greedy
+ * decoding with ctc2 / ctc2-ngram / medusa2 is token-identical to plain.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Engine } from '../../../src/engine/index.js';
+import { PrefixHead, registerDrafters } from '../../../src/engine/drafters/index.js';
+import type { DraftContext } from '../../../src/engine/types.js';
+import { fsShardSource } from '../../../src/node/fs-shard-source.js';
+import { MODEL_DIR, requireModel } from '../helpers.js';
+
+let engine: Engine;
+let d: number;
+const TEXT = 'import os\nimport sys\n\n\ndef main(argv):\n    """Parse the arguments and run."""\n    for arg in argv[1:]:\n        print(arg)\n';
+
+beforeAll(async () => {
+  requireModel();
+  engine = await Engine.load(fsShardSource(MODEL_DIR));
+  for (const h of ['ctc2_head', 'medusa2_head']) {
+    if (!engine.manifest.files[h]) throw new Error(`${MODEL_DIR}/manifest.json has no ${h}: scripts/train_heads.py --kind ${h.split('_')[0]}, then export_onnx.py and shard.py`);
+  }
+  registerDrafters(engine);
+  d = engine.config.d_model;
+});
+
+/** Hidden rows of every position of `tokens` (a prefill), as a session holds them. */
+async function rowsOf(tokens: number[]): Promise<Float32Array> {
+  return (await engine.model.prefill(tokens, engine.model.newCache())).hidden;
+}
+
+function ctx(tokens: number[], rows: Float32Array): DraftContext {
+  const n = tokens.length;
+  return { tokens, hidden: rows.slice((n - 2) * d, (n - 1) * d), hiddenRows: rows.subarray(0, (n - 1) * d), pending: tokens[n - 1], budget: 16 };
+}
+
+const newHead = async () => {
+  const c = engine.manifest.files.ctc2_head.config as { n_heads: number };
+  return new PrefixHead(await engine.artifactSession('ctc2_head'), { d, heads: c.n_heads, headDim: d / c.n_heads, maxSeqLen: 512 }, 'log_probs');
+};
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+describe('PrefixHead', () => {
+  it('reuses its cache across rounds with the same output as a fresh pass over the prefix', async () => {
+    const tokens = engine.encodePrompt(TEXT);
+    const rows = await rowsOf(tokens);
+    const inc = await newHead();
+    let last: Float32Array = new Float32Array(0);
+    for (const n of [10, 11, 14, 20, tokens.length]) last = await inc.output(ctx(tokens.slice(0, n), rows));
+    expect(inc.cached).toEqual({ from: 0, count: tokens.length - 1 });
+    const fresh = await newHead();
+    const once = await fresh.output(ctx(tokens, rows));
+    expect(fresh.runs).toBe(1);
+    expect(maxDiff(last, once)).toBeLessThan(1e-3); // float order differs (a draft, not a verify)
+  });
+
+  it('drops the positions after a changed token', async () => {
+    const a = engine.encodePrompt(TEXT);
+    const b = [...a];
+    b[12] = b[12] === 5 ? 6 : 5;
+    const head = await newHead();
+    await head.output(ctx(a, await rowsOf(a)));
+    const rowsB = await rowsOf(b);
+    const got = await head.output(ctx(b, rowsB));
+    const want = await (await newHead()).output(ctx(b, rowsB));
+    expect(maxDiff(got, want)).toBeLessThan(1e-3);
+  });
+
+  it('after a restore it drafts from the rows it has and grows its window from there', async () => {
+    const tokens = engine.encodePrompt(TEXT);
+    const rows = await rowsOf(tokens);
+    const n = tokens.length;
+    const head = await newHead();
+    // a restored session knows only the row before the pending token
+    const c = ctx(tokens.slice(0, n - 6), rows);
+    const out = await head.output({ ...c, hiddenRows: rows.slice((n - 8) * d, (n - 7) * d), hiddenRowsFrom: n - 8 });
+    const { slots, vocab_size } = engine.manifest.files.ctc2_head.config as { slots: number; vocab_size: number };
+    expect(out.length).toBe(slots * (vocab_size + 1));
+    expect(out.every(Number.isFinite)).toBe(true);
+    expect(head.cached).toEqual({ from: n - 8, count: 1 });
+    // later rounds: the window covers the restore point onward
+    await head.output({ ...ctx(tokens, rows), hiddenRows: rows.slice((n - 8) * d, (n - 1) * d), hiddenRowsFrom: n - 8 });
+    expect(head.cached).toEqual({ from: n - 8, count: 7 });
+    expect(head.runs).toBe(2);
+  });
+});
+
+describe('head v2 drafters are lossless', () => {
+  it('greedy ctc2, ctc2-ngram, medusa2 and medusa2-ngram equal plain on prompts of growing length, in one session', async () => {
+    const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
+    const prompts = [TEXT, TEXT + 'def helper(x):\n    return x * 2\n', 'class Config:\n    """Settings."""\n\n    def __init__(self):\n'];
+    for (const name of ['ctc2', 'ctc2-ngram', 'medusa2', 'medusa2-ngram']) {
+      const spec = engine.createSession(); // one session: the head's cache follows prefix reuse
+      for (const text of prompts) {
+        const p = engine.encodePrompt(text);
+        const run = async (s: ReturnType<Engine['createSession']>, drafter: string) => {
+          const out: number[] = [];
+          for await (const ev of s.generate({ promptTokens: p, maxTokens: 32, sampling: greedy, drafter })) if (ev.type === 'tokens') out.push(...ev.tokens);
+          return out;
+        };
+        expect(await run(spec, name), `${name}: ${text.slice(0, 20)}`).toEqual(await run(engine.createSession(), 'plain'));
+      }
+    }
+  });
+});
