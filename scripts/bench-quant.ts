@@ -13,21 +13,30 @@ import { setFlagsFromString } from 'node:v8';
 setFlagsFromString('--no-liftoff');
 const ort = await import('onnxruntime-web/wasm');
 ort.env.wasm.numThreads = 1;
-const L = 6, H = 4, D = 64, V = 4096, P = 256;
+const L = 6, H = 4, D = 64, V = 4096, P = 256, B = 32; // B: the graph's KV panel (manifest kv_panel)
 
+/** Feeds of KV interface 2 (scripts/export_onnx.py build_base) for S new tokens after `past`. */
 function feeds(S: number, past: number) {
   const f: Record<string, InstanceType<typeof ort.Tensor>> = {
     input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(100 + i * 37)), [1, S]),
     position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(past + i)), [1, S]),
   };
-  // Causal mask over the new tokens (a chain-shaped tree): rows see the past and earlier rows.
-  const mask = new Float32Array(S * (past + S));
-  for (let i = 0; i < S; i++) for (let j = 0; j < S; j++) if (j > i) mask[i * (past + S) + past + j] = -Infinity;
-  f.attention_mask = new ort.Tensor('float32', mask, [1, 1, S, past + S]);
-  const kv = new Float32Array(H * past * D).map((_, i) => Math.sin(i) * 0.5);
+  const F = Math.floor(past / B);
+  const Pt = past - F * B;
+  const R = Pt + S;
+  // Causal mask over the tail block (a chain-shaped tree): rows see the cache and earlier rows.
+  const mask = new Float32Array(S * R);
+  for (let i = 0; i < S; i++) mask.fill(-Infinity, i * R + Pt + i + 1, (i + 1) * R);
+  f.attention_mask = new ort.Tensor('float32', mask, [1, 1, S, R]);
+  const G = Math.floor((past + S - 1) / B) - F + 1;
+  const groups = new Float32Array(G * R);
+  for (let c = 0; c < R; c++) groups[(c < Pt ? 0 : Math.floor((past + c - Pt) / B) - F) * R + c] = 1;
+  f.tail_groups = new ort.Tensor('float32', groups, [G, 1, R]);
+  const full = new Float32Array(F * H * B * D).map((_, i) => Math.sin(i) * 0.5);
+  f.past_tail = new ort.Tensor('float32', new Float32Array(2 * L * H * Pt * D).map((_, i) => Math.cos(i) * 0.5), [2 * L, H, Pt, D]);
   for (let l = 0; l < L; l++) {
-    f[`past_key_${l}`] = new ort.Tensor('float32', kv, [1, H, past, D]);
-    f[`past_value_${l}`] = new ort.Tensor('float32', kv, [1, H, past, D]);
+    f[`past_key_${l}`] = new ort.Tensor('float32', full, [F, H, B, D]);
+    f[`past_value_${l}`] = new ort.Tensor('float32', full, [F, H, B, D]);
   }
   return f;
 }
