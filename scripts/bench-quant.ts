@@ -12,6 +12,8 @@ import { setFlagsFromString } from 'node:v8';
 // of runs to tier up ORT's 14 MB module, so skip it (see scripts/generate.ts).
 setFlagsFromString('--no-liftoff');
 const ort = await import('onnxruntime-web/wasm');
+const { tailBlock } = await import('../src/engine/language-model.js');
+const { causalMask } = await import('../src/engine/tree.js');
 ort.env.wasm.numThreads = 1;
 const L = 6, H = 4, D = 64, V = 4096, P = 256, B = 32; // B: the graph's KV panel (manifest kv_panel)
 
@@ -23,15 +25,10 @@ function feeds(S: number, past: number) {
   };
   const F = Math.floor(past / B);
   const Pt = past - F * B;
-  const R = Pt + S;
-  // Causal mask over the tail block (a chain-shaped tree): rows see the cache and earlier rows.
-  const mask = new Float32Array(S * R);
-  for (let i = 0; i < S; i++) mask.fill(-Infinity, i * R + Pt + i + 1, (i + 1) * R);
-  f.attention_mask = new ort.Tensor('float32', mask, [1, 1, S, R]);
-  const G = Math.floor((past + S - 1) / B) - F + 1;
-  const groups = new Float32Array(G * R);
-  for (let c = 0; c < R; c++) groups[(c < Pt ? 0 : Math.floor((past + c - Pt) / B) - F) * R + c] = 1;
-  f.tail_groups = new ort.Tensor('float32', groups, [G, 1, R]);
+  // A chain-shaped tree: rows see the cache and earlier rows.
+  const tb = tailBlock(Array.from({ length: S }, (_, i) => past + i), causalMask(S), past, B);
+  f.attention_mask = new ort.Tensor('float32', tb.mask, [1, 1, S, Pt + S]);
+  f.tail_groups = new ort.Tensor('float32', tb.groups, [tb.G, 1, Pt + S]);
   const full = new Float32Array(F * H * B * D).map((_, i) => Math.sin(i) * 0.5);
   f.past_tail = new ort.Tensor('float32', new Float32Array(2 * L * H * Pt * D).map((_, i) => Math.cos(i) * 0.5), [2 * L, H, Pt, D]);
   for (let l = 0; l < L; l++) {

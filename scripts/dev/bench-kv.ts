@@ -15,8 +15,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { LanguageModel } from '../../src/engine/language-model.js';
-import { chainTree } from '../../src/engine/tree.js';
+import { LanguageModel, tailBlock } from '../../src/engine/language-model.js';
+import { causalMask, chainTree } from '../../src/engine/tree.js';
 import { createSession, ort } from '../../src/engine/ort.js';
 import type { ModelConfig } from '../../src/engine/types.js';
 
@@ -86,15 +86,9 @@ if (args.native) {
     const B = config.kv_panel;
     const F = Math.floor(P / B);
     const Pt = P - F * B;
-    // the tail block's mask (causal among the new tokens) and position panels, as the engine makes them
-    const R = Pt + S;
-    const mask = new Float32Array(S * R);
-    for (let i = 0; i < S; i++) mask.fill(-Infinity, i * R + Pt + i + 1, (i + 1) * R);
-    const G = Math.floor((P + S - 1) / B) - F + 1;
-    const groups = new Float32Array(G * R);
-    for (let c = 0; c < R; c++) groups[(c < Pt ? 0 : Math.floor((P + c - Pt) / B) - F) * R + c] = 1;
-    feeds.attention_mask = new ortNode.Tensor('float32', mask, [1, 1, S, R]);
-    feeds.tail_groups = new ortNode.Tensor('float32', groups, [G, 1, R]);
+    const tb = tailBlock(Array.from({ length: S }, (_, i) => P + i), causalMask(S), P, B);
+    feeds.attention_mask = new ortNode.Tensor('float32', tb.mask, [1, 1, S, Pt + S]);
+    feeds.tail_groups = new ortNode.Tensor('float32', tb.groups, [tb.G, 1, Pt + S]);
     feeds.past_tail = new ortNode.Tensor('float32', new Float32Array(2 * L * H * Pt * D).fill(0.01), [2 * L, H, Pt, D]);
     for (let l = 0; l < L; l++) {
       for (const kind of ['key', 'value']) {

@@ -27,6 +27,25 @@ const MAX_TAIL_ROWS = 256;
 /** Longest prefill run: with up to panel - 1 tail positions it stays inside the tail block. */
 const PREFILL_PIECE = 128;
 
+/**
+ * The graph's inputs over the tail block (the Pt = P mod B cached positions of the partial last
+ * panel, then the S new rows): the additive mask [S, Pt+S] (cached columns visible, the new ones as
+ * `mask` [S, S] says) and tail_groups [G, Pt+S], 1 where a column's position lies in panel F + g.
+ * positionIds must all be >= P (checked by the caller).
+ */
+export function tailBlock(positionIds: readonly number[], mask: Float32Array, P: number, B: number): { mask: Float32Array; groups: Float32Array; G: number } {
+  const S = positionIds.length;
+  const F = Math.floor(P / B);
+  const Pt = P - F * B;
+  const R = Pt + S;
+  const tailMask = new Float32Array(S * R);
+  for (let i = 0; i < S; i++) tailMask.set(mask.subarray(i * S, (i + 1) * S), i * R + Pt);
+  const G = Math.floor(Math.max(...positionIds) / B) - F + 1;
+  const groups = new Float32Array(G * R);
+  for (let c = 0; c < R; c++) groups[(c < Pt ? 0 : Math.floor(positionIds[c - Pt] / B) - F) * R + c] = 1;
+  return { mask: tailMask, groups, G };
+}
+
 export interface ForwardResult {
   /** [S * V], row i = next-token logits after new token i. */
   logits: Float32Array;
@@ -107,18 +126,12 @@ export class LanguageModel {
     }
     if (maxPos >= this.config.max_seq_len) throw new Error(`forward: position ${maxPos} is outside the model's ${this.config.max_seq_len}`);
     if (R > MAX_TAIL_ROWS) throw new Error(`forward: ${S} new tokens after ${Pt} tail positions exceed the graph's ${MAX_TAIL_ROWS}-column tail block`);
-    // Tail block: the Pt cached positions (visible to all), then the new rows as the caller masks them.
-    const tailMask = new Float32Array(S * R);
-    for (let i = 0; i < S; i++) tailMask.set(mask.subarray(i * S, (i + 1) * S), i * R + Pt);
-    // Position panel of each tail-block column, relative to F (cached tail positions are in panel F).
-    const G = Math.floor(maxPos / B) - F + 1;
-    const groups = new Float32Array(G * R);
-    for (let c = 0; c < R; c++) groups[(c < Pt ? 0 : Math.floor(positionIds[c - Pt] / B) - F) * R + c] = 1;
+    const tb = tailBlock(positionIds, mask, P, B);
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(tokenIds, BigInt), [1, S]),
       position_ids: new ort.Tensor('int64', BigInt64Array.from(positionIds, BigInt), [1, S]),
-      attention_mask: new ort.Tensor('float32', tailMask, [1, 1, S, R]),
-      tail_groups: new ort.Tensor('float32', groups, [G, 1, R]),
+      attention_mask: new ort.Tensor('float32', tb.mask, [1, 1, S, R]),
+      tail_groups: new ort.Tensor('float32', tb.groups, [tb.G, 1, R]),
     };
     if (this.stage.length < 2 * L * H * B * D) this.stage = new Float32Array(2 * L * H * B * D);
     const past = cache.feed(this.stage);
