@@ -287,11 +287,14 @@ export class SessionDO extends DurableObject<Env> {
     const ephemeral = req.sessionId === null;
     const meta = ephemeral ? null : this.store.loadMeta();
     let session: DecodingSession | null = null;
-    if (meta && meta.model === req.model && meta.modelSha === engine.modelId) {
+    if (meta && meta.model === req.model) {
       const snap = meta.state as SessionSnapshot;
       const t0 = performance.now();
       const kvLen = this.store.kvLength();
-      if (this.env.KV_PERSIST !== 'never' && kvLen > 0 && kvLen >= snap.kvLength) {
+      // Stored KV is read only if this very graph wrote it: a re-export of the model under the same
+      // name (another sha256) keeps the conversation's tokens and recomputes their KV.
+      const sameGraph = meta.modelSha === engine.modelId;
+      if (sameGraph && this.env.KV_PERSIST !== 'never' && kvLen > 0 && kvLen >= snap.kvLength) {
         // Stored chunks may run past kvLength only if a save was cut short: take exactly kvLength.
         const chunks = this.store.loadKv(kvLen);
         const kv = trimChunks(chunks, snap.kvLength, engine);
@@ -300,19 +303,12 @@ export class SessionDO extends DurableObject<Env> {
         this.pendingRestore = { mode: 'kv', tokens: snap.kvLength, ms: performance.now() - t0 };
       } else {
         // Recompute: the engine prefills the tokens on the next generate.
-        session = engine.restoreSession({ ...snap, kvLength: 0, hidden: null });
+        session = engine.restoreSession({ ...snap, model: engine.modelId, kvLength: 0, hidden: null });
         this.pendingRestore = { mode: 'recompute', tokens: snap.tokens.length, ms: performance.now() - t0 };
       }
     }
-    if (!session && meta && meta.model === req.model && meta.modelSha !== engine.modelId) {
-      // The same model name, re-exported (another graph or weights): its stored KV belongs to the old
-      // graph and is never read; the conversation's tokens are kept and recomputed on the next generate.
-      const snap = meta.state as SessionSnapshot;
-      session = engine.restoreSession({ ...snap, model: engine.modelId, kvLength: 0, hidden: null });
-      this.pendingRestore = { mode: 'recompute', tokens: snap.tokens.length, ms: 0 };
-    }
     // A stored session of another model is meaningless: the next save replaces its meta row, and
-    // storedKv = 0 makes that save drop all of the stored KV chunks.
+    // storedKv = 0 makes that save drop all of the stored KV chunks (also those of an earlier export).
     this.session = session ?? engine.createSession();
     this.sessionModel = req.model;
     return this.session;
