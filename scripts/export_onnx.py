@@ -45,16 +45,16 @@ def embed_lookup(g, ids, n_dims_out):
     return g.op("Transpose", [cols], perm=perm)
 
 
-# The cache is kept in panels of this many positions (see panel_attention). Smaller panels pad
-# the partial last panel less (cheaper short contexts); any size up to 128 keeps every
-# panel MatMul inside one MLAS K-panel. 32 measured fastest of 32/64/128 (README, Results).
+# The cache is kept in panels of this many positions (see panel_attention); any size up to 128
+# keeps every full-panel MatMul inside one MLAS K-panel. 32 measured fastest of 32/64/128 (decode
+# at 480 cached tokens), measured on the graph's first version, whose tail block was padded to panels.
 PANEL = 32
 # Columns of the tail block (cached positions of the partial last panel + new rows) at most: one
 # MatMul sums over them, which MLAS does in one pass up to its StrideK of 256.
 MAX_TAIL_ROWS = 256
 
 
-def attention_shared(g, ids, past_full0, groups, H, D, B, max_rows):
+def attention_shared(g, past_full0, groups, B, max_rows):
     """Shapes and constants every layer's attention shares, computed once per run."""
     i64 = lambda v: g.const(np.array(v, np.int64), "i")
     dim = lambda t, i: g.op("Gather", [g.op("Shape", [t]), i64(i)], axis=0)
@@ -149,7 +149,7 @@ def build_base(model: BaseModel, panel=PANEL):
         for j, kind in enumerate(("key", "value")):
             tail = g.op("Gather", [tails, g.const(np.array([2 * i + j], np.int64), "i")], axis=0)  # [1,H,Pt,D]
             past[kind, i] = (g.input(f"past_{kind}_{i}", F32, ["F", H, panel, D]), tail)
-    sh = attention_shared(g, ids, past["key", 0][0], groups, H, D, panel, MAX_TAIL_ROWS)
+    sh = attention_shared(g, past["key", 0][0], groups, panel, MAX_TAIL_ROWS)
     i64 = sh["i64"]
     n_panels = g.op("Add", [g.op("Gather", [g.op("Shape", [past["key", 0][0]]), i64(0)], axis=0),
                             g.op("Gather", [g.op("Shape", [groups]), i64(0)], axis=0)])

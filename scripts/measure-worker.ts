@@ -9,7 +9,7 @@
  * 3. warm time to first token (fresh ephemeral session each time: prefill + one round);
  * 4. tokens/s through the API (streamed, greedy) vs the engine in Node (this process, the definition of
  *    `npm run generate`: completion tokens over the time after prefill), alternating
- *    A/B and reporting medians (DESIGN §4: the machines are noisy);
+ *    A/B and reporting medians (these VMs are noisy: hypervisor steal time);
  * 5. peak memory: the isolate's heap via V8's inspector (Runtime.getHeapUsage: JS heap + ArrayBuffer and
  *    wasm backing stores; locally the worker and its DOs share one isolate), ORT's wasm heap as reported by
  *    the session DO, and VmHWM of the whole workerd process against a workerd running a trivial worker;

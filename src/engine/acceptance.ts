@@ -39,7 +39,8 @@ export function acceptGreedy(tree: TokenTree, logits: Float32Array, V: number): 
 }
 
 /**
- * Lossless tree sampling (DESIGN §6). At each node with target distribution p (the same
+ * Lossless tree sampling (it keeps the target distribution exactly for a deterministic tree,
+ * which Medusa's "typical acceptance" does not). At each node with target distribution p (the same
  * processing as plain sampling): try children in order; accept child x with probability
  * p(x) / (mass left); on rejection set p(x) = 0 (renormalising implicitly) and try the next
  * sibling. If none is accepted, the bonus is drawn from what is left of p; if one is, descend.

@@ -13,7 +13,7 @@
  * cache as one [F, H, panel, D] tensor. The first F panels of a buffer are exactly that, so they
  * are fed as a view: no copy on our side (onnxruntime-web copies every CPU input into its heap
  * once; it has no public way to keep an input resident). Only the partial last panel (the tail,
- * length % panel positions) is packed per run, into [1, H, Pt, D].
+ * length % panel positions) is packed per run, all buffers into one [2L, H, Pt, D].
  *
  * The graph returns only the S new rows of each run (`new_kv` [2L, H, S, D]); `append` writes them
  * at [length, length + S) and `keep` moves the accepted tree nodes down over the rejected ones.
@@ -27,7 +27,7 @@ export interface KVShape {
   layers: number;
   heads: number;
   headDim: number;
-  /** Positions per panel (the graph's; 128 for the default model). */
+  /** Positions per panel (the graph's `kv_panel`; 32 for the default model). */
   panel: number;
 }
 

@@ -1,6 +1,8 @@
 /**
  * The one place that imports onnxruntime-web. The `/wasm` entry ships the plain SIMD wasm build
- * (14 MB, no WebGPU/JSEP); DESIGN §2 explains why workerd needs exactly this entry.
+ * (14 MB, no WebGPU/JSEP). workerd needs exactly this entry: the default entry resolves its wasm
+ * through `import.meta.url`, which is undefined there, and Workers forbid compiling WebAssembly
+ * from bytes at run time, so the host hands ORT a module precompiled at deploy time.
  *
  * Defaults: one thread, no proxy worker (workerd has neither threads nor Web Workers, and one
  * thread keeps Node/browser numbers comparable). A host that must load the wasm differently
@@ -88,7 +90,8 @@ export async function createSession(bytes: Uint8Array): Promise<OrtSession> {
 }
 
 /**
- * Current size of ORT's wasm linear memory in bytes. The memory only grows (DESIGN §2), so the
+ * Current size of ORT's wasm linear memory in bytes. The memory only grows (released sessions do
+ * not give it back), so the
  * value read after a workload is its peak. null until a session exists or if the probe failed.
  */
 export function wasmHeapBytes(): number | null {

@@ -1,5 +1,5 @@
 /**
- * onnxruntime-web inside workerd (DESIGN §2).
+ * onnxruntime-web inside workerd.
  *
  * Why this dance: workerd forbids compiling WebAssembly from bytes at run time and `import.meta.url` is
  * undefined, so ORT can neither fetch nor compile its wasm. Instead the bundle imports

@@ -10,7 +10,7 @@
 import { z } from 'zod';
 import { ApiError } from './openai/errors';
 
-/** Default bound on draft-verify rounds per request: ~5-10 ms of CPU per round (DESIGN §3/§5) keeps a
+/** Default bound on draft-verify rounds per request: ~5-10 ms of CPU per round (measured on one wasm thread) keeps a
  * request's CPU well under a second plus prefill, far inside the 30 s default CPU limit. */
 export const DEFAULT_MAX_ROUNDS = 64;
 

@@ -8,7 +8,8 @@
  * (adaptive drafting: small trees when the head is unsure).
  *
  * The tree is built from the collapsed sequences, never by masking an alignment tree, and the
- * engine derives positions (depth) and the ancestors-only mask from it (DESIGN §6).
+ * engine derives positions (depth) and the ancestors-only mask from it: masking nodes of an
+ * alignment tree after the CTC collapse keeps stale positions and indices, which duplicates words.
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
 import { buildTree } from '../tree.js';
