@@ -14,7 +14,9 @@
  * A drafter may carry its own settings: `ctc:budget=12:beam=4:minw=0.02`, `medusa:topm=3`,
  * `ngram:minw=0.2`, so variants run interleaved in one pass (keys: budget, beam, topm, minw,
  * maxlen, tree=prefix|weighted|rank, cost (cost-aware size, R = fixed/per-node cost), minprob (medusa),
- * maxn (ngram), minmatch (ctc-ngram: shortest repeat that replaces the head)).
+ * maxn (ngram); for the head + lookup drafters (ctc-ngram, ctc2-ngram, medusa2-ngram): mode=merge|switch,
+ * skip (merge: skip the head when the lookup expects this many tokens), hcost (merge: R of the merged
+ * tree's cut), minmatch (switch: shortest repeat that replaces the head)).
  *
  * Interleaving: for each prompt every drafter runs once (plain first: its output is the oracle's
  * reference; the others in an order rotated per prompt), so machine noise (this VM has heavy steal
@@ -274,6 +276,7 @@ async function main(): Promise<void> {
     const topM = p('topm') ?? (values['top-m'] !== undefined ? num(values['top-m'], 'top-m') : undefined);
     const minW = p('minw') ?? (values['min-weight'] !== undefined ? num(values['min-weight'], 'min-weight') : undefined);
     const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+    const hybrid = defined({ mode: params.mode as 'merge' | 'switch' | undefined, minMatch: p('minmatch'), skipHead: p('skip'), costRatio: p('hcost') });
     let factory: (() => Promise<Drafter> | Drafter) | null = null;
     switch (base) {
       case 'plain':
@@ -302,12 +305,17 @@ async function main(): Promise<void> {
           new CTCDrafter(new DraftHeadSession(await engine.artifactSession('ctc_head'), d, 'log_probs'), cfg,
             defined({ beamWidth: beam, topM, minWeight: minW, maxLen: p('maxlen'), tree, costRatio: p('cost') }));
         factory = base === 'ctc' ? makeCtc
-          : async () => new HybridDrafter(await makeCtc(), new NgramDrafter(defined({ maxN: p('maxn') })), defined({ minMatch: p('minmatch') }));
+          : async () => new HybridDrafter(await makeCtc(), new NgramDrafter(defined({ maxN: p('maxn') })), hybrid);
         break;
       }
       default: {
         // any other drafter the engine registers for this manifest (ctc2, ctc2-ngram, medusa2, ...)
-        const f = drafterFactories(m, defined({ ctc: defined({ beamWidth: beam, topM, minWeight: minW, costRatio: p('cost') }) }))[base];
+        const f = drafterFactories(m, {
+          ctc: defined({ beamWidth: beam, topM, minWeight: minW, costRatio: p('cost') }),
+          medusa: defined({ topM, minProb: p('minprob'), costRatio: p('cost') }),
+          ngram: defined({ maxN: p('maxn') }),
+          hybrid,
+        })[base];
         if (!f) throw new Error(`unknown drafter ${base}`);
         factory = () => f(engine);
       }

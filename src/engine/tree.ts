@@ -139,3 +139,65 @@ export function chainTree(tokens: readonly number[]): TokenTree {
     depths: tokens.map((_, i) => i),
   };
 }
+
+/** A tree whose node i carries an estimate weights[i] of P(node i is accepted); weights[0] = 1. */
+export interface WeightedTokenTree extends TokenTree {
+  weights: number[];
+}
+
+/**
+ * One tree from several drafters' weighted trees (same root): the union trie, where a node both
+ * sources propose gets 1 - (1 - a)(1 - b) (either source right: treated as independent
+ * evidence), then best-first by weight up to `budget` nodes. Each source's weights do not grow
+ * along a path, so neither do the merged ones and every best-first prefix is ancestor-closed.
+ * Returns nodes in best-first (hence topological) order with their merged weights.
+ */
+export function mergeWeightedTrees(trees: readonly WeightedTokenTree[], budget: number): WeightedTokenTree {
+  const root = trees[0].tokens[0];
+  const tToken: number[] = [root];
+  const tDepth: number[] = [0];
+  const tMiss: number[] = [1]; // prod (1 - w) over sources proposing the node
+  const tChildren: Map<number, number>[] = [new Map()];
+  for (const t of trees) {
+    if (t.tokens[0] !== root) throw new Error('mergeWeightedTrees: trees with different roots');
+    const at = new Int32Array(t.tokens.length); // the source node's trie id
+    for (let i = 1; i < t.tokens.length; i++) {
+      const p = at[t.parents[i]];
+      let id = tChildren[p].get(t.tokens[i]);
+      if (id === undefined) {
+        id = tToken.length;
+        tToken.push(t.tokens[i]);
+        tDepth.push(tDepth[p] + 1);
+        tMiss.push(1);
+        tChildren.push(new Map());
+        tChildren[p].set(t.tokens[i], id);
+      }
+      tMiss[id] *= 1 - Math.min(1, Math.max(0, t.weights[i]));
+      at[i] = id;
+    }
+  }
+  const out: WeightedTokenTree = { tokens: [root], parents: [-1], depths: [0], weights: [1] };
+  const frontier: number[] = [...tChildren[0].values()];
+  const frontierParent: number[] = frontier.map(() => 0);
+  while (out.tokens.length < budget && frontier.length > 0) {
+    let bi = 0;
+    for (let i = 1; i < frontier.length; i++) {
+      const a = frontier[i], b = frontier[bi];
+      if (tMiss[a] < tMiss[b] || (tMiss[a] === tMiss[b] && (tDepth[a] < tDepth[b] || (tDepth[a] === tDepth[b] && a < b)))) bi = i;
+    }
+    const id = frontier[bi];
+    const par = frontierParent[bi];
+    frontier.splice(bi, 1);
+    frontierParent.splice(bi, 1);
+    const idx = out.tokens.length;
+    out.tokens.push(tToken[id]);
+    out.parents.push(par);
+    out.depths.push(tDepth[id]);
+    out.weights.push(1 - tMiss[id]);
+    for (const c of tChildren[id].values()) {
+      frontier.push(c);
+      frontierParent.push(idx);
+    }
+  }
+  return out;
+}

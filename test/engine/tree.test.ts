@@ -12,7 +12,10 @@ import {
   treeMask,
   treePositions,
   validateTree,
+  mergeWeightedTrees,
+  type WeightedTokenTree,
 } from '../../src/engine/tree.js';
+import fc from 'fast-check';
 
 describe('buildTree', () => {
   it('merges equal prefixes, keeps siblings distinct and ordered by candidate rank', () => {
@@ -83,5 +86,47 @@ describe('masks and positions', () => {
   it('causal mask equals the tree mask of a chain', () => {
     expect(Array.from(causalMask(4))).toEqual(Array.from(treeMask(chainTree([5, 6, 7, 8]))));
     expect(causalMask(3).length).toBe(9);
+  });
+});
+
+describe('mergeWeightedTrees', () => {
+  const a: WeightedTokenTree = { tokens: [0, 1, 2, 3], parents: [-1, 0, 1, 0], depths: [0, 1, 2, 1], weights: [1, 0.6, 0.3, 0.2] };
+  const b: WeightedTokenTree = { tokens: [0, 1, 4, 5], parents: [-1, 0, 1, 0], depths: [0, 1, 2, 1], weights: [1, 0.5, 0.4, 0.1] };
+
+  it('unions the tries; a node both propose gets 1 - (1 - a)(1 - b); best-first order', () => {
+    const m = mergeWeightedTrees([a, b], 10);
+    validateTree(m, 0);
+    expect(m.tokens).toEqual([0, 1, 4, 2, 3, 5]);
+    expect(m.parents).toEqual([-1, 0, 1, 1, 0, 0]);
+    expect(m.weights[1]).toBeCloseTo(0.8, 12);
+    m.weights.slice(2).forEach((w, i) => expect(w).toBeCloseTo([0.4, 0.3, 0.2, 0.1][i], 12));
+  });
+
+  it('stops at the budget with an ancestor-closed tree', () => {
+    const m = mergeWeightedTrees([a, b], 3);
+    expect(m.tokens).toEqual([0, 1, 4]);
+  });
+
+  it('any inputs: a valid tree, weights never grow along a path, every input node kept when the budget allows', () => {
+    const tree = fc.array(fc.tuple(fc.nat(5), fc.integer({ min: 0, max: 3 }), fc.double({ min: 0, max: 1, noNaN: true })), { maxLength: 12 }).map((spec) => {
+      const t: WeightedTokenTree = { tokens: [9], parents: [-1], depths: [0], weights: [1] };
+      for (const [p, tok, w] of spec) {
+        const parent = p % t.tokens.length;
+        t.tokens.push(tok);
+        t.parents.push(parent);
+        t.depths.push(t.depths[parent] + 1);
+        t.weights.push(Math.min(w, t.weights[parent]));
+      }
+      return t;
+    });
+    fc.assert(fc.property(tree, tree, (x, y) => {
+      const m = mergeWeightedTrees([x, y], 100);
+      validateTree(m, 9);
+      for (let i = 1; i < m.tokens.length; i++) expect(m.weights[i]).toBeLessThanOrEqual(m.weights[m.parents[i]] + 1e-12);
+      const paths = (t: WeightedTokenTree) => new Set(t.tokens.map((_, i) => { const p: number[] = []; for (let n = i; n > 0; n = t.parents[n]) p.unshift(t.tokens[n]); return p.join(','); }));
+      const pm = paths(m);
+      for (const p of [...paths(x), ...paths(y)]) expect(pm.has(p)).toBe(true);
+      expect(pm.size).toBe(m.tokens.length);
+    }));
   });
 });

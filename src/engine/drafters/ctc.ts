@@ -12,7 +12,7 @@
  * alignment tree after the CTC collapse keeps stale positions and indices, which duplicates words.
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
-import { buildTree } from '../tree.js';
+import { buildTree, type WeightedTokenTree } from '../tree.js';
 import { CTCPrefixBeamSearch, bestTreeSize, treeFromSequences, type CTCCandidate } from '../ctc-decode.js';
 import { DraftHeadSession, type DraftHead } from './head-session.js';
 
@@ -119,12 +119,31 @@ export class CTCDrafter implements Drafter {
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
     if (ctx.budget <= 1) return { tokens: [ctx.pending], parents: [-1], depths: [0] };
+    return this.treeFromLogProbs(await this.logProbs(ctx), ctx.pending, ctx.budget);
+  }
+
+  /**
+   * Every candidate prefix up to `budget` nodes, best-first, weighted by its prefix probability
+   * (token ids; no cost-aware cut): what a merged tree with other drafters is built from.
+   */
+  async weighted(ctx: DraftContext): Promise<WeightedTokenTree> {
+    const logProbs = await this.logProbs(ctx);
+    const t0 = performance.now();
+    this.search.search(logProbs, this.cfg.slots);
+    const t = this.search.prefixTree(ctx.pending, ctx.budget, this.opts.minWeight);
+    const map = this.cfg.shortlist;
+    if (map) for (let i = 1; i < t.tokens.length; i++) t.tokens[i] = map[t.tokens[i]];
+    this.decodeMs += performance.now() - t0;
+    return t;
+  }
+
+  private async logProbs(ctx: DraftContext): Promise<Float32Array> {
     const logProbs = await this.head.output(ctx);
     const C = this.cfg.vocab_size + 1;
     if (logProbs.length !== this.cfg.slots * C) {
       throw new Error(`ctc head: ${logProbs.length} log-probs, expected ${this.cfg.slots}x${C}`);
     }
-    return this.treeFromLogProbs(logProbs, ctx.pending, ctx.budget);
+    return logProbs;
   }
 
   /** The pure part: log-probs [slots*(V+1)] -> tree (exposed for tests and tuning). */

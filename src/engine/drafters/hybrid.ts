@@ -1,31 +1,47 @@
 /**
- * CTC + prompt lookup ("ctc-ngram"): when the context's suffix of at least `minMatch` tokens
- * occurred before, the n-gram continuation is drafted and the CTC head is skipped (its pass costs
- * about half a base decode on one wasm thread); otherwise the CTC head drafts. Small models'
- * greedy continuations repeat a lot, and a head that sees one hidden state cannot copy from the
- * context as cheaply as a lookup can; the head covers the novel text.
+ * A draft head + prompt lookup ("ctc-ngram", "ctc2-ngram", ...): one tree from both sources.
+ *
+ * mode 'merge' (default): each round the prompt-lookup candidates (weighted by their calibrated
+ *   P(accepted), ngram.ts) and the head's candidates (weighted by their prefix probability) are
+ *   merged into one trie (tree.ts mergeWeightedTrees), then cut where expected tokens per unit of
+ *   cost peak (bestTreeSize). When the lookup alone already expects `skipHead` or more tokens,
+ *   the head's pass is skipped: it would cost more than the few tokens it could add.
+ * mode 'switch': the lookup's tree when the context's suffix of `minMatch` tokens occurred
+ *   before, otherwise the head's (one source per round; kept for comparison).
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
+import { bestTreeSize, treeFromSequences } from '../ctc-decode.js';
+import { mergeWeightedTrees, type WeightedTokenTree } from '../tree.js';
 import { findNgramMatches, NgramDrafter } from './ngram.js';
 
-export interface HybridOptions {
-  /** Shortest earlier match (tokens) that makes the n-gram draft replace the head. */
-  minMatch: number;
+/** A drafter that can hand over its weighted candidates instead of a finished tree. */
+export interface WeightedDrafter extends Drafter {
+  weighted(ctx: DraftContext): Promise<WeightedTokenTree>;
 }
 
-export const HYBRID_DEFAULTS: HybridOptions = { minMatch: 3 };
+export interface HybridOptions {
+  mode: 'merge' | 'switch';
+  /** switch: shortest earlier match (tokens) that makes the lookup's draft replace the head's. */
+  minMatch: number;
+  /** merge: skip the head when the lookup's cost-cut tree expects at least this many extra tokens (Infinity: never). */
+  skipHead: number;
+  /** merge: R of the cost-aware cut (fixed round cost incl. the head's pass / cost of one more node). */
+  costRatio: number;
+}
+
+export const HYBRID_DEFAULTS: HybridOptions = { mode: 'merge', minMatch: 3, skipHead: 2, costRatio: 18 };
 
 export class HybridDrafter implements Drafter {
   readonly name = 'ctc-ngram';
-  /** The head drafter used when the context does not repeat (a CTC or Medusa head, v1 or v2). */
-  readonly ctc: Drafter;
+  /** The head drafter (a CTC or Medusa head, v1 or v2). */
+  readonly ctc: WeightedDrafter;
   readonly ngram: NgramDrafter;
   readonly opts: HybridOptions;
-  /** Rounds drafted by each side (benchmarks). */
+  /** Rounds drafted by the lookup alone / with the head (benchmarks). */
   ngramRounds = 0;
   ctcRounds = 0;
 
-  constructor(ctc: Drafter, ngram: NgramDrafter, opts: Partial<HybridOptions> = {}) {
+  constructor(ctc: WeightedDrafter, ngram: NgramDrafter, opts: Partial<HybridOptions> = {}) {
     this.ctc = ctc;
     this.ngram = ngram;
     this.opts = { ...HYBRID_DEFAULTS, ...opts };
@@ -33,11 +49,37 @@ export class HybridDrafter implements Drafter {
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
     if (ctx.budget <= 1) return { tokens: [ctx.pending], parents: [-1], depths: [0] };
-    if (findNgramMatches(ctx.tokens, this.opts.minMatch, this.opts.minMatch, 1).length > 0) {
+    if (this.opts.mode === 'switch') {
+      if (findNgramMatches(ctx.tokens, this.opts.minMatch, this.opts.minMatch, 1).length > 0) {
+        this.ngramRounds++;
+        return this.ngram.draftSync(ctx.tokens, ctx.pending, ctx.budget);
+      }
+      this.ctcRounds++;
+      return this.ctc.draft(ctx);
+    }
+    const lookup = this.lookupTree(ctx);
+    const lookupCut = this.ngram.opts.costRatio > 0 ? bestTreeSize(lookup.weights, this.ngram.opts.costRatio) : lookup.tokens.length;
+    let expected = 0;
+    for (let i = 1; i < lookupCut; i++) expected += lookup.weights[i];
+    if (expected >= this.opts.skipHead) {
       this.ngramRounds++;
-      return this.ngram.draftSync(ctx.tokens, ctx.pending, ctx.budget);
+      return cut(lookup, lookupCut);
     }
     this.ctcRounds++;
-    return this.ctc.draft(ctx);
+    const merged = mergeWeightedTrees([lookup, await this.ctc.weighted(ctx)], ctx.budget);
+    return cut(merged, this.opts.costRatio > 0 ? bestTreeSize(merged.weights, this.opts.costRatio) : merged.tokens.length);
   }
+
+  /** The lookup's candidates as a best-first weighted tree (weights[0] = 1). */
+  private lookupTree(ctx: DraftContext): WeightedTokenTree {
+    const o = this.ngram.opts;
+    const depth = Math.min(o.maxDepth, ctx.budget - 1);
+    const t = treeFromSequences(ctx.pending, this.ngram.sequences(ctx.tokens, depth), { budget: ctx.budget, minWeight: o.minWeight, maxDepth: depth });
+    t.weights[0] = 1;
+    return t;
+  }
+}
+
+function cut(t: TokenTree, n: number): TokenTree {
+  return { tokens: t.tokens.slice(0, n), parents: t.parents.slice(0, n), depths: t.depths.slice(0, n) };
 }

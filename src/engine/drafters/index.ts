@@ -2,7 +2,7 @@
  * All drafters behind the shared `Drafter` interface, and their factories for `Engine`.
  * Names: plain (no draft; registered by the engine itself), ngram (prompt lookup), medusa and ctc
  * (ONNX heads, only when the manifest lists `medusa_head` / `ctc_head`), and ctc-ngram (prompt
- * lookup when the context repeats, the CTC head otherwise); ctc2 / medusa2 (head v2, attending over
+ * lookup and CTC candidates merged into one tree); ctc2 / medusa2 (head v2, attending over
  * the prefix, when the manifest lists `ctc2_head` / `medusa2_head`). The oracle needs a
  * reference continuation and is benchmark-only (not registered here).
  *
@@ -71,7 +71,8 @@ export function drafterFactories(manifest: Manifest, opts: DrafterOptions = {}):
   }
   if (manifest.files.medusa2_head) {
     const c = manifest.files.medusa2_head.config ?? {};
-    const cfg = { k: typeof c.k === 'number' ? c.k : 6, vocab_size: V };
+    const shortlist = Array.isArray(c.shortlist) ? (c.shortlist as number[]) : undefined;
+    const cfg = { k: typeof c.k === 'number' ? c.k : 6, vocab_size: typeof c.vocab_size === 'number' ? c.vocab_size : shortlist?.length ?? V, shortlist };
     const medusa2 = async (engine: Engine) =>
       new MedusaDrafter(new PrefixHead(await engine.artifactSession('medusa2_head'), prefixShape(c), 'logits'), cfg, opts.medusa);
     out.medusa2 = medusa2;

@@ -8,6 +8,7 @@ import type { DraftContext, Drafter, TokenTree } from '../types.js';
 import { DraftHeadSession, type DraftHead } from './head-session.js';
 import { headTopM, medusaTree, type HeadTopM } from './medusa-tree.js';
 import { bestTreeSize } from '../ctc-decode.js';
+import type { WeightedTokenTree } from '../tree.js';
 
 export interface MedusaOptions {
   /** Candidates per head. */
@@ -25,7 +26,10 @@ export const MEDUSA_DEFAULTS: MedusaOptions = { topM: 4, minProb: 0, maxDepth: 0
 
 export interface MedusaHeadConfig {
   k: number;
+  /** Classes per head: the model's vocabulary, or the shortlist's length. */
   vocab_size: number;
+  /** Token id of each class when the head reads out a shortlist of the vocabulary. */
+  shortlist?: readonly number[];
 }
 
 export class MedusaDrafter implements Drafter {
@@ -33,6 +37,7 @@ export class MedusaDrafter implements Drafter {
   readonly head: DraftHead;
   readonly k: number;
   readonly V: number;
+  readonly shortlist?: readonly number[];
   opts: MedusaOptions;
   private top?: HeadTopM;
 
@@ -40,6 +45,8 @@ export class MedusaDrafter implements Drafter {
     this.head = head;
     this.k = cfg.k;
     this.V = cfg.vocab_size;
+    this.shortlist = cfg.shortlist;
+    if (cfg.shortlist && cfg.shortlist.length !== cfg.vocab_size) throw new Error(`medusa head: shortlist has ${cfg.shortlist.length} ids, vocab_size says ${cfg.vocab_size}`);
     this.opts = { ...MEDUSA_DEFAULTS, ...opts };
   }
 
@@ -49,17 +56,34 @@ export class MedusaDrafter implements Drafter {
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
     if (ctx.budget <= 1) return { tokens: [ctx.pending], parents: [-1], depths: [0] };
-    const logits = await this.head.output(ctx);
-    if (logits.length !== this.k * this.V) throw new Error(`medusa head: ${logits.length} logits, expected ${this.k}x${this.V}`);
-    return this.treeFromLogits(logits, ctx.pending, ctx.budget);
+    return this.treeFromLogits(await this.logits(ctx), ctx.pending, ctx.budget);
+  }
+
+  /** The best `budget` paths' nodes, best-first, weighted by their path probability (token ids, no cost cut). */
+  async weighted(ctx: DraftContext): Promise<WeightedTokenTree> {
+    const t = this.fullTree(await this.logits(ctx), ctx.pending, ctx.budget);
+    return { tokens: t.tokens, parents: t.parents, depths: t.depths, weights: t.scores };
   }
 
   /** The pure part: head logits [k*V] -> tree (exposed for tests and tuning). */
   treeFromLogits(logits: ArrayLike<number>, root: number, budget: number): TokenTree {
+    const t = this.fullTree(logits, root, budget);
+    const n = this.opts.costRatio > 0 ? bestTreeSize(t.scores, this.opts.costRatio) : t.tokens.length;
+    return { tokens: t.tokens.slice(0, n), parents: t.parents.slice(0, n), depths: t.depths.slice(0, n) };
+  }
+
+  private async logits(ctx: DraftContext): Promise<Float32Array> {
+    const logits = await this.head.output(ctx);
+    if (logits.length !== this.k * this.V) throw new Error(`medusa head: ${logits.length} logits, expected ${this.k}x${this.V}`);
+    return logits;
+  }
+
+  private fullTree(logits: ArrayLike<number>, root: number, budget: number) {
     const heads = Math.min(this.k, budget - 1, this.opts.maxDepth > 0 ? this.opts.maxDepth : this.k);
     this.top = headTopM(logits, 0, heads, this.V, this.opts.topM, this.top);
     const t = medusaTree(root, this.top, { budget, minProb: this.opts.minProb });
-    const n = this.opts.costRatio > 0 ? bestTreeSize(t.scores, this.opts.costRatio) : t.tokens.length;
-    return { tokens: t.tokens.slice(0, n), parents: t.parents.slice(0, n), depths: t.depths.slice(0, n) };
+    const map = this.shortlist;
+    if (map) for (let i = 1; i < t.tokens.length; i++) t.tokens[i] = map[t.tokens[i]];
+    return t;
   }
 }
