@@ -61,9 +61,14 @@ export type GenerateEvent =
   | { type: 'tokens'; tokens: number[]; text: string }
   | { type: 'done'; finishReason: FinishReason; text: string; usage: Usage };
 
-/** JSON-safe state of a session. KV bytes travel separately (exportKV / kvChunks). */
+/**
+ * JSON-safe state of a session. Per-position bytes travel separately (exportKV / kvChunks): in
+ * version 2 each chunk holds its positions' KV and then their base hidden rows (float32 [n, d];
+ * prefix-attending draft heads rebuild their own cache from them, exactly, so a restored session
+ * drafts as the uninterrupted one would); version 1 chunks hold KV only.
+ */
 export interface SessionSnapshot {
-  version: 1;
+  version: 1 | 2;
   /** sha256 of the base model: a snapshot only restores on the same model. */
   model: string;
   tokens: number[];
@@ -73,6 +78,8 @@ export interface SessionSnapshot {
   hidden: number[] | null;
   /** RNG state and the seed it came from (a same-seed continuation keeps the stream). */
   rng: { seed: number; state: number[] } | null;
+  /** Version 2: the chunks' hidden rows are valid from this position to kvLength. */
+  rowsFrom?: number;
 }
 
 /** Errors a caller maps to HTTP 4xx (the engine has no HTTP knowledge). */
@@ -115,8 +122,9 @@ export class DecodingSession {
   /** Hidden row at position kv.length - 1; null when unknown (then a prefill recomputes it). */
   private hidden: Float32Array | null = null;
   /** Base hidden rows of committed positions, indexed by position ([capacity, d]); positions
-   *  [rowsFrom, rowsEnd) are known. Prefix-attending draft heads read them. A session restored
-   *  from a snapshot knows only the snapshot's last row, and the window grows from there. */
+   *  [rowsFrom, rowsEnd) are known. Prefix-attending draft heads read them. They travel with the
+   *  KV (exportKV); a session restored without them knows only the snapshot's last row, and the
+   *  window grows from there. */
   private rows = new Float32Array(0);
   private rowsFrom = 0;
   private rowsEnd = 0;
@@ -145,36 +153,53 @@ export class DecodingSession {
 
   snapshot(): SessionSnapshot {
     return {
-      version: 1,
+      version: 2,
       model: this.core.modelId,
       tokens: [...this._tokens],
       kvLength: this.kv.length,
       hidden: this.hidden && this.kv.length > 0 ? Array.from(this.hidden) : null,
       rng: this.rng && this.rngSeed !== null ? { seed: this.rngSeed, state: this.rng.getState() } : null,
+      rowsFrom: Math.min(this.rowsEnd >= this.kv.length ? this.rowsFrom : this.kv.length, this.kv.length),
     };
   }
 
-  /** KV bytes of positions [start, end) (12,288 bytes per token for the default model). */
+  /**
+   * State of positions [start, end): their KV bytes, then their base hidden rows (float32 [n, d];
+   * zeros where the session does not hold a row). 13,312 bytes per token for the default model.
+   */
   exportKV(start = 0, end = this.kv.length): Uint8Array {
-    return this.kv.exportRange(start, end);
+    const kv = this.kv.exportRange(start, end);
+    const d = this.core.config.d_model;
+    const out = new Uint8Array(kv.byteLength + (end - start) * d * 4);
+    out.set(kv);
+    const rows = new Float32Array(out.buffer, kv.byteLength, (end - start) * d);
+    const from = Math.max(start, this.rowsFrom), to = Math.min(end, this.rowsEnd);
+    if (to > from) rows.set(this.rows.subarray(from * d, to * d), (from - start) * d);
+    return out;
   }
 
-  /** The whole KV cache as chunks of at most maxBytes (Durable Object values are <= 2 MB). */
+  /** The whole state as chunks of at most maxBytes (Durable Object values are <= 2 MB). */
   kvChunks(maxBytes = 1_900_000): Uint8Array[] {
-    return this.kv.chunkRanges(maxBytes).map(([s, e]) => this.kv.exportRange(s, e));
+    const per = this.kvBytesPerToken;
+    const step = Math.max(1, Math.floor(maxBytes / per));
+    const out: Uint8Array[] = [];
+    for (let s = 0; s < this.kv.length; s += step) out.push(this.exportKV(s, Math.min(this.kv.length, s + step)));
+    return out;
   }
 
+  /** Bytes per position of exportKV (KV + hidden row), also what a session holds in memory per token. */
   get kvBytesPerToken(): number {
-    return this.kv.bytesPerToken;
+    return this.kv.bytesPerToken + this.core.config.d_model * 4;
   }
 
   /**
-   * Restores state. With `kv` (the chunks of kvChunks/exportKV from position 0) the continuation
+   * Restores state. With `kv` (the chunks of kvChunks/exportKV from position 0, covering at least
+   * snap.kvLength positions) the continuation
    * is bit-identical; without, the KV is recomputed by a prefill on the next generate (same
    * tokens; logits may differ in the last bits, see the report on dynamic quantization).
    */
   static restore(core: EngineCore, snap: SessionSnapshot, kv?: readonly Uint8Array[]): DecodingSession {
-    if (snap.version !== 1) throw new EngineError('invalid_request', `unknown snapshot version ${snap.version}`);
+    if (snap.version !== 1 && snap.version !== 2) throw new EngineError('invalid_request', `unknown snapshot version ${snap.version}`);
     if (snap.model !== core.modelId) throw new EngineError('model_mismatch', 'snapshot was taken with another model');
     const s = new DecodingSession(core);
     s._tokens = [...snap.tokens];
@@ -183,10 +208,25 @@ export class DecodingSession {
       s.rngSeed = snap.rng.seed;
     }
     if (kv && kv.length > 0 && snap.kvLength > 0) {
-      const cache = KVCache.fromChunks(
-        { layers: core.config.n_layers, heads: core.config.n_heads, headDim: core.config.head_dim, panel: core.config.kv_panel },
-        kv,
-      );
+      const shape = { layers: core.config.n_layers, heads: core.config.n_heads, headDim: core.config.head_dim, panel: core.config.kv_panel };
+      const d = core.config.d_model;
+      // version 2 chunks: KV bytes, then the same positions' hidden rows
+      const kvPer = 2 * shape.layers * shape.heads * shape.headDim * 4;
+      const per = snap.version === 1 ? kvPer : kvPer + d * 4;
+      const rowParts: Float32Array[] = [];
+      const kvParts: Uint8Array[] = [];
+      // Chunks may run past kvLength (a save cut short): exactly kvLength positions are taken.
+      let have = 0;
+      for (const c of kv) {
+        const n = c.byteLength / per;
+        if (!Number.isInteger(n)) throw new EngineError('invalid_request', `a state chunk of ${c.byteLength} bytes is not whole positions`);
+        const take = Math.min(n, snap.kvLength - have);
+        if (take <= 0) break;
+        kvParts.push(c.subarray(0, take * kvPer));
+        if (snap.version === 2) rowParts.push(new Float32Array(c.slice(n * kvPer, n * kvPer + take * d * 4).buffer));
+        have += take;
+      }
+      const cache = KVCache.fromChunks(shape, kvParts);
       if (cache.length !== snap.kvLength) {
         throw new EngineError('invalid_request', `KV chunks hold ${cache.length} positions, snapshot says ${snap.kvLength}`);
       }
@@ -194,7 +234,16 @@ export class DecodingSession {
       s.kv = cache;
       s.hidden = snap.hidden ? Float32Array.from(snap.hidden) : null;
       if (s.hidden && s.hidden.length !== core.config.d_model) throw new EngineError('invalid_request', 'snapshot hidden has the wrong width');
-      if (s.hidden) s.recordRows(snap.kvLength - 1, s.hidden, null);
+      const rowsFrom = snap.rowsFrom ?? snap.kvLength;
+      if (snap.version === 2 && rowsFrom < snap.kvLength) {
+        let at = 0;
+        for (const part of rowParts) {
+          const n = part.length / d;
+          const from = Math.max(at, rowsFrom);
+          if (at + n > from) s.recordRows(from, part.subarray((from - at) * d), null);
+          at += n;
+        }
+      } else if (s.hidden) s.recordRows(snap.kvLength - 1, s.hidden, null);
     }
     return s;
   }

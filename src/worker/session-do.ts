@@ -246,7 +246,7 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   /**
-   * Bounds the memory sessions hold in this isolate (KV: 12,288 bytes/token; 128 MB per isolate, ORT's heap
+   * Bounds the memory sessions hold in this isolate (KV + hidden row: 13,312 bytes/token; 128 MB per isolate, ORT's heap
    * takes ~40 MB of it, and many session objects can share an isolate). An ephemeral session is never used
    * again: drop it now. Persistent ones stay in memory (the fast path) until the isolate's sessions exceed
    * SESSION_MEMORY_MB; then the least recently used idle ones drop their state, which they restore from
@@ -296,9 +296,7 @@ export class SessionDO extends DurableObject<Env> {
       const sameGraph = meta.modelSha === engine.modelId;
       if (sameGraph && this.env.KV_PERSIST !== 'never' && kvLen > 0 && kvLen >= snap.kvLength) {
         // Stored chunks may run past kvLength only if a save was cut short: take exactly kvLength.
-        const chunks = this.store.loadKv(kvLen);
-        const kv = trimChunks(chunks, snap.kvLength, engine);
-        session = engine.restoreSession(snap, kv);
+        session = engine.restoreSession(snap, this.store.loadKv(kvLen));
         this.storedKv = snap.kvLength;
         this.pendingRestore = { mode: 'kv', tokens: snap.kvLength, ms: performance.now() - t0 };
       } else {
@@ -353,21 +351,6 @@ const resident = new Map<string, { ref: WeakRef<SessionDO>; bytes: number; used:
 export function defaultDrafter(engine: Engine): string {
   for (const name of ['ctc-ngram', 'ctc', 'ngram', 'plain']) if (engine.drafterNames.includes(name)) return name;
   return engine.drafterNames[0];
-}
-
-/** Chunks covering [0, n) exactly (the last one cut if it runs past n). */
-function trimChunks(chunks: Uint8Array[], n: number, engine: Engine): Uint8Array[] {
-  const c = engine.config;
-  const per = c.n_layers * 2 * c.n_heads * c.head_dim * 4;
-  const out: Uint8Array[] = [];
-  let have = 0;
-  for (const ch of chunks) {
-    if (have >= n) break;
-    const t = ch.byteLength / per;
-    out.push(have + t <= n ? ch : ch.subarray(0, (n - have) * per));
-    have += Math.min(t, n - have);
-  }
-  return out;
 }
 
 /**

@@ -3,8 +3,8 @@
  *
  * - `session_meta` (one row): model + manifest hash (a new model invalidates the session), the token ids
  *   (always), and the rest of the engine snapshot (rng state, last hidden row, ...) as JSON.
- * - `kv_chunks`: the KV cache as position ranges [start, end) of the engine's position-major export
- *   (12,288 bytes/token for the default model). SQLite values are capped at 2 MB, so a chunk holds at most
+ * - `kv_chunks`: per-position state as position ranges [start, end) of the engine's export (KV, then the
+ *   base hidden rows draft heads read: 13,312 bytes/token for the default model). SQLite values are capped at 2 MB, so a chunk holds at most
  *   KV_CHUNK_BYTES; after a request only the new positions are appended (plus the one chunk that straddles
  *   the point where the context diverged, if any).
  * Everything is written in one synchronous transaction, so a crash never leaves tokens and KV disagreeing.

@@ -234,6 +234,22 @@ describe('DecodingSession', () => {
     }
   });
 
+  it('restores a version-1 snapshot (chunks of KV only, no hidden rows) as before', async () => {
+    const s = engine.createSession();
+    await collect(s, { promptTokens: engine.encodePrompt(PROMPT), maxTokens: 10, sampling: GREEDY });
+    const snap = { ...JSON.parse(JSON.stringify(s.snapshot())), version: 1, rowsFrom: undefined };
+    const c = engine.config;
+    const kvPer = 2 * c.n_layers * c.n_heads * c.head_dim * 4;
+    const v2 = s.exportKV();
+    expect(v2.byteLength).toBe(snap.kvLength * (kvPer + c.d_model * 4));
+    const r = engine.restoreSession(snap, [v2.slice(0, snap.kvLength * kvPer)]);
+    expect(sameBytes(r.exportKV().subarray(0, snap.kvLength * kvPer), v2.subarray(0, snap.kvLength * kvPer))).toBe(true);
+    const a = await collect(s, { promptTokens: [...s.tokens], maxTokens: 12, sampling: GREEDY });
+    const b = await collect(r, { promptTokens: [...r.tokens], maxTokens: 12, sampling: GREEDY });
+    expect(b.tokens).toEqual(a.tokens);
+    expect(() => engine.restoreSession(snap, [v2.slice(0, kvPer + 7)])).toThrow(/not whole positions/);
+  });
+
   it('snapshot -> restore without KV recomputes by prefill and continues identically', async () => {
     for (const sampling of [GREEDY, HOT]) {
       const s = engine.createSession();
