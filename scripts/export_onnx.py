@@ -251,14 +251,15 @@ def build_medusa_head(base, head):
     return g.model()
 
 
-def build_prefix_head(base, head, shortlist=None):
+def build_prefix_head(base, head):
     """Head v2 (PrefixDraftHead) with its own KV cache; one run per round.
 
     inputs  hidden f32 [1,m,d] (the base model's hidden rows of the m positions the head has not
             seen yet), next_ids int64 [1,m] (token t+1 for position t), position_ids int64 [1,m],
             attention_mask f32 [1,1,m,Ph+m] (additive, causal), past_key / past_value f32 [1,Hh,Ph,Dh]
     outputs ctc2: log_probs f32 [slots, V'+1] (blank last) from the newest position;
-            medusa2: logits f32 [k, V]; new_key / new_value f32 [1,Hh,m,Dh] (the head appends them)"""
+            medusa2: logits f32 [k, V']; new_key / new_value f32 [1,Hh,m,Dh] (the head appends them)
+    V' = the head's shortlist (its `shortlist_ids`: class i is that token), or the vocabulary."""
     c = head.cfg
     d, nh = c.d_model, c.n_heads
     D = d // nh
@@ -289,6 +290,14 @@ def build_prefix_head(base, head, shortlist=None):
     q, k = rope(q), rope(k)
     g.output(k, "new_key", F32, [1, nh, "m", D])
     g.output(v, "new_value", F32, [1, nh, "m", D])
+    # Only the newest position's output is read, and with one layer the other positions contribute
+    # only their K/V, which depend on their own row alone (row-wise int8). So attention, FFN and
+    # read-out run for the last row only: a query of one row sums over the cache in one pass, and the
+    # draft is a function of the cached rows whatever m was (a restored session drafts the same).
+    last = g.const(np.array([-1], np.int64), "last_row")
+    q = g.op("Gather", [q, last], axis=2)                                                   # [1,H,1,D]
+    x = g.op("Gather", [x, last], axis=1)                                                   # [1,1,d]
+    mask = g.op("Gather", [mask, last], axis=2)                                             # [1,1,1,T]
     k_all, v_all = g.op("Concat", [past_k, k], axis=2), g.op("Concat", [past_v, v], axis=2)
     scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, g.op("Transpose", [k_all], perm=[0, 1, 3, 2])]),
                                        g.const(np.array(1 / np.sqrt(D), np.float32), "scale")]), mask])
@@ -299,22 +308,27 @@ def build_prefix_head(base, head, shortlist=None):
     gate, up = g.ops("Split", [g.linear(h, np32(b.mlp.w_gate_up.weight).T, hint="w_gate_up")], 2, "gu", axis=-1)
     x = g.op("Add", [x, g.linear(g.op("Mul", [g.silu(gate), up]), np32(b.mlp.w_down.weight).T, hint="w_down")])
     u = g.rms_norm(x, np32(head.norm.weight), c.norm_eps, "head_norm")
-    u = g.op("Gather", [u, g.const(np.array(-1, np.int64), "last")], axis=1)                 # [1,d]
-    table = "embed_t" if shortlist is None else g.init("lm_shortlist", np32(base.embed.weight).T[:, shortlist].copy())
+    u = g.op("Reshape", [u, g.shape_const([1, d])])                                          # [1,d]
+    ids = head.shortlist_ids.cpu().numpy()
+    n = len(ids)
+    table = g.init("lm_shortlist", np32(base.embed.weight).T[:, ids].copy())                 # [d,V']
     if c.kind == "ctc2":
-        sl = g.op("Add", [g.op("Unsqueeze", [u, axis1]), g.const(np32(head.slot_emb)[None], "slot_emb")])  # [1,slots,d]
-        y = g.rms_norm(slot_layer(g, sl, head.slot_layer, d, nh), np32(head.slot_norm.weight), c.norm_eps, "slot_norm")
+        ds = c.slot_dim
+        sl = g.op("Add", [g.op("Reshape", [g.linear(u, np32(head.upsample.weight).T, np32(head.upsample.bias), hint="upsample"),
+                                          g.shape_const([1, c.slots, ds])]),
+                          g.const(np32(head.slot_emb)[None], "slot_emb")])                    # [1,slots,ds]
+        y = g.linear(slot_layer(g, sl, head.slot_layer, ds, nh), np32(head.slot_out.weight).T, hint="slot_out")
+        y = g.rms_norm(y, np32(head.slot_norm.weight), c.norm_eps, "slot_norm")             # [1,slots,d]
         blank = g.op("Add", [g.op("MatMul", [y, g.const(np32(head.blank.weight).T, "blank_w")]),
                              g.const(np32(head.blank.bias), "blank_b")])
         logp = g.op("LogSoftmax", [g.op("Concat", [g.op("MatMul", [y, table]), blank], axis=-1)], axis=-1)
-        n = c.vocab_size if shortlist is None else len(shortlist)
         g.output(g.op("Reshape", [logp, g.shape_const([c.slots, n + 1])]), "log_probs", F32, [c.slots, n + 1])
     else:
         w_all = np.concatenate([np32(hh.weight).T for hh in head.heads], axis=1)
         b_all = np.concatenate([np32(hh.bias) for hh in head.heads])
         stacked = g.op("Reshape", [g.linear(u, w_all, b_all, hint="heads"), g.shape_const([c.k, d])])
         outs = g.op("Add", [u, g.silu(stacked)])                                              # [k,d]
-        g.output(g.op("MatMul", [outs, "embed_t"]), "logits", F32, [c.k, c.vocab_size])
+        g.output(g.op("MatMul", [outs, table]), "logits", F32, [c.k, n])
     return g.model()
 
 
@@ -370,8 +384,9 @@ def main():
         head = PrefixDraftHead(PrefixHeadConfig(**hs["config"]))
         head.load_state_dict(hs["model"])
         head.eval()
-        save(build_prefix_head(base, head, shortlist if kind == "ctc2" else None), os.path.join(args.out, f"{kind}_head.onnx"))
-        info[f"{kind}_head"] = {"config": hs["config"], "summary": hs.get("summary")}
+        save(build_prefix_head(base, head), os.path.join(args.out, f"{kind}_head.onnx"))
+        info[f"{kind}_head"] = {"config": hs["config"], "summary": hs.get("summary"),
+                                "shortlist": [int(i) for i in head.shortlist_ids] if head.cfg.shortlist_size else None}
     with open(os.path.join(args.out, "export.json"), "w") as f:
         json.dump(info, f, indent=2)
     print(f"exported to {args.out}: " + ", ".join(sorted(os.listdir(args.out))))

@@ -91,12 +91,19 @@ def main():
             cfg = {"k": hc["k"], "use_token": hc.get("use_token", True)}
             if kind.endswith("2"):
                 cfg["n_heads"] = hc["n_heads"]
+            # the head's read-out classes: its own trained shortlist (head v2), the export's
+            # --ctc-shortlist (v1 CTC), or the whole vocabulary
+            shortlist = export[f"{kind}_head"].get("shortlist") if kind.endswith("2") else (
+                export.get("ctc_shortlist") if kind == "ctc" else None)
+            classes = len(shortlist) if shortlist else hc["vocab_size"]
             if kind in ("ctc", "ctc2"):
-                shortlist = export.get("ctc_shortlist")
-                classes = len(shortlist) if shortlist else hc["vocab_size"]
                 cfg.update(slots=hc["slots"], vocab_size=classes, blank_id=classes)
-                if shortlist:
-                    cfg.update(shortlist=shortlist, shortlist_coverage=round(export["ctc_shortlist_coverage"], 4))
+            elif shortlist:
+                cfg.update(vocab_size=classes)
+            if shortlist:
+                cfg["shortlist"] = shortlist
+                if kind == "ctc":
+                    cfg["shortlist_coverage"] = round(export["ctc_shortlist_coverage"], 4)
             # head v2 runs several positions per pass: row-wise int8 keeps a position's output
             # independent of how many others share the pass (scripts/quantize.py)
             cfg["quantization"] = "int8-rowwise" if kind.endswith("2") else "int8-dynamic"

@@ -106,22 +106,62 @@ def prefix_examples(base, seqs, lp, k, device, per_seq, rng, noise=0.0, hidden=N
     return hidden, seqs[:, 1:], b, t, targets
 
 
-def prefix_loss(head, hidden, nxt, b, t, targets, emb, vocab):
+def prefix_loss(head, hidden, nxt, b, t, targets, emb, vocab, aux_ce=0.0, slot_ce=0.0):
+    """Head v2 loss on targets in token ids. The read-out's classes are the shortlist: a target
+    outside it ends the CTC target there (the head learns to emit blanks where it cannot draft;
+    prompt lookup covers those tokens) and is ignored by the Medusa CE. aux_ce adds a CE of the
+    trunk's own next-token prediction (u_t through the full LM head vs x[t+2]). slot_ce (ctc2)
+    adds a per-slot CE towards one valid alignment, each token held for slots/k slots and blanks
+    after the last draftable one ("a a b b c c" collapses to "a b c"): a guide while CTC finds its own."""
     u = head.trunk(hidden, emb[nxt])[b, t]                      # [N,d]
     out = head.readout(u, emb)
-    return out, sequence_loss(out, head.cfg.kind.rstrip("2"), targets, vocab)
+    cls = shortlist_classes(head, targets)
+    loss = sequence_loss(out, head.cfg.kind.rstrip("2"), cls, out.shape[-1] - (head.cfg.kind == "ctc2"))
+    if aux_ce > 0:
+        loss = loss + aux_ce * F.cross_entropy((u @ emb.t()).float(), targets[:, 0])
+    if slot_ce > 0 and head.cfg.kind == "ctc2":
+        N, slots, C = out.shape
+        k = targets.shape[1]
+        j = torch.arange(slots, device=out.device) * k // slots             # the token slot j holds
+        outside = cls < 0
+        length = torch.where(outside.any(1), outside.float().argmax(1), torch.full((N,), k, device=out.device))
+        tgt = torch.where(j[None] < length[:, None], cls.clamp(min=0)[:, j], torch.full_like(cls[:, j], C - 1))
+        loss = loss + slot_ce * F.nll_loss(out.float().reshape(-1, C), tgt.reshape(-1))
+    return out, loss
+
+
+def shortlist_classes(head, targets):
+    """Token ids [N,k] -> read-out classes, -1 where the token is not in the shortlist."""
+    inv = torch.full((head.cfg.vocab_size,), -1, dtype=torch.long, device=targets.device)
+    inv[head.shortlist_ids] = torch.arange(len(head.shortlist_ids), device=targets.device)
+    return inv[targets]
 
 
 def sequence_loss(out, kind, targets, vocab):
+    """targets [N,k] in read-out classes (-1: outside the shortlist); vocab = classes besides blank."""
+    k = targets.shape[1]
     if kind == "ctc":
         N, slots, _ = out.shape
-        return F.ctc_loss(out.float().transpose(0, 1), targets, torch.full((N,), slots, dtype=torch.long),
-                          torch.full((N,), targets.shape[1], dtype=torch.long), blank=vocab,
-                          reduction="mean", zero_infinity=True)
-    k = targets.shape[1]
+        outside = targets < 0
+        lengths = torch.where(outside.any(1), outside.float().argmax(1), torch.full((N,), k, device=targets.device))
+        return F.ctc_loss(out.float().transpose(0, 1), targets.clamp(min=0), torch.full((N,), slots, dtype=torch.long),
+                          lengths.long(), blank=vocab, reduction="mean", zero_infinity=True)
     w = 0.8 ** torch.arange(k, device=out.device, dtype=torch.float32)
-    ce = F.cross_entropy(out.float().reshape(-1, vocab), targets.reshape(-1), reduction="none").view(-1, k)
-    return (ce.mean(0) * w).sum() / w.sum()
+    ce = F.cross_entropy(out.float().reshape(-1, vocab), targets.reshape(-1), ignore_index=-1,
+                         reduction="none").view(-1, k)
+    valid = (targets >= 0).float()
+    return ((ce * valid).sum(0) / valid.sum(0).clamp(min=1) * w).sum() / w.sum()
+
+
+def greedy_shortlist_frequency(data_dir, vocab, size):
+    """The `size` tokens the frozen base model emits most often in its greedy continuations (the
+    generated part of every distilled sequence), most frequent first."""
+    z = np.load(os.path.join(data_dir, "train.npz"))
+    counts = np.zeros(vocab, np.int64)
+    for name in z.files:
+        counts += np.bincount(z[name][:, int(name[1:]):].ravel(), minlength=vocab)
+    order = np.argsort(-counts, kind="stable")[:size]
+    return torch.from_numpy(order.astype(np.int64)), float(counts[order].sum() / counts.sum())
 
 
 def greedy_chain(out, kind, vocab):
@@ -143,10 +183,12 @@ def greedy_chain(out, kind, vocab):
 @torch.no_grad()
 def evaluate(head, kind, base, val, k, device, emb, vocab, batches=8):
     """Mean number of leading draft tokens equal to the base model's greedy continuation (top-1
-    chain, no tree), and the held-out loss."""
+    chain, no tree), the fraction of examples whose chain gets at least i+1 right (per slot), and
+    the held-out loss."""
     head.eval()
     rng = np.random.default_rng(7)
     acc, n, loss = 0, 0, 0.0
+    at_least = np.zeros(k)
     for _ in range(batches):
         seqs, lp = val.batch(64, rng)
         if kind.endswith("2"):
@@ -154,20 +196,27 @@ def evaluate(head, kind, base, val, k, device, emb, vocab, batches=8):
             with autocast(device):
                 out, l = prefix_loss(head, hidden, nxt, b, t, targets, emb, vocab)
             loss += l.item()
+            ids = torch.cat([head.shortlist_ids, torch.tensor([vocab], device=head.shortlist_ids.device)])
+            out = out.float()
+            blank_cls = out.shape[-1] - 1
+            chains = greedy_chain(out, kind.rstrip("2"), blank_cls if kind == "ctc2" else out.shape[-1])
+            chains = [[int(ids[c]) for c in ch] for ch in chains]
         else:
             h, pending, targets = make_examples(base, seqs, lp, k, device, 16, rng)
             with autocast(device):
                 loss += head_loss(head, kind, h, pending, targets, emb, vocab).item()
                 out = head(h, emb[pending], emb)
+            chains = None
         tg = targets.cpu().numpy()
-        for chain, t in zip(greedy_chain(out.float(), kind.rstrip("2"), vocab), tg):
+        for chain, t in zip(chains or greedy_chain(out.float(), kind.rstrip("2"), vocab), tg):
             m = 0
             while m < min(len(chain), k) and chain[m] == t[m]:
                 m += 1
             acc += m
+            at_least[:m] += 1
             n += 1
     head.train()
-    return acc / n, loss / batches
+    return acc / n, loss / batches, [round(float(x), 4) for x in at_least / n]
 
 
 def main():
@@ -180,17 +229,21 @@ def main():
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--k", type=int, default=None, help="draft tokens (default 8; head v2: 6)")
     ap.add_argument("--slots", type=int, default=None, help="CTC slots (default 2k)")
+    ap.add_argument("--shortlist", type=int, default=1024, help="head v2: read out only the N tokens the base emits most (0: all)")
+    ap.add_argument("--aux-ce", type=float, default=0.0, help="head v2: weight of the trunk's next-token CE")
+    ap.add_argument("--slot-ce", type=float, default=0.0, help="ctc2: weight of a per-slot CE towards the 'each token k/slots times' alignment")
     ap.add_argument("--noise", type=float, default=0.0, help="head v2: Gaussian noise on the base hidden states (x their std)")
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
     ap.add_argument("--cache-hidden", type=int, default=1, help="head v2: compute the base hidden states once (fp16 in memory)")
     ap.add_argument("--use-token", type=int, default=1)
     ap.add_argument("--seqs-per-step", type=int, default=16)
-    ap.add_argument("--positions-per-seq", type=int, default=16)
+    ap.add_argument("--positions-per-seq", type=int, default=None, help="default 16; head v2: 64 (the trunk runs over whole sequences)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", default=None, help="start from these head weights (fresh optimizer)")
+    ap.add_argument("--eval-only", action="store_true", help="evaluate the --init head on the held-out split and exit")
     args = ap.parse_args()
     device = setup_device(args.device, args.threads or None)
     out_dir = args.out or f"checkpoints/{args.kind}"
@@ -206,7 +259,7 @@ def main():
     k = args.k or (6 if prefix else 8)
     slots = args.slots or 2 * k
     Cfg = PrefixHeadConfig if prefix else HeadConfig
-    cfg = (PrefixHeadConfig(kind=args.kind, d_model=d, vocab_size=vocab, k=k, slots=slots,
+    cfg = (PrefixHeadConfig(kind=args.kind, d_model=d, vocab_size=vocab, k=k, slots=slots, shortlist_size=args.shortlist,
                             max_seq_len=base.cfg.max_seq_len, rope_theta=base.cfg.rope_theta) if prefix else
            HeadConfig(kind=args.kind, d_model=d, vocab_size=vocab, k=k, slots=slots, use_token=bool(args.use_token)))
     state = torch.load(ckpt_path, map_location="cpu") if args.resume and os.path.exists(ckpt_path) else None
@@ -214,6 +267,11 @@ def main():
         cfg = Cfg(**(state or torch.load(args.init, map_location="cpu"))["config"])
     head = (PrefixDraftHead if prefix else CTCDraftHead if cfg.kind == "ctc" else MedusaHeads)(cfg).to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=0.01)
+    if prefix and cfg.shortlist_size and not (state or args.init):
+        ids, coverage = greedy_shortlist_frequency(args.data, vocab, cfg.shortlist_size)
+        head.shortlist_ids.copy_(ids.to(device))
+        print(f"shortlist: {cfg.shortlist_size} tokens, {coverage:.1%} of the base model's greedy output", flush=True)
+    per_seq = args.positions_per_seq or (64 if prefix else 16)
     step, clock = 0, Clock()
     if state:
         head.load_state_dict(state["model"])
@@ -223,6 +281,12 @@ def main():
         init = torch.load(args.init, map_location="cpu")
         head.load_state_dict(init["model"])
         print(f"initialised from {args.init} ({init.get('step', 0)} steps)", flush=True)
+    if args.eval_only:
+        val = Examples(os.path.join(args.data, "val.npz"), cfg.k)
+        acc, val_loss, per_slot = evaluate(head, cfg.kind, base, val, cfg.k, device, emb, vocab)
+        print(json.dumps({"head": args.init, "kind": cfg.kind, "k": cfg.k, "val_loss": val_loss,
+                          "top1_chain_accepted": acc, "chain_at_least": per_slot}), flush=True)
+        return
     train = Examples(os.path.join(args.data, "train.npz"), cfg.k)
     rng = np.random.default_rng(step)
     cache = HiddenCache(base, train, device) if prefix and args.cache_hidden else None
@@ -248,12 +312,12 @@ def main():
             g["lr"] = lr_at(progress, args.lr, warmup=0.05)
         seqs, lp, idx = train.batch(args.seqs_per_step, rng, with_index=True)
         if prefix:
-            hidden, nxt, b, t, targets = prefix_examples(base, seqs, lp, cfg.k, device, args.positions_per_seq,
+            hidden, nxt, b, t, targets = prefix_examples(base, seqs, lp, cfg.k, device, per_seq,
                                                          rng, args.noise, cache.get(lp, idx) if cache else None)
             with autocast(device):
-                _, loss = prefix_loss(head, hidden, nxt, b, t, targets, emb, vocab)
+                _, loss = prefix_loss(head, hidden, nxt, b, t, targets, emb, vocab, args.aux_ce, args.slot_ce)
         else:
-            h, pending, targets = make_examples(base, seqs, lp, cfg.k, device, args.positions_per_seq, rng)
+            h, pending, targets = make_examples(base, seqs, lp, cfg.k, device, per_seq, rng)
             with autocast(device):
                 loss = head_loss(head, cfg.kind, h, pending, targets, emb, vocab)
         opt.zero_grad(set_to_none=True)
@@ -269,9 +333,11 @@ def main():
             ckpt_t = time.time()
     bar.close()
     val = Examples(os.path.join(args.data, "val.npz"), cfg.k)  # read at the end: distill may still be writing it
-    acc, val_loss = evaluate(head, cfg.kind, base, val, cfg.k, device, emb, vocab)
+    acc, val_loss, per_slot = evaluate(head, cfg.kind, base, val, cfg.k, device, emb, vocab)
     summary = {"kind": cfg.kind, "k": cfg.k, "use_token": getattr(cfg, "use_token", True), "steps": step, "minutes": clock.elapsed() / 60,
-               "val_loss": val_loss, "top1_chain_accepted": acc}
+               "val_loss": val_loss, "top1_chain_accepted": acc, "chain_at_least": per_slot}
+    if getattr(cfg, "shortlist_size", 0):
+        summary["shortlist"] = cfg.shortlist_size
     save_atomic({"config": cfg.to_dict(), "model": head.state_dict(), "optimizer": opt.state_dict(),
                  "step": step, "elapsed": clock.elapsed(), "summary": summary}, ckpt_path)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:

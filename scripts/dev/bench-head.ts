@@ -1,0 +1,75 @@
+/**
+ * What a prefix draft head (head v2) costs per round, in units of a one-token base decode at the
+ * same cached length: the head's run is timed interleaved with a base decode (onnxruntime-web
+ * wasm, one thread), both at P cached positions, the head seeing `--accept` new positions per
+ * round (the tokens a round accepted). Prints medians and the median of per-repetition ratios.
+ *
+ *   npx tsx scripts/dev/bench-head.ts --head data/onnx/ctc2_head.int8.onnx --head data/onnx/medusa2_head.int8.onnx
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { LanguageModel } from '../../src/engine/language-model.js';
+import { chainTree } from '../../src/engine/tree.js';
+import { createSession } from '../../src/engine/ort.js';
+import { PrefixHead } from '../../src/engine/drafters/prefix-head.js';
+import type { ModelConfig } from '../../src/engine/types.js';
+
+const { values: args } = parseArgs({
+  options: {
+    base: { type: 'string', default: 'data/onnx/base.rowwise.onnx' },
+    head: { type: 'string', multiple: true, default: ['data/onnx/ctc2_head.int8.onnx', 'data/onnx/medusa2_head.int8.onnx'] },
+    manifest: { type: 'string', default: 'model-shards/default/manifest.json' },
+    P: { type: 'string', default: '256' },
+    accept: { type: 'string', default: '1,3' },
+    reps: { type: 'string', default: '40' },
+    json: { type: 'string' },
+  },
+});
+const config: ModelConfig = JSON.parse(readFileSync(args.manifest!, 'utf8')).config;
+const d = config.d_model;
+const P = Number(args.P);
+const reps = Number(args.reps);
+const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
+const tokens = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 3 + ((seed * 7919 + i * 104729) % 4000));
+
+const lm = await LanguageModel.create(readFileSync(args.base!), config);
+const cache = lm.newCache();
+await lm.prefill(tokens(P, 1), cache);
+const decode = async () => {
+  const t = performance.now();
+  await lm.verifyTree(chainTree(tokens(1, 2)), cache);
+  cache.truncate(P);
+  return performance.now() - t;
+};
+const heads = await Promise.all(args.head!.map(async (path) => {
+  const s = await createSession(readFileSync(path));
+  const out = s.outputNames.find((n) => n === 'log_probs' || n === 'logits')!;
+  return { path, head: new PrefixHead(s, { d, heads: 4, headDim: d / 4, maxSeqLen: config.max_seq_len }, out) };
+}));
+const ctxTokens = tokens(P + 64, 3);
+const hiddenRows = new Float32Array((P + 64) * d).map((_, i) => Math.sin(i));
+/** A round's head call at context length n (the last token pending): the head appends n - 1 - (its cache). */
+const headCall = async (h: PrefixHead, n: number) => {
+  const t = performance.now();
+  await h.output({ tokens: ctxTokens.slice(0, n), pending: ctxTokens[n - 1], hidden: hiddenRows.subarray((n - 2) * d, (n - 1) * d), hiddenRows: hiddenRows.subarray(0, n * d), hiddenRowsFrom: 0, budget: 16 });
+  return performance.now() - t;
+};
+const rows: Record<string, unknown>[] = [];
+for (const a of args.accept!.split(',').map(Number)) {
+  for (const { path, head } of heads) {
+    const hs: number[] = [], ds: number[] = [], rs: number[] = [];
+    for (let i = 0; i < reps + 5; i++) {
+      await headCall(head, P - a + 1); // the head's cache now ends a positions before P
+      const th = await headCall(head, P + 1);
+      const td = await decode();
+      if (i < 5) continue; // warm-up
+      hs.push(th);
+      ds.push(td);
+      rs.push(th / td);
+    }
+    const row = { head: path, P, accepted: a, head_ms: +med(hs).toFixed(3), decode_ms: +med(ds).toFixed(3), head_over_decode: +med(rs).toFixed(3) };
+    rows.push(row);
+    console.log(JSON.stringify(row));
+  }
+}
+if (args.json) writeFileSync(args.json, JSON.stringify({ reps, rows }, null, 2));
