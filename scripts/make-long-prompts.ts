@@ -5,6 +5,10 @@
  * context while using most of it.
  *
  *   npx tsx scripts/make-long-prompts.ts [--root /usr/lib/python3/dist-packages] [--n 100]
+ *   npx tsx scripts/make-long-prompts.ts --residue 3 --n 40 --out bench/prompts-tune.jsonl
+ *
+ * --residue r takes the files whose index is r mod 7 instead (default 0): bench/prompts-tune.jsonl
+ * (residue 3) is where drafter settings are tuned, so the judged set stays untouched by tuning.
  *
  * Files are taken in sorted path order, every 7th one, skipping those bench/prompts-thirdparty.jsonl
  * was cut from (the first 400 eligible files in the same order); one prompt per file, starting at a
@@ -25,6 +29,7 @@ const { values: args } = parseArgs({
     min: { type: 'string', default: '300' },
     max: { type: 'string', default: '450' },
     out: { type: 'string', default: 'bench/prompts-long.jsonl' },
+    residue: { type: 'string', default: '0' },
     model: { type: 'string', default: 'model-shards/default' },
   },
 });
@@ -55,7 +60,7 @@ for (const path of walk(args.root!)) {
   }
   if (!(text.length > 2000 && text.length < 200_000) || text.includes('\ufffd')) continue;
   eligible++;
-  if (eligible <= 400 || eligible % 7 !== 0) continue; // not the files of prompts-thirdparty.jsonl
+  if (eligible <= 400 || eligible % 7 !== Number(args.residue)) continue; // not the files of prompts-thirdparty.jsonl
   const lines = text.split('\n');
   const h = createHash('sha256').update(path).digest().readUInt32BE(0);
   const target = lo + (h % (hi - lo + 1));
