@@ -1,8 +1,9 @@
 /**
  * Every drafter over the real model (model-shards/default, with its ctc_head and medusa_head):
  *  1. greedy output is token-identical to plain decoding on held-out prompts (bench/prompts.jsonl);
- *  2. at T=1 (top-k 3) the distribution of the first 3 generated tokens through CTC and Medusa trees
- *     fits the model's exact distribution (chi-square), as plain sampling does.
+ *  2. at T=1 (top-k 3) and at T=0.8 (top-p 0.9) the distribution of the first 3 generated tokens
+ *     through CTC and Medusa trees (v1 and the prefix-attending v2 heads, alone and merged with
+ *     prompt lookup) fits the model's exact distribution (chi-square), as plain sampling does.
  * Fails (never skips) when the model, its heads or the prompts are missing.
  */
 import { join } from 'node:path';
@@ -22,7 +23,7 @@ const MAX_PROMPT = 160; // tokens kept from each prompt (<s> + its tail): keeps 
 const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0, seed: 0 };
 // ctc-full / medusa-full: the same heads without cost-aware sizing (full 16-node trees), so the
 // identity check also covers wide, deep trees and the weighted / rank tree builders.
-const DRAFTERS = ['ngram', 'medusa', 'medusa-full', 'ctc', 'ctc-full', 'ctc-rank', 'ctc-ngram', 'oracle'];
+const DRAFTERS = ['ngram', 'medusa', 'medusa-full', 'ctc', 'ctc-full', 'ctc-rank', 'ctc-ngram', 'ctc2', 'ctc2-ngram', 'medusa2', 'medusa2-ngram', 'oracle'];
 
 let engine: Engine;
 let prompts: number[][];
@@ -104,10 +105,14 @@ describe('greedy decoding is token-identical to plain for every drafter', () => 
   });
 });
 
-describe('sampling through trees matches the model distribution (real model, T=1, top-k 3)', () => {
+const SAMPLING_CASES: [string, SamplingParams][] = [
+  ['T=1 top-k 3', { temperature: 1, topP: 1, topK: 3, seed: 0 }],
+  ['T=0.8 top-p 0.9', { temperature: 0.8, topP: 0.9, topK: 0, seed: 0 }],
+];
+
+describe.each(SAMPLING_CASES)('sampling through trees matches the model distribution (real model, %s)', (_label, params) => {
   const GEN = 3;
   const SAMPLES = 600;
-  const params: SamplingParams = { temperature: 1, topP: 1, topK: 3, seed: 0 };
 
   /** Exact P(first GEN tokens) from the model: sum over the top-k tree of continuations. */
   async function exact(prompt: number[]): Promise<Map<string, number>> {
@@ -124,11 +129,12 @@ describe('sampling through trees matches the model distribution (real model, T=1
     return out;
   }
 
-  for (const name of ['plain', 'ctc', 'medusa']) {
+  for (const name of ['plain', 'ctc', 'medusa', 'ctc2', 'ctc2-ngram', 'medusa2']) {
     it(`${name}: chi-square fit of ${SAMPLES} samples of the first ${GEN} tokens`, async () => {
       // a prompt where the heads draft (and get accepted) often: a repetitive code prompt
       const prompt = engine.encodePrompt('import os\nimport sys\n\n\ndef main():\n    for name in sys.argv[1:]:\n        print(');
       const dist = await exact(prompt);
+      expect(dist.size).toBeLessThan(SAMPLES / 5); // few enough outcomes for a chi-square fit
       const counts = new Map<string, number>();
       const session = engine.createSession();
       let accepted = 0;
@@ -142,7 +148,7 @@ describe('sampling through trees matches the model distribution (real model, T=1
       }
       const keys = [...dist.keys()];
       const { chi2, df, pValue, tv } = goodnessOfFit(keys.map((k) => counts.get(k) ?? 0), keys.map((k) => dist.get(k)!), SAMPLES);
-      // outcomes outside the exact support (must be none: top-k 3 bounds every step)
+      // outcomes outside the exact support (must be none: top-k / top-p bound every step)
       let outside = 0;
       for (const [k, o] of counts) if (!dist.has(k)) outside += o;
       console.log(`${name}: chi2=${chi2.toFixed(1)} df=${df} p=${pValue.toExponential(2)} tv=${tv.toFixed(3)} accepted draft tokens/sample=${(accepted / SAMPLES).toFixed(2)}`);
