@@ -38,7 +38,9 @@ export interface NgramOptions {
  * Calibrated on greedy continuations of held-out prompts (bench/prompts.jsonl 21-50, default
  * model): P(first continuation token right | longest match n) = 0.46, 0.63, 0.74, 0.78, 0.88,
  * 0.82, 0.94, 0.96 for n = 1..8, and P(first d right) decays by about 0.8 (n = 1) .. 0.95 (n = 8)
- * per extra token. costRatio 15 (cost-aware size): 3.35x vs 3.01x without (24 prompts x 64 tokens).
+ * per extra token. costRatio 7 (cost-aware size): on long third-party prompts (bench/prompts-tune.jsonl,
+ * 30 x 64 tokens) 1.83x vs 1.64x at 15, trees of 5.6 nodes vs 7.7: in wasm one more tree node costs
+ * about 0.13 of a one-token decode (R = 1 / 0.13).
  */
 export const NGRAM_DEFAULTS: NgramOptions = {
   maxN: 8,
@@ -50,7 +52,7 @@ export const NGRAM_DEFAULTS: NgramOptions = {
   recencyDecay: 0.5,
   minWeight: 0.1,
   longestOnly: false,
-  costRatio: 15,
+  costRatio: 7,
 };
 
 export interface NgramMatch {

@@ -63,7 +63,7 @@ describe('NgramDrafter', () => {
   });
 
   it('weak matches give short drafts (depth decay and minWeight)', () => {
-    const d = new NgramDrafter({ confidence: [0, 0.3], depthDecay: [0.5], minWeight: 0.1 });
+    const d = new NgramDrafter({ confidence: [0, 0.3], depthDecay: [0.5], minWeight: 0.1, costRatio: 0 });
     const t = d.draftSync([7, 1, 2, 3, 4, 5, 6, 0, 7], 7, 16); // 1-gram match only
     expect(t.tokens).toEqual([7, 1, 2]); // 0.3, 0.15, then 0.075 < 0.1
   });
