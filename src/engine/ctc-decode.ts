@@ -23,6 +23,9 @@
  * `bestTreeSize` then cuts the best-first order where expected tokens per unit of cost peak.
  */
 import type { TokenTree } from './types.js';
+import { firstNodes, type WeightedTree } from './tree.js';
+
+export type { WeightedTree };
 
 export interface CTCBeamOptions {
   /** Prefixes kept after each slot. */
@@ -412,9 +415,6 @@ export interface TreeFromSequencesOptions {
 }
 
 /** Result of {@link treeFromSequences}: the tree plus each node's accumulated weight. */
-export interface WeightedTree extends TokenTree {
-  weights: number[];
-}
 
 /**
  * Merges weighted sequences into a trie (equal prefixes merged, siblings distinct), each node
@@ -519,4 +519,9 @@ export function bestTreeSize(weights: ArrayLike<number>, costRatio: number): num
     }
   }
   return best;
+}
+
+/** The best-first prefix of `t` that bestTreeSize picks (the whole tree when costRatio is 0). */
+export function costCut(t: WeightedTree, costRatio: number): TokenTree {
+  return firstNodes(t, costRatio > 0 ? bestTreeSize(t.weights, costRatio) : t.tokens.length);
 }

@@ -159,7 +159,7 @@ export class DecodingSession {
       kvLength: this.kv.length,
       hidden: this.hidden && this.kv.length > 0 ? Array.from(this.hidden) : null,
       rng: this.rng && this.rngSeed !== null ? { seed: this.rngSeed, state: this.rng.getState() } : null,
-      rowsFrom: Math.min(this.rowsEnd >= this.kv.length ? this.rowsFrom : this.kv.length, this.kv.length),
+      rowsFrom: this.rowsEnd >= this.kv.length ? Math.min(this.rowsFrom, this.kv.length) : this.kv.length,
     };
   }
 
@@ -180,11 +180,12 @@ export class DecodingSession {
 
   /** The whole state as chunks of at most maxBytes (Durable Object values are <= 2 MB). */
   kvChunks(maxBytes = 1_900_000): Uint8Array[] {
-    const per = this.kvBytesPerToken;
-    const step = Math.max(1, Math.floor(maxBytes / per));
-    const out: Uint8Array[] = [];
-    for (let s = 0; s < this.kv.length; s += step) out.push(this.exportKV(s, Math.min(this.kv.length, s + step)));
-    return out;
+    return this.stateChunks(0, maxBytes).map((c) => c.data);
+  }
+
+  /** exportKV of positions [from, kvLength) in chunks of at most maxBytes, with their ranges. */
+  stateChunks(from: number, maxBytes = 1_900_000): { start: number; end: number; data: Uint8Array }[] {
+    return this.kv.chunkRanges(maxBytes, from, this.kv.length, this.kvBytesPerToken).map(([start, end]) => ({ start, end, data: this.exportKV(start, end) }));
   }
 
   /** Bytes per position of exportKV (KV + hidden row), also what a session holds in memory per token. */
@@ -211,7 +212,7 @@ export class DecodingSession {
       const shape = { layers: core.config.n_layers, heads: core.config.n_heads, headDim: core.config.head_dim, panel: core.config.kv_panel };
       const d = core.config.d_model;
       // version 2 chunks: KV bytes, then the same positions' hidden rows
-      const kvPer = 2 * shape.layers * shape.heads * shape.headDim * 4;
+      const kvPer = s.kv.bytesPerToken;
       const per = snap.version === 1 ? kvPer : kvPer + d * 4;
       const rowParts: Float32Array[] = [];
       const kvParts: Uint8Array[] = [];

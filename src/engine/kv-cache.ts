@@ -253,9 +253,9 @@ export class KVCache {
     return kv;
   }
 
-  /** [start, end) position ranges whose exportRange is at most maxBytes each. */
-  chunkRanges(maxBytes = 1_900_000, start = 0, end = this.len): [number, number][] {
-    const per = Math.max(1, Math.floor(maxBytes / this.bytesPerToken));
+  /** [start, end) position ranges of at most maxBytes each, at bytesPerPosition (exportRange's by default). */
+  chunkRanges(maxBytes = 1_900_000, start = 0, end = this.len, bytesPerPosition = this.bytesPerToken): [number, number][] {
+    const per = Math.max(1, Math.floor(maxBytes / bytesPerPosition));
     const out: [number, number][] = [];
     for (let s = start; s < end; s += per) out.push([s, Math.min(end, s + per)]);
     return out;

@@ -101,7 +101,11 @@ export function cutDepth(tree: TokenTree, maxDepth: number): TokenTree {
 /** Keeps the first `budget` nodes (parents precede children, so this is a valid subtree). */
 export function cutBudget(tree: TokenTree, budget: number): TokenTree {
   if (tree.tokens.length <= budget) return tree;
-  const n = Math.max(1, budget);
+  return firstNodes(tree, Math.max(1, budget));
+}
+
+/** A new tree of the first n nodes (a valid tree when nodes are in topological order). */
+export function firstNodes(tree: TokenTree, n: number): TokenTree {
   return { tokens: tree.tokens.slice(0, n), parents: tree.parents.slice(0, n), depths: tree.depths.slice(0, n) };
 }
 
@@ -140,8 +144,8 @@ export function chainTree(tokens: readonly number[]): TokenTree {
   };
 }
 
-/** A tree whose node i carries an estimate weights[i] of P(node i is accepted); weights[0] = 1. */
-export interface WeightedTokenTree extends TokenTree {
+/** A tree whose node i carries an estimate weights[i] of P(node i is accepted), best-first. */
+export interface WeightedTree extends TokenTree {
   weights: number[];
 }
 
@@ -152,7 +156,7 @@ export interface WeightedTokenTree extends TokenTree {
  * along a path, so neither do the merged ones and every best-first prefix is ancestor-closed.
  * Returns nodes in best-first (hence topological) order with their merged weights.
  */
-export function mergeWeightedTrees(trees: readonly WeightedTokenTree[], budget: number): WeightedTokenTree {
+export function mergeWeightedTrees(trees: readonly WeightedTree[], budget: number): WeightedTree {
   const root = trees[0].tokens[0];
   const tToken: number[] = [root];
   const tDepth: number[] = [0];
@@ -176,7 +180,7 @@ export function mergeWeightedTrees(trees: readonly WeightedTokenTree[], budget: 
       at[i] = id;
     }
   }
-  const out: WeightedTokenTree = { tokens: [root], parents: [-1], depths: [0], weights: [1] };
+  const out: WeightedTree = { tokens: [root], parents: [-1], depths: [0], weights: [1] };
   const frontier: number[] = [...tChildren[0].values()];
   const frontierParent: number[] = frontier.map(() => 0);
   while (out.tokens.length < budget && frontier.length > 0) {

@@ -320,17 +320,8 @@ export class SessionDO extends DurableObject<Env> {
     const persistKv = this.env.KV_PERSIST !== 'never';
     // Memory kept positions [0, cachedTokens) of the previous state untouched; later ones were rewritten.
     const valid = persistKv ? Math.min(this.storedKv, cachedTokens, snap.kvLength) : 0;
-    const per = session.kvBytesPerToken;
-    const step = Math.max(1, Math.floor(KV_CHUNK_BYTES / per));
-    this.storedKv = this.store.save({ model: req.model, modelSha: engine.modelId, tokens: snap.tokens, state: snap }, valid, (from) => {
-      if (!persistKv) return [];
-      const out = [];
-      for (let s = from; s < snap.kvLength; s += step) {
-        const e = Math.min(snap.kvLength, s + step);
-        out.push({ start: s, end: e, data: session.exportKV(s, e) });
-      }
-      return out;
-    });
+    this.storedKv = this.store.save({ model: req.model, modelSha: engine.modelId, tokens: snap.tokens, state: snap }, valid,
+      (from) => (persistKv ? session.stateChunks(from, KV_CHUNK_BYTES) : []));
   }
 }
 

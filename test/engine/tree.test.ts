@@ -13,7 +13,7 @@ import {
   treePositions,
   validateTree,
   mergeWeightedTrees,
-  type WeightedTokenTree,
+  type WeightedTree,
 } from '../../src/engine/tree.js';
 import fc from 'fast-check';
 
@@ -90,8 +90,8 @@ describe('masks and positions', () => {
 });
 
 describe('mergeWeightedTrees', () => {
-  const a: WeightedTokenTree = { tokens: [0, 1, 2, 3], parents: [-1, 0, 1, 0], depths: [0, 1, 2, 1], weights: [1, 0.6, 0.3, 0.2] };
-  const b: WeightedTokenTree = { tokens: [0, 1, 4, 5], parents: [-1, 0, 1, 0], depths: [0, 1, 2, 1], weights: [1, 0.5, 0.4, 0.1] };
+  const a: WeightedTree = { tokens: [0, 1, 2, 3], parents: [-1, 0, 1, 0], depths: [0, 1, 2, 1], weights: [1, 0.6, 0.3, 0.2] };
+  const b: WeightedTree = { tokens: [0, 1, 4, 5], parents: [-1, 0, 1, 0], depths: [0, 1, 2, 1], weights: [1, 0.5, 0.4, 0.1] };
 
   it('unions the tries; a node both propose gets 1 - (1 - a)(1 - b); best-first order', () => {
     const m = mergeWeightedTrees([a, b], 10);
@@ -109,7 +109,7 @@ describe('mergeWeightedTrees', () => {
 
   it('any inputs: a valid tree, weights never grow along a path, every input node kept when the budget allows', () => {
     const tree = fc.array(fc.tuple(fc.nat(5), fc.integer({ min: 0, max: 3 }), fc.double({ min: 0, max: 1, noNaN: true })), { maxLength: 12 }).map((spec) => {
-      const t: WeightedTokenTree = { tokens: [9], parents: [-1], depths: [0], weights: [1] };
+      const t: WeightedTree = { tokens: [9], parents: [-1], depths: [0], weights: [1] };
       for (const [p, tok, w] of spec) {
         const parent = p % t.tokens.length;
         t.tokens.push(tok);
@@ -123,7 +123,7 @@ describe('mergeWeightedTrees', () => {
       const m = mergeWeightedTrees([x, y], 100);
       validateTree(m, 9);
       for (let i = 1; i < m.tokens.length; i++) expect(m.weights[i]).toBeLessThanOrEqual(m.weights[m.parents[i]] + 1e-12);
-      const paths = (t: WeightedTokenTree) => new Set(t.tokens.map((_, i) => { const p: number[] = []; for (let n = i; n > 0; n = t.parents[n]) p.unshift(t.tokens[n]); return p.join(','); }));
+      const paths = (t: WeightedTree) => new Set(t.tokens.map((_, i) => { const p: number[] = []; for (let n = i; n > 0; n = t.parents[n]) p.unshift(t.tokens[n]); return p.join(','); }));
       const pm = paths(m);
       for (const p of [...paths(x), ...paths(y)]) expect(pm.has(p)).toBe(true);
       expect(pm.size).toBe(m.tokens.length);

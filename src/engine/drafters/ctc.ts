@@ -12,8 +12,8 @@
  * alignment tree after the CTC collapse keeps stale positions and indices, which duplicates words.
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
-import { buildTree, type WeightedTokenTree } from '../tree.js';
-import { CTCPrefixBeamSearch, bestTreeSize, treeFromSequences, type CTCCandidate } from '../ctc-decode.js';
+import { buildTree, type WeightedTree } from '../tree.js';
+import { CTCPrefixBeamSearch, costCut, treeFromSequences, type CTCCandidate } from '../ctc-decode.js';
 import { DraftHeadSession, type DraftHead } from './head-session.js';
 
 export interface CTCOptions {
@@ -126,13 +126,11 @@ export class CTCDrafter implements Drafter {
    * Every candidate prefix up to `budget` nodes, best-first, weighted by its prefix probability
    * (token ids; no cost-aware cut): what a merged tree with other drafters is built from.
    */
-  async weighted(ctx: DraftContext): Promise<WeightedTokenTree> {
+  async weighted(ctx: DraftContext): Promise<WeightedTree> {
     const logProbs = await this.logProbs(ctx);
     const t0 = performance.now();
-    this.search.search(logProbs, this.cfg.slots);
-    const t = this.search.prefixTree(ctx.pending, ctx.budget, this.opts.minWeight);
-    const map = this.cfg.shortlist;
-    if (map) for (let i = 1; i < t.tokens.length; i++) t.tokens[i] = map[t.tokens[i]];
+    this.runSearch(logProbs);
+    const t = this.toTokenIds(this.search.prefixTree(ctx.pending, ctx.budget, this.opts.minWeight));
     this.decodeMs += performance.now() - t0;
     return t;
   }
@@ -149,24 +147,30 @@ export class CTCDrafter implements Drafter {
   /** The pure part: log-probs [slots*(V+1)] -> tree (exposed for tests and tuning). */
   treeFromLogProbs(logProbs: ArrayLike<number>, root: number, budget: number): TokenTree {
     const t0 = performance.now();
-    const cands = this.search.search(logProbs, this.cfg.slots);
-    this.lastCandidates = cands;
+    const cands = this.runSearch(logProbs);
     let tree: TokenTree;
     if (this.opts.tree === 'prefix') {
-      const t = this.search.prefixTree(root, budget, this.opts.minWeight);
-      const n = this.opts.costRatio > 0 ? bestTreeSize(t.weights, this.opts.costRatio) : t.tokens.length;
-      tree = { tokens: t.tokens.slice(0, n), parents: t.parents.slice(0, n), depths: t.depths.slice(0, n) };
+      tree = costCut(this.search.prefixTree(root, budget, this.opts.minWeight), this.opts.costRatio);
     } else if (this.opts.tree === 'rank') {
       tree = buildTree(root, cands.filter((c) => Math.exp(c.logProb) >= this.opts.minWeight).map((c) => c.tokens), budget);
     } else {
       const seqs = cands.map((c) => ({ tokens: c.tokens, weight: Math.exp(c.logProb) }));
-      const t = treeFromSequences(root, seqs, { budget, minWeight: this.opts.minWeight });
-      const n = this.opts.costRatio > 0 ? bestTreeSize(t.weights, this.opts.costRatio) : t.tokens.length;
-      tree = { tokens: t.tokens.slice(0, n), parents: t.parents.slice(0, n), depths: t.depths.slice(0, n) };
+      tree = costCut(treeFromSequences(root, seqs, { budget, minWeight: this.opts.minWeight }), this.opts.costRatio);
     }
-    const map = this.cfg.shortlist;
-    if (map) for (let i = 1; i < tree.tokens.length; i++) tree.tokens[i] = map[tree.tokens[i]]; // root is a token id already
+    this.toTokenIds(tree);
     this.decodeMs += performance.now() - t0;
+    return tree;
+  }
+
+  private runSearch(logProbs: ArrayLike<number>): CTCCandidate[] {
+    this.lastCandidates = this.search.search(logProbs, this.cfg.slots);
+    return this.lastCandidates;
+  }
+
+  /** Read-out classes -> token ids in place (a shortlist head); the root is a token id already. */
+  private toTokenIds<T extends TokenTree>(tree: T): T {
+    const map = this.cfg.shortlist;
+    if (map) for (let i = 1; i < tree.tokens.length; i++) tree.tokens[i] = map[tree.tokens[i]];
     return tree;
   }
 }

@@ -10,13 +10,13 @@
  *   before, otherwise the head's (one source per round; kept for comparison).
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
-import { bestTreeSize, treeFromSequences } from '../ctc-decode.js';
-import { mergeWeightedTrees, type WeightedTokenTree } from '../tree.js';
+import { bestTreeSize, costCut } from '../ctc-decode.js';
+import { firstNodes, mergeWeightedTrees, type WeightedTree } from '../tree.js';
 import { findNgramMatches, NgramDrafter } from './ngram.js';
 
 /** A drafter that can hand over its weighted candidates instead of a finished tree. */
 export interface WeightedDrafter extends Drafter {
-  weighted(ctx: DraftContext): Promise<WeightedTokenTree>;
+  weighted(ctx: DraftContext): Promise<WeightedTree>;
 }
 
 export interface HybridOptions {
@@ -61,29 +61,16 @@ export class HybridDrafter implements Drafter {
       this.ctcRounds++;
       return this.ctc.draft(ctx);
     }
-    const lookup = this.lookupTree(ctx);
+    const lookup = this.ngram.weighted(ctx.tokens, ctx.pending, ctx.budget);
     const lookupCut = this.ngram.opts.costRatio > 0 ? bestTreeSize(lookup.weights, this.ngram.opts.costRatio) : lookup.tokens.length;
     let expected = 0;
     for (let i = 1; i < lookupCut; i++) expected += lookup.weights[i];
     if (expected >= this.opts.skipHead) {
       this.ngramRounds++;
-      return cut(lookup, lookupCut);
+      return firstNodes(lookup, lookupCut);
     }
     this.ctcRounds++;
     const merged = mergeWeightedTrees([lookup, await this.ctc.weighted(ctx)], ctx.budget);
-    return cut(merged, this.opts.costRatio > 0 ? bestTreeSize(merged.weights, this.opts.costRatio) : merged.tokens.length);
+    return costCut(merged, this.opts.costRatio);
   }
-
-  /** The lookup's candidates as a best-first weighted tree (weights[0] = 1). */
-  private lookupTree(ctx: DraftContext): WeightedTokenTree {
-    const o = this.ngram.opts;
-    const depth = Math.min(o.maxDepth, ctx.budget - 1);
-    const t = treeFromSequences(ctx.pending, this.ngram.sequences(ctx.tokens, depth), { budget: ctx.budget, minWeight: o.minWeight, maxDepth: depth });
-    t.weights[0] = 1;
-    return t;
-  }
-}
-
-function cut(t: TokenTree, n: number): TokenTree {
-  return { tokens: t.tokens.slice(0, n), parents: t.parents.slice(0, n), depths: t.depths.slice(0, n) };
 }

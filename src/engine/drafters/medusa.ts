@@ -7,8 +7,8 @@
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
 import { DraftHeadSession, type DraftHead } from './head-session.js';
 import { headTopM, medusaTree, type HeadTopM } from './medusa-tree.js';
-import { bestTreeSize } from '../ctc-decode.js';
-import type { WeightedTokenTree } from '../tree.js';
+import { costCut } from '../ctc-decode.js';
+import type { WeightedTree } from '../tree.js';
 
 export interface MedusaOptions {
   /** Candidates per head. */
@@ -60,7 +60,7 @@ export class MedusaDrafter implements Drafter {
   }
 
   /** The best `budget` paths' nodes, best-first, weighted by their path probability (token ids, no cost cut). */
-  async weighted(ctx: DraftContext): Promise<WeightedTokenTree> {
+  async weighted(ctx: DraftContext): Promise<WeightedTree> {
     const t = this.fullTree(await this.logits(ctx), ctx.pending, ctx.budget);
     return { tokens: t.tokens, parents: t.parents, depths: t.depths, weights: t.scores };
   }
@@ -68,8 +68,7 @@ export class MedusaDrafter implements Drafter {
   /** The pure part: head logits [k*V] -> tree (exposed for tests and tuning). */
   treeFromLogits(logits: ArrayLike<number>, root: number, budget: number): TokenTree {
     const t = this.fullTree(logits, root, budget);
-    const n = this.opts.costRatio > 0 ? bestTreeSize(t.scores, this.opts.costRatio) : t.tokens.length;
-    return { tokens: t.tokens.slice(0, n), parents: t.parents.slice(0, n), depths: t.depths.slice(0, n) };
+    return costCut({ ...t, weights: t.scores }, this.opts.costRatio);
   }
 
   private async logits(ctx: DraftContext): Promise<Float32Array> {

@@ -9,7 +9,7 @@
  * will rarely repay.
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
-import { bestTreeSize, treeFromSequences, type WeightedSequence } from '../ctc-decode.js';
+import { costCut, treeFromSequences, type WeightedSequence, type WeightedTree } from '../ctc-decode.js';
 
 export interface NgramOptions {
   /** Longest suffix tried (tokens). */
@@ -123,12 +123,16 @@ export class NgramDrafter implements Drafter {
   }
 
   draftSync(tokens: readonly number[], pending: number, budget: number): TokenTree {
+    return costCut(this.weighted(tokens, pending, budget), this.opts.costRatio);
+  }
+
+  /** The candidates as a best-first weighted tree, no cost cut (weights[0] = 1: the root is given). */
+  weighted(tokens: readonly number[], pending: number, budget: number): WeightedTree {
     const o = this.opts;
     const depth = Math.min(o.maxDepth, budget - 1);
-    if (depth <= 0) return { tokens: [pending], parents: [-1], depths: [0] };
-    const seqs = this.sequences(tokens, depth);
-    const t = treeFromSequences(pending, seqs, { budget, minWeight: o.minWeight, maxDepth: depth });
-    const n = o.costRatio > 0 ? bestTreeSize(t.weights, o.costRatio) : t.tokens.length;
-    return { tokens: t.tokens.slice(0, n), parents: t.parents.slice(0, n), depths: t.depths.slice(0, n) };
+    if (depth <= 0) return { tokens: [pending], parents: [-1], depths: [0], weights: [1] };
+    const t = treeFromSequences(pending, this.sequences(tokens, depth), { budget, minWeight: o.minWeight, maxDepth: depth });
+    t.weights[0] = 1;
+    return t;
   }
 }
