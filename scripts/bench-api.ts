@@ -71,7 +71,8 @@ async function completion(url: string, key: string, body: Record<string, unknown
     firstMs,
     completion: Number(usage.completion_tokens),
     accepted: Number(details.accepted_prediction_tokens ?? 0),
-    rejected: Number(details.rejected_prediction_tokens ?? 0),
+    // Rejected draft tokens are not part of usage (nothing rejected is emitted): the extension has them.
+    rejected: Number((ext?.draft as Record<string, number> | undefined)?.rejected_tokens ?? 0),
     rounds: typeof ext?.rounds === 'number' ? ext.rounds : null,
     draftMs: typeof ext?.draft_ms === 'number' ? ext.draft_ms : null,
     verifyMs: typeof ext?.verify_ms === 'number' ? ext.verify_ms : null,

@@ -56,9 +56,14 @@ const validate = <T extends z.ZodType>(schema: T) =>
   zValidator('json', schema, (result) => {
     if (!result.success) {
       const issue = result.error.issues[0];
-      const param = issue?.path.length ? issue.path.map(String).join('.') : null;
-      const message = issue ? `Invalid ${param ?? 'request body'}: ${issue.message}` : 'Invalid request body.';
-      return new ApiError(400, message, 'invalid_request_error', param, issue?.code === 'invalid_type' && !param ? 'invalid_json' : 'invalid_value').toResponse();
+      const at = issue?.path.length ? issue.path.map(String).join('.') : null;
+      if (issue?.code === 'unrecognized_keys') {
+        // OpenAI's wording for a parameter the route does not know (e.g. chat's `tools` sent to completions).
+        const param = [at, issue.keys[0]].filter(Boolean).join('.');
+        return new ApiError(400, `Unrecognized request argument supplied: ${issue.keys.join(', ')}`, 'invalid_request_error', param, 'unknown_parameter').toResponse();
+      }
+      const message = issue ? `Invalid ${at ?? 'request body'}: ${issue.message}` : 'Invalid request body.';
+      return new ApiError(400, message, 'invalid_request_error', at, issue?.code === 'invalid_type' && !at ? 'invalid_json' : 'invalid_value').toResponse();
     }
   });
 
@@ -135,14 +140,14 @@ app.post('/v1/chat/completions', limitBody, auth, jsonOnly, validate(ChatComplet
 app.get('/v1/sessions/:id', auth, async (c) => {
   const id = sessionIdParam(c.req.param('id')!);
   const res = await sessionStub(c.env, c.get('tenant'), id).fetch(`https://session/info?model=${encodeURIComponent(modelNames(c.env)[0] ?? '')}`);
-  if (!res.ok) throw ApiError.fromBody(res.status, await res.json().catch(() => null));
+  if (!res.ok) throw ApiError.fromBody(res.status, await res.json().catch(() => null), passOn(res.headers));
   return c.json({ id, object: 'session', ...((await res.json()) as object) });
 });
 
 app.delete('/v1/sessions/:id', auth, async (c) => {
   const id = sessionIdParam(c.req.param('id')!);
   const res = await sessionStub(c.env, c.get('tenant'), id).fetch('https://session/session', { method: 'DELETE' });
-  if (!res.ok) throw ApiError.fromBody(res.status, await res.json().catch(() => null));
+  if (!res.ok) throw ApiError.fromBody(res.status, await res.json().catch(() => null), passOn(res.headers));
   return c.json({ id, object: 'session.deleted', deleted: true });
 });
 
@@ -229,16 +234,22 @@ async function generate(
     stop: stop == null ? [] : typeof stop === 'string' ? [stop] : stop,
     drafter: body.drafter ?? tenant.drafter ?? null, // request, then tenant, then the model's default
     treeBudget: body.tree_budget ?? null,
+    fault: faultSpec(c),
   };
   // Ephemeral requests get a DO of their own (random name, nothing persisted).
   const stub = sessionStub(c.env, tenant, sessionId ?? `~ephemeral:${crypto.randomUUID()}`);
-  const res = await stub.fetch('https://session/generate', {
-    method: 'POST',
-    body: JSON.stringify(req),
-    headers: { 'content-type': 'application/json' },
-    signal: c.req.raw.signal,
-  });
-  if (!res.ok || !res.body) throw ApiError.fromBody(res.status, await res.json().catch(() => null));
+  let res: Response;
+  try {
+    res = await stub.fetch('https://session/generate', {
+      method: 'POST',
+      body: JSON.stringify(req),
+      headers: { 'content-type': 'application/json' },
+      signal: c.req.raw.signal,
+    });
+  } catch {
+    throw interrupted(); // the object was reset before it answered
+  }
+  if (!res.ok || !res.body) throw ApiError.fromBody(res.status, await res.json().catch(() => null), passOn(res.headers));
 
   const ids: Ids = {
     id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${crypto.randomUUID().replace(/-/g, '')}`,
@@ -257,15 +268,8 @@ async function generate(
   };
 
   if (!body.stream) {
-    let text = '';
-    let done: DoDone | null = null;
-    for await (const ev of events) {
-      if (ev.type === 'tokens') text += shape(ev.text);
-      else if (ev.type === 'done') done = ev;
-      else if (ev.type === 'error') throw ApiError.fromBody(ev.status, ev.body);
-    }
-    if (!done) throw new ApiError(500, 'Generation ended without a result.', 'server_error');
-    return c.json(kind === 'chat' ? chatResponse(ids, text, done) : completionResponse(ids, text, done));
+    const render = (text: string, done: DoDone) => JSON.stringify(kind === 'chat' ? chatResponse(ids, text, done) : completionResponse(ids, text, done));
+    return jsonAsGenerated(c, render, events, shape, cancel);
   }
 
   const includeUsage = body.stream_options?.include_usage === true;
@@ -274,22 +278,138 @@ async function generate(
     sse.onAbort(cancel); // cancels the DO stream → the engine stops within one round
     const send = (obj: unknown) => sse.writeSSE({ data: JSON.stringify(obj) });
     if (kind === 'chat') await send(chatChunk(ids, { role: 'assistant', content: '' }, null, usageField));
-    for await (const ev of events) {
-      if (sse.aborted) break;
-      if (ev.type === 'tokens') {
-        const text = shape(ev.text);
-        if (!text) continue;
-        await send(kind === 'chat' ? chatChunk(ids, { content: text }, null, usageField) : completionChunk(ids, text, null, usageField));
-      } else if (ev.type === 'done') {
-        const finish = toFinishReason(ev.finishReason);
-        await send(kind === 'chat' ? chatChunk(ids, {}, finish, usageField) : completionChunk(ids, '', finish, usageField));
-        if (includeUsage) await send(usageChunk(kind, ids, toUsage(ev.usage), toExtension(ev)));
-      } else if (ev.type === 'error') {
-        await send(ev.body); // OpenAI streams errors as a data line carrying {"error": {...}}
+    let ended = false;
+    try {
+      for await (const ev of events) {
+        if (sse.aborted) return;
+        if (ev.type === 'tokens') {
+          const text = shape(ev.text);
+          if (!text) continue;
+          await send(kind === 'chat' ? chatChunk(ids, { content: text }, null, usageField) : completionChunk(ids, text, null, usageField));
+        } else if (ev.type === 'done') {
+          ended = true;
+          const finish = toFinishReason(ev.finishReason);
+          await send(kind === 'chat' ? chatChunk(ids, {}, finish, usageField) : completionChunk(ids, '', finish, usageField));
+          if (includeUsage) await send(usageChunk(kind, ids, toUsage(ev.usage), toExtension(ev)));
+        } else if (ev.type === 'error') {
+          ended = true;
+          await send(ev.body); // OpenAI streams errors as a data line carrying {"error": {...}}
+        }
       }
+    } catch {
+      // The session object went away mid-stream (evicted, reset): the stream reader failed.
     }
+    if (sse.aborted) return;
+    if (!ended) await send(interrupted().toJSON());
     await sse.writeSSE({ data: '[DONE]' });
   });
+}
+
+/**
+ * A non-streaming response, written while it is generated: the JSON up to the text, then the text piece by
+ * piece (JSON-escaped), then the rest once the last event is in. The bytes parse to exactly the object a
+ * buffered response would carry. Writing as we go is how a disconnect is noticed: the write to a gone client
+ * fails and cancels the session's stream, so the engine stops at the next round boundary (the client's
+ * request.signal does the same where the runtime delivers it). Until the first text arrives nothing is
+ * committed, so every error up to then has its own status; a failure after that (the session object reset,
+ * its save failed) ends the body early, which clients see as a broken connection, and retrying it is safe
+ * (an interrupted request leaves the session as it was).
+ */
+async function jsonAsGenerated(
+  c: Context<AppEnv>,
+  render: (text: string, done: DoDone) => string,
+  events: AsyncGenerator<DoEvent>,
+  shape: (text: string) => string,
+  cancel: () => void,
+): Promise<Response> {
+  const signal = c.req.raw.signal;
+  signal.addEventListener('abort', cancel);
+  const MARK = '\u0000text\u0000';
+  const split = (done: DoDone) => {
+    const json = render(MARK, done);
+    const at = json.indexOf(JSON.stringify(MARK).slice(1, -1));
+    return [json.slice(0, at), json.slice(at + JSON.stringify(MARK).length - 2)];
+  };
+  const escape = (t: string) => JSON.stringify(t).slice(1, -1);
+  let first = '';
+  try {
+    // 1. Until the first text: nothing sent, errors are ordinary error responses.
+    for (;;) {
+      const r = await events.next().catch(() => {
+        throw interrupted();
+      });
+      if (r.done) throw interrupted();
+      const ev = r.value;
+      if (ev.type === 'error') throw ApiError.fromBody(ev.status, ev.body, ev.headers);
+      if (ev.type === 'done') return c.newResponse(render('', ev), 200, { 'content-type': 'application/json' });
+      if (ev.type === 'tokens' && (first = shape(ev.text))) break;
+    }
+  } catch (err) {
+    signal.removeEventListener('abort', cancel);
+    throw err;
+  }
+  // 2. Committed to 200: the prefix and the text as it comes, then the rest.
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+  const writer = writable.getWriter();
+  const enc = new TextEncoder();
+  const prefix = split({ type: 'done', finishReason: 'stop', usage: EMPTY_USAGE, sessionTokens: 0 })[0];
+  const pump = async () => {
+    try {
+      await writer.write(enc.encode(prefix + escape(first)));
+      for await (const ev of events) {
+        if (ev.type === 'tokens') {
+          const t = shape(ev.text);
+          if (t) await writer.write(enc.encode(escape(t)));
+        } else if (ev.type === 'done') {
+          const [pre, rest] = split(ev);
+          if (pre !== prefix) throw new Error('response prefix changed');
+          await writer.write(enc.encode(rest));
+          await writer.close();
+          return;
+        } else if (ev.type === 'error') {
+          throw ApiError.fromBody(ev.status, ev.body);
+        }
+      }
+      throw interrupted();
+    } catch (err) {
+      if (!signal.aborted) console.error('non-streaming response cut short', (err as Error)?.message ?? err);
+      cancel(); // the client is gone or the session failed: stop the engine
+      await writer.abort(err).catch(() => {});
+    } finally {
+      signal.removeEventListener('abort', cancel);
+    }
+  };
+  c.executionCtx.waitUntil(pump());
+  // Not compressed on the way (Cloudflare's front, like the local one, would otherwise buffer the body).
+  return c.newResponse(readable, 200, { 'content-type': 'application/json', 'content-encoding': 'identity', 'cache-control': 'no-transform' });
+}
+
+const EMPTY_USAGE: DoDone['usage'] = {
+  promptTokens: 0, cachedTokens: 0, completionTokens: 0, acceptedPredictionTokens: 0, rejectedPredictionTokens: 0,
+  rounds: 0, draftMs: 0, verifyMs: 0, prefillMs: 0,
+};
+
+/** The session's stream broke before its last event: nothing of this request was kept (requests are atomic). */
+function interrupted(): ApiError {
+  return new ApiError(503, 'The session was interrupted before the request finished (for example, its object was evicted). ' +
+    'Nothing of this request was kept; retry it.', 'service_unavailable', null, 'session_interrupted', { 'retry-after': '1' });
+}
+
+/** Headers of a session error response that the client must see (Retry-After of a 503 or 429). */
+function passOn(headers: Headers): Record<string, string> {
+  const retry = headers.get('retry-after');
+  return retry ? { 'retry-after': retry } : {};
+}
+
+/** `X-Fault` (JSON FaultSpec) where the deployment allows fault injection (FAULT_INJECTION=on; tests). */
+function faultSpec(c: Context<AppEnv>): DoGenerateRequest['fault'] {
+  const raw = c.req.header('x-fault');
+  if (c.env.FAULT_INJECTION !== 'on' || !raw) return undefined;
+  try {
+    return JSON.parse(raw) as DoGenerateRequest['fault'];
+  } catch {
+    throw new ApiError(400, 'X-Fault must be JSON.', 'invalid_request_error', null, 'invalid_fault');
+  }
 }
 
 /** Newline-delimited JSON events from the DO; `cancel` (client gone) cancels the DO's stream. */

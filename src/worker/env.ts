@@ -17,4 +17,6 @@ export interface Env {
   KV_PERSIST?: string;
   /** MB of session KV kept in memory per isolate before idle sessions fall back to SQLite (default 32). */
   SESSION_MEMORY_MB?: string;
+  /** "on" lets requests inject faults through an `X-Fault` header (tests only; never set it in a deployment). */
+  FAULT_INJECTION?: string;
 }

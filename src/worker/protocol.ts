@@ -25,6 +25,15 @@ export interface DoGenerateRequest {
   stop: string[];
   drafter: string | null;
   treeBudget: number | null;
+  /** Fault injection, only where the deployment sets FAULT_INJECTION=on (tests): from `X-Fault` (JSON). */
+  fault?: FaultSpec;
+}
+
+export interface FaultSpec {
+  /** Reset the session object (as an eviction does) after this many token events. */
+  evictAfterTokens?: number;
+  /** Make the session save fail inside its transaction, after writing the KV chunks. */
+  failPersist?: boolean;
 }
 
 export interface RestoreInfo {
@@ -56,5 +65,7 @@ export interface DoError {
   type: 'error';
   status: number;
   body: OpenAIErrorBody;
+  /** Response headers the error carries (Retry-After). */
+  headers?: Record<string, string>;
 }
 export type DoEvent = DoStart | DoTokens | DoDone | DoError;

@@ -4,8 +4,14 @@
  * (session-store.ts) so that it survives eviction with identical output.
  *
  * Concurrency: one generation at a time; a second request while one runs gets 409 (never interleaved).
- * Client disconnects: the worker cancels our response stream and request.signal fires; either aborts the
- * engine, which stops at the next round boundary; what was committed is persisted before the lock drops.
+ *
+ * Requests are atomic. A request that runs to its end (stop, max_tokens, the round bound) is written to
+ * SQLite before its final event is sent. One that does not (the client disconnects, the engine or a storage
+ * write fails, the object is evicted) changes nothing: the in-memory state is dropped and the stored one,
+ * the last complete request, is what the next request sees. So a session never holds text its client was
+ * not given, and retrying an interrupted request (the `openai` client does, on connection errors and 5xx)
+ * is always safe. A client that disconnects aborts the engine at the next round boundary: the worker
+ * cancels our response stream, and request.signal fires.
  */
 import { DurableObject } from 'cloudflare:workers';
 import type { DecodingSession, Engine, GenerateEvent, SessionSnapshot } from '../engine/index';
@@ -13,9 +19,10 @@ import { EngineError } from '../engine/decoder';
 import type { Env } from './env';
 import { wasmHeapBytes } from '../engine/ort';
 import { getEngine, loadStats, modelLoadError } from './model-cache';
+import { ShardError } from '../engine/model-store';
 import { ApiError, badRequest } from './openai/errors';
 import type { DoDone, DoEvent, DoGenerateRequest, RestoreInfo } from './protocol';
-import { KV_CHUNK_BYTES, SessionStore } from './session-store';
+import { KV_CHUNK_BYTES, SessionStore, type KvChunk } from './session-store';
 
 export interface SessionInfo {
   tokens: number;
@@ -63,6 +70,7 @@ export class SessionDO extends DurableObject<Env> {
 
   private async info(model: string | null): Promise<SessionInfo> {
     const meta = this.session ? null : this.store.loadMeta();
+    if (!this.session && !meta) throw sessionNotFound();
     const tokens = this.session ? [...this.session.tokens] : (meta?.tokens ?? []);
     let text: string | null = null;
     let engine: Engine | null = null;
@@ -91,9 +99,8 @@ export class SessionDO extends DurableObject<Env> {
 
   private async drop(): Promise<Response> {
     if (this.busy) return new ApiError(409, 'Session is busy generating; retry when it finishes.', 'conflict_error', null, 'session_busy').toResponse();
-    this.session = null;
-    this.sessionModel = null;
-    this.storedKv = 0;
+    if (!this.session && !this.store.loadMeta()) throw sessionNotFound();
+    this.forget();
     await this.store.clear();
     return new Response(null, { status: 204 });
   }
@@ -212,11 +219,15 @@ export class SessionDO extends DurableObject<Env> {
       }
     };
     let done: DoDone | null = null;
+    let tokenEvents = 0;
     try {
       await send({ type: 'start', promptTokens: promptLength, restore });
       for await (const ev of gen) {
         if (ev.type === 'tokens') {
           if (ev.text) await send({ type: 'tokens', text: ev.text });
+          if (req.fault?.evictAfterTokens !== undefined && ++tokenEvents >= req.fault.evictAfterTokens) {
+            this.ctx.abort('fault injection: evicted mid-stream'); // resets this object, as an eviction does
+          }
           // ORT's wasm runs synchronously: without a macrotask turn per round the event loop would not
           // flush the stream to the client, deliver other requests (409s) or notice a disconnect.
           await new Promise((r) => setTimeout(r, 0));
@@ -224,21 +235,23 @@ export class SessionDO extends DurableObject<Env> {
           done = { type: 'done', finishReason: ev.finishReason, usage: ev.usage, sessionTokens: 0, restore };
         }
       }
+      if (!done || done.finishReason === 'aborted' || readerGone) {
+        // Not run to its end: the session goes back to its last complete request (see the top of the file).
+        this.forget();
+        return;
+      }
       // Persist before reporting done: a client that saw "done" can rely on the session surviving eviction.
       const tp = performance.now();
-      this.persist(engine, req, done?.usage.cachedTokens ?? 0);
-      if (done) {
-        done.persistMs = performance.now() - tp;
-        done.sessionTokens = this.session?.tokens.length ?? 0;
-      }
+      this.persist(engine, req, done.usage.cachedTokens);
+      done.persistMs = performance.now() - tp;
+      done.sessionTokens = this.session?.tokens.length ?? 0;
       this.releaseMemory(req);
-      if (done) await send(done);
+      await send(done);
     } catch (err) {
-      // An engine failure mid-round may leave memory inconsistent: drop it, storage has the last good state.
-      this.session = null;
-      this.sessionModel = null;
-      const e = toApiError(err);
-      await send({ type: 'error', status: e.status, body: e.toJSON() });
+      // An engine or storage failure mid-request: drop memory, storage has the last complete state.
+      this.forget();
+      const e = toApiError(err, req.model);
+      await send({ type: 'error', status: e.status, body: e.toJSON(), headers: e.headers });
     } finally {
       // close() would wait for a stalled write; abort() fails it instead.
       await (readerGone ? writer.abort() : writer.close()).catch(() => {});
@@ -254,8 +267,7 @@ export class SessionDO extends DurableObject<Env> {
    */
   private releaseMemory(req: DoGenerateRequest): void {
     if (req.sessionId === null) {
-      this.session = null;
-      this.sessionModel = null;
+      this.forget();
       return;
     }
     const budget = Number(this.env.SESSION_MEMORY_MB ?? DEFAULT_SESSION_MEMORY_MB) * 2 ** 20;
@@ -277,6 +289,14 @@ export class SessionDO extends DurableObject<Env> {
       resident.delete(k);
       total -= r.bytes;
     }
+  }
+
+  /** Drops the in-memory session; the next request restores the stored one (the last complete request). */
+  private forget(): void {
+    this.session = null;
+    this.sessionModel = null;
+    this.storedKv = 0;
+    resident.delete(this.ctx.id.toString());
   }
 
   /** The in-memory session for this model, restored from SQLite after an eviction, or a fresh one. */
@@ -320,9 +340,29 @@ export class SessionDO extends DurableObject<Env> {
     const persistKv = this.env.KV_PERSIST !== 'never';
     // Memory kept positions [0, cachedTokens) of the previous state untouched; later ones were rewritten.
     const valid = persistKv ? Math.min(this.storedKv, cachedTokens, snap.kvLength) : 0;
-    this.storedKv = this.store.save({ model: req.model, modelSha: engine.modelId, tokens: snap.tokens, state: snap }, valid,
-      (from) => (persistKv ? session.stateChunks(from, KV_CHUNK_BYTES) : []));
+    const chunks = (from: number) => (persistKv ? session.stateChunks(from, KV_CHUNK_BYTES) : []);
+    try {
+      this.storedKv = this.store.save({ model: req.model, modelSha: engine.modelId, tokens: snap.tokens, state: snap }, valid,
+        req.fault?.failPersist ? failAfter(chunks) : chunks);
+    } catch (err) {
+      // save() is one transaction: it rolled back, storage still holds the last complete request.
+      console.error('session save failed', err);
+      throw new ApiError(503, 'The session could not be saved; it is unchanged (the last complete request). Retry the request.',
+        'service_unavailable', null, 'session_save_failed', { 'retry-after': '1' });
+    }
   }
+}
+
+/** Fault injection (tests): the chunks are written, then the save throws inside its transaction. */
+function failAfter(chunks: (from: number) => Iterable<KvChunk>): (from: number) => Iterable<KvChunk> {
+  return function* (from) {
+    yield* chunks(from);
+    throw new Error('fault injection: storage write failed');
+  };
+}
+
+function sessionNotFound(): ApiError {
+  return new ApiError(404, 'No such session: it was never used, or it was deleted.', 'not_found_error', 'session_id', 'session_not_found');
 }
 
 /** A stream write not taken by the reader within this time counts as a disconnect. */
@@ -381,8 +421,10 @@ function sameTokens(a: readonly number[], b: readonly number[]): boolean {
   return true;
 }
 
-function toApiError(err: unknown): ApiError {
+function toApiError(err: unknown, model = 'default'): ApiError {
   if (err instanceof ApiError) return err;
+  // A draft head's shards load on first use, so a bad or unreadable one shows up here: a 503 naming it.
+  if (err instanceof ShardError || (err as { name?: string })?.name === 'ShardError') return modelLoadError(model, err);
   if (err instanceof EngineError || (err as { name?: string })?.name === 'EngineError') {
     const e = err as EngineError;
     if (e.code === 'session_busy') return new ApiError(409, e.message, 'conflict_error', null, 'session_busy');

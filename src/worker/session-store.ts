@@ -91,7 +91,7 @@ export class SessionStore {
    * memory), then appends `newChunks` (which must start where the kept chunks end) and replaces meta.
    * Returns the stored KV length afterwards.
    */
-  save(meta: Omit<StoredMeta, 'updated'>, kvValid: number, makeChunks: (from: number) => KvChunk[]): number {
+  save(meta: Omit<StoredMeta, 'updated'>, kvValid: number, makeChunks: (from: number) => Iterable<KvChunk>): number {
     this.ensureSchema();
     return this.storage.transactionSync(() => {
       this.sql.exec('DELETE FROM kv_chunks WHERE end > ?', kvValid);

@@ -91,15 +91,19 @@ function isLocalHost(url: string): boolean {
 /** Resolve the tenant of a request from `Authorization: Bearer <key>`, or throw 401. */
 export async function authenticate(authorization: string | undefined, url: string, rawTenants: string | undefined): Promise<Tenant> {
   const keys = loadTenants(rawTenants);
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
-  if (!m) {
+  // One rule on every route: "Bearer", spaces or tabs (HTTP's only whitespace), the key, optional spaces
+  // or tabs. A key is printable ASCII; anything else (e.g. a non-breaking space, byte 0xA0, which a
+  // Unicode-aware trim would drop) makes it a wrong key, not a different spelling of a right one.
+  const m = /^Bearer[ \t]+(.*?)[ \t]*$/is.exec(authorization ?? '');
+  if (!m || m[1] === '') {
     throw new ApiError(401, 'Missing API key: send "Authorization: Bearer <key>".', 'invalid_request_error', null, 'invalid_api_key');
   }
-  const hash = await sha256(m[1]);
+  const key = /^[\x21-\x7e]+$/.test(m[1]) ? m[1] : null;
+  const hash = await sha256(key ?? '');
   // Compare against every hash without early exit so timing does not reveal which entry matched.
   let found: Tenant | null = null;
   for (const k of keys) if (timingSafeEqual(hash, k.hash) && !found) found = k.tenant;
-  if (!found || (found.local_only && !isLocalHost(url))) {
+  if (!key || !found || (found.local_only && !isLocalHost(url))) {
     throw new ApiError(401, 'Incorrect API key provided.', 'invalid_request_error', null, 'invalid_api_key');
   }
   return found;

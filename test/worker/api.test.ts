@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type OpenAI from 'openai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { ROOT, startWorker, type Worker } from './harness';
 
 let w: Worker;
@@ -58,8 +59,14 @@ describe('completions', () => {
     expect(r.usage!.completion_tokens).toBeLessThanOrEqual(24);
     expect(r.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
     const d = r.usage!.completion_tokens_details!;
-    expect(typeof d.accepted_prediction_tokens).toBe('number');
-    expect(typeof d.rejected_prediction_tokens).toBe('number');
+    // Usage counts what was emitted: accepted draft tokens are a part of it, rejected ones are never in it
+    // (their count is a draft statistic in the extension, where it cannot be added to completion_tokens).
+    expect(d.accepted_prediction_tokens).toBeLessThanOrEqual(r.usage!.completion_tokens);
+    expect(d.rejected_prediction_tokens).toBe(0);
+    const draft = (r as unknown as { ctc_edge: { draft: { proposed_tokens: number; accepted_tokens: number; rejected_tokens: number; rounds: number } } }).ctc_edge.draft;
+    expect(draft.accepted_tokens + draft.rejected_tokens).toBe(draft.proposed_tokens);
+    expect(draft.accepted_tokens).toBe(d.accepted_prediction_tokens);
+    expect(draft.rounds + draft.accepted_tokens).toBeGreaterThanOrEqual(r.usage!.completion_tokens); // a round emits its accepted drafts + at most one
     // Greedy is deterministic.
     const again = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 24 });
     expect(again.choices[0].text).toBe(r.choices[0].text);
@@ -116,7 +123,7 @@ describe('completions', () => {
     const res = await w.fetch('/v1/completions', {
       method: 'POST',
       key: 'sk-bob',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', 'x-session-id': 'drafters' },
       body: JSON.stringify({ model: 'default', prompt: P, max_tokens: 24, temperature: 0, drafter: 'plain' }),
     });
     const plain = ((await res.json()) as OpenAI.Completion).choices[0].text;
@@ -164,7 +171,7 @@ describe('long prompts (most of the context)', () => {
 
 describe('drafter selection', () => {
   it('the request picks the drafter, else the tenant, else the model default', async () => {
-    const drafts = (r: OpenAI.Completion) => r.usage!.completion_tokens_details!.accepted_prediction_tokens! + r.usage!.completion_tokens_details!.rejected_prediction_tokens!;
+    const drafts = (r: OpenAI.Completion) => (r as unknown as { ctc_edge: { draft: { proposed_tokens: number } } }).ctc_edge.draft.proposed_tokens;
     // carol's tenant config says drafter "plain": no draft tokens are proposed
     const carol = await complete(w.client('sk-carol'), { prompt: P, max_tokens: 24 });
     expect(drafts(carol)).toBe(0);
@@ -252,9 +259,10 @@ describe('sessions', () => {
   it('a tenant never reads or continues another tenant’s session', async () => {
     const secret = 'SECRET-ALICE-TOKEN-42\n';
     await complete(w.client('sk-alice'), { prompt: secret + P, max_tokens: 4 }, 'shared-name');
-    // Bob uses the same session id: he gets his own, empty session (the DO name includes the tenant).
-    const info = (await (await w.fetch('/v1/sessions/shared-name', { key: 'sk-bob' })).json()) as { tokens: number; text: string | null };
-    expect(info.tokens).toBe(0);
+    // Bob uses the same session id: he has no such session (the DO name includes the tenant).
+    const info = await w.fetch('/v1/sessions/shared-name', { key: 'sk-bob' });
+    expect(info.status).toBe(404);
+    expect(await info.json()).toMatchObject({ error: { code: 'session_not_found' } });
     const cont = await w.fetch('/v1/completions', {
       method: 'POST',
       key: 'sk-bob',
@@ -277,8 +285,14 @@ describe('sessions', () => {
     expect(before.kv_tokens_stored).toBe(before.tokens - 1); // the last token is pending (not in the KV yet)
     expect(before.text.startsWith(P)).toBe(true);
     expect((await w.fetch('/v1/sessions/to-delete', { key: 'sk-bob', method: 'DELETE' })).status).toBe(200);
-    const after = (await (await w.fetch('/v1/sessions/to-delete', { key: 'sk-bob' })).json()) as { tokens: number; kv_tokens_stored: number };
-    expect(after).toMatchObject({ tokens: 0, kv_tokens_stored: 0 });
+    // Gone, and a session that never existed is not an empty one: both are 404, for GET and DELETE.
+    for (const id of ['to-delete', 'never-used']) {
+      for (const method of ['GET', 'DELETE']) {
+        const res = await w.fetch(`/v1/sessions/${id}`, { key: 'sk-bob', method });
+        expect(res.status, `${method} ${id}`).toBe(404);
+        expect(await res.json()).toMatchObject({ error: { type: 'not_found_error', code: 'session_not_found', param: 'session_id' } });
+      }
+    }
   });
 
   it('concurrent requests to one session: one runs, the other gets 409', async () => {
@@ -301,30 +315,33 @@ describe('sessions', () => {
     expect(together.map((r) => r.choices[0].text)).toEqual(alone);
   });
 
-  it('a client that disconnects stops generation and leaves the session usable', async () => {
-    const ac = new AbortController();
-    const res = await w.fetch('/v1/completions', {
-      method: 'POST',
-      key: 'sk-bob',
-      headers: { 'content-type': 'application/json', 'x-session-id': 'abort-1' },
-      body: JSON.stringify({ model: 'default', prompt: P, max_tokens: 400, temperature: 0, stream: true }),
-      signal: ac.signal,
-    });
-    const reader = res.body!.getReader();
-    await reader.read(); // first chunk arrived: generation is running
-    ac.abort();
-    // The session unlocks within a round or so and holds a consistent prefix of the generation.
-    let info: { busy: boolean; tokens: number } = { busy: true, tokens: 0 };
-    for (let i = 0; i < 50 && info.busy; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      info = (await (await w.fetch('/v1/sessions/abort-1', { key: 'sk-bob' })).json()) as typeof info;
+  it('a client that disconnects stops generation; the session keeps nothing of that request', async () => {
+    // The session holds one complete request first.
+    const first = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 8 }, 'abort-1');
+    const held = ext(first).session_tokens;
+    for (const stream of [true, false]) {
+      const ac = new AbortController();
+      const res = await w.fetch('/v1/completions', {
+        method: 'POST',
+        key: 'sk-bob',
+        headers: { 'content-type': 'application/json', 'x-session-id': 'abort-1' },
+        body: JSON.stringify({ model: 'default', prompt: P + first.choices[0].text, max_tokens: 400, temperature: 0, stream }),
+        signal: ac.signal,
+      });
+      await res.body!.getReader().read(); // the first bytes arrived: generation is running
+      ac.abort();
+      // The session unlocks within a round or so, and holds exactly what it held before the request.
+      let info: { busy: boolean; tokens: number } = { busy: true, tokens: 0 };
+      for (let i = 0; i < 50 && info.busy; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        info = (await (await w.fetch('/v1/sessions/abort-1', { key: 'sk-bob' })).json()) as typeof info;
+      }
+      expect(info, `stream: ${stream}`).toMatchObject({ busy: false, tokens: held });
     }
-    expect(info.busy).toBe(false);
-    const promptTokens = (await complete(w.client('sk-bob'), { prompt: P, max_tokens: 1 })).usage!.prompt_tokens;
-    expect(info.tokens).toBeGreaterThan(promptTokens);
-    expect(info.tokens).toBeLessThan(promptTokens + 400); // stopped early
-    const next = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 4 }, 'abort-1');
-    expect(next.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(0);
+    // `continue` goes on from the last complete request, as if the interrupted ones never happened.
+    const next = await complete(w.client('sk-bob'), { prompt: '', continue: true, max_tokens: 8 }, 'abort-1');
+    const once = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 16 });
+    expect(first.choices[0].text + next.choices[0].text).toBe(once.choices[0].text);
   });
 });
 
@@ -379,6 +396,30 @@ describe('limits and validation', () => {
     ['chat: unknown role', { path: '/v1/chat/completions', body: { model: 'default', messages: [{ role: 'wizard', content: 'hi' }] } }, 400, 'messages.0.role'],
     ['chat: content wrong type', { path: '/v1/chat/completions', body: { model: 'default', messages: [{ role: 'user', content: 7 }] } }, 400, 'messages.0.content'],
     ['chat: tools unsupported', { path: '/v1/chat/completions', body: { model: 'default', messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function' }] } }, 400, 'tools'],
+    // Parameters a route cannot honour are refused by name, never silently ignored.
+    ...(['best_of', 'echo', 'suffix', 'functions', 'prompt'] as const).map((k) => [
+      `chat: ${k} is refused`,
+      { path: '/v1/chat/completions', body: { model: 'default', messages: [{ role: 'user', content: 'hi' }], [k]: k === 'functions' ? [{ name: 'f' }] : k === 'best_of' ? 2 : k === 'echo' ? true : 'x' } },
+      400,
+      k,
+    ] as (typeof cases)[number]),
+    ...(['tools', 'tool_choice', 'response_format', 'top_logprobs', 'messages'] as const).map((k) => [
+      `completions: ${k} is refused`,
+      { body: { model: 'default', prompt: 'a', [k]: k === 'tools' ? [{ type: 'function' }] : k === 'response_format' ? { type: 'json_object' } : k === 'top_logprobs' ? 2 : k === 'messages' ? [] : 'auto' } },
+      400,
+      k,
+    ] as (typeof cases)[number]),
+    ['chat: response_format json_object', { path: '/v1/chat/completions', body: { model: 'default', messages: [{ role: 'user', content: 'hi' }], response_format: { type: 'json_object' } } }, 400, 'response_format'],
+    ['unknown stream_options key', { body: { model: 'default', prompt: 'a', stream: true, stream_options: { include_usage: true, colour: 'red' } } }, 400, 'stream_options.colour'],
+    ['an unknown parameter', { body: { model: 'default', prompt: 'a', temprature: 0 } }, 400, 'temprature'],
+    ['chat: a tool call in a message', { path: '/v1/chat/completions', body: { model: 'default', messages: [{ role: 'assistant', content: null, tool_calls: [{ id: 'x' }] }] } }, 400, 'messages.0.tool_calls'],
+    // Every over-long prompt gets the same error, whatever its form.
+    ['512 token ids', { body: { model: 'default', prompt: Array(512).fill(5) } }, 400, 'prompt'],
+    ['513 token ids', { body: { model: 'default', prompt: Array(513).fill(5) } }, 400, 'prompt'],
+    ['2000 token ids in a nested array', { body: { model: 'default', prompt: [Array(2000).fill(5)] } }, 400, 'prompt'],
+    ['a 100,000-character prompt', { body: { model: 'default', prompt: 'x'.repeat(100_000) } }, 400, 'prompt'],
+    ['chat: 300 messages', { path: '/v1/chat/completions', body: { model: 'default', messages: Array(300).fill({ role: 'user', content: 'hi' }) } }, 400, 'messages'],
+    ['two prompts', { body: { model: 'default', prompt: ['a', 'b'] } }, 400, 'prompt'],
     ['unknown route', { path: '/v1/nope', method: 'GET' }, 404, null],
     ['wrong method', { path: '/v1/completions', method: 'GET' }, 405, null],
     ['wrong method on chat', { path: '/v1/chat/completions', method: 'PUT', body: {} }, 405, null],
@@ -401,6 +442,59 @@ describe('limits and validation', () => {
     expect(typeof json.error.type).toBe('string');
     expect('param' in json.error && 'code' in json.error).toBe(true);
     if (param) expect(json.error.param).toBe(param);
+    if (/^(prompt over the context|512 token ids|513 token ids|2000 token ids|a 100,000-character prompt|chat: 300 messages)/.test(_name)) {
+      expect(json.error.code, json.error.message).toBe('context_length_exceeded');
+    }
+  });
+
+  it('what clients send back is accepted: an assistant message with refusal and annotations, store: false, metadata, user', async () => {
+    const r = await w.client('sk-bob').chat.completions.create({
+      model: 'default',
+      temperature: 0,
+      max_tokens: 4,
+      store: false,
+      metadata: { run: 'test' },
+      user: 'u-1',
+      messages: [
+        { role: 'user', content: 'Write a function.' },
+        { role: 'assistant', content: 'def f():', refusal: null, annotations: [] } as OpenAI.ChatCompletionAssistantMessageParam,
+        { role: 'user', content: 'Another one.' },
+      ],
+    });
+    expect(r.choices[0].message.content).toBeTypeOf('string');
+  });
+
+  it('Authorization follows one rule on every route: a key followed by a non-breaking space is a wrong key', async () => {
+    const { port, hostname } = new URL(w.url);
+    // Raw bytes, so the 0xA0 byte goes out as it is (fetch would refuse or re-encode it).
+    const raw = (head: string, body = '') =>
+      new Promise<number>((resolve, reject) => {
+        const sock = connect(Number(port), hostname, () => {
+          sock.write(Buffer.from(head + body, 'latin1')); // latin1: U+00A0 is the single byte 0xA0
+        });
+        let got = '';
+        sock.on('data', (d) => {
+          got += d.toString('latin1');
+          const m = /^HTTP\/1\.1 (\d+)/.exec(got);
+          if (m) {
+            resolve(Number(m[1]));
+            sock.destroy();
+          }
+        });
+        sock.on('error', reject);
+      });
+    const json = JSON.stringify({ model: 'default', prompt: 'a', max_tokens: 1 });
+    const host = `Host: ${hostname}:${port}\r\nAuthorization: Bearer sk-bob\u00a0\r\n`;
+    const statuses = {
+      contentLength: await raw(`POST /v1/completions HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: ${json.length}\r\nConnection: close\r\n\r\n`, json),
+      chunked: await raw(`POST /v1/completions HTTP/1.1\r\n${host}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`, `${json.length.toString(16)}\r\n${json}\r\n0\r\n\r\n`),
+      models: await raw(`GET /v1/models HTTP/1.1\r\n${host}Connection: close\r\n\r\n`),
+      session: await raw(`GET /v1/sessions/x HTTP/1.1\r\n${host}Connection: close\r\n\r\n`),
+    };
+    expect(statuses).toEqual({ contentLength: 401, chunked: 401, models: 401, session: 401 });
+    // The same requests without the stray byte are let in.
+    const ok = await w.fetch('/v1/models', { headers: { authorization: 'Bearer sk-bob \t' } });
+    expect(ok.status).toBe(200);
   });
 
   it('the official client surfaces errors as APIError', async () => {

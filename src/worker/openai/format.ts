@@ -12,6 +12,13 @@ export interface OpenAIUsage {
   completion_tokens_details: { accepted_prediction_tokens: number; rejected_prediction_tokens: number };
 }
 
+/**
+ * OpenAI's usage. `completion_tokens` is what the client receives (and is billed and truncated by):
+ * rejected draft tokens are never emitted, so they are not in it, and `rejected_prediction_tokens`
+ * (which OpenAI counts inside `completion_tokens`) is therefore always 0. `accepted_prediction_tokens`
+ * are emitted tokens that came from the draft, at most `completion_tokens`. The drafter's own
+ * statistics (tokens proposed, accepted, rejected per request) are in `ctc_edge.draft`, apart from usage.
+ */
 export function toUsage(u: Usage): OpenAIUsage {
   return {
     prompt_tokens: u.promptTokens,
@@ -19,21 +26,31 @@ export function toUsage(u: Usage): OpenAIUsage {
     total_tokens: u.promptTokens + u.completionTokens,
     prompt_tokens_details: { cached_tokens: u.cachedTokens },
     completion_tokens_details: {
-      accepted_prediction_tokens: u.acceptedPredictionTokens,
-      rejected_prediction_tokens: u.rejectedPredictionTokens,
+      accepted_prediction_tokens: Math.min(u.acceptedPredictionTokens, u.completionTokens),
+      rejected_prediction_tokens: 0,
     },
   };
 }
 
-/** Our extension, on the final response / chunk: why it ended, engine timings, session size. */
+/** Our extension, on the final response / chunk: why it ended, draft statistics, engine timings, session size. */
 export function toExtension(d: DoDone) {
+  const u = d.usage;
   return {
     finish_detail: d.finishReason, // stop | length (max_tokens) | rounds (per-request bound) | aborted
     session_tokens: d.sessionTokens,
-    rounds: d.usage.rounds,
-    draft_ms: round2(d.usage.draftMs),
-    verify_ms: round2(d.usage.verifyMs),
-    prefill_ms: round2(d.usage.prefillMs),
+    rounds: u.rounds,
+    draft: {
+      // Draft-verify rounds, draft tokens verified, of those accepted (emitted) and rejected (discarded).
+      rounds: u.rounds,
+      proposed_tokens: u.acceptedPredictionTokens + u.rejectedPredictionTokens,
+      accepted_tokens: u.acceptedPredictionTokens,
+      rejected_tokens: u.rejectedPredictionTokens,
+      // Tokens emitted per round (mean accepted length τ, the bonus token included).
+      tokens_per_round: u.rounds ? round2(u.completionTokens / u.rounds) : null,
+    },
+    draft_ms: round2(u.draftMs),
+    verify_ms: round2(u.verifyMs),
+    prefill_ms: round2(u.prefillMs),
     persist_ms: d.persistMs === undefined ? null : round2(d.persistMs),
     restore: d.restore ? { ...d.restore, ms: round2(d.restore.ms) } : null,
   };

@@ -1,7 +1,12 @@
 /**
- * Request schemas (zod, applied through @hono/zod-validator). Ranges follow OpenAI's; fields we do not
- * implement are accepted only at their neutral value so that clients sending defaults keep working.
- * Checks that need the model (prompt length in tokens, vocab range, drafter names) run in the session DO.
+ * Request schemas (zod, applied through @hono/zod-validator). Ranges follow OpenAI's.
+ *
+ * Every parameter a route does not know is refused (400 "Unrecognized request argument supplied", naming
+ * it), as OpenAI does: a caller who sends `response_format: json_object` to the completions route, or
+ * `best_of` to chat, must not get free text that silently ignored it. OpenAI parameters we do not
+ * implement are accepted only at their neutral value, so clients that send defaults keep working.
+ * Prompt lengths are not bounded here (the body limit bounds the bytes): the session checks them in tokens
+ * against the loaded model, so every over-long prompt gets the same `context_length_exceeded`.
  */
 import { z } from 'zod';
 
@@ -13,6 +18,14 @@ export const SESSION_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const neutral = <T extends z.ZodType>(schema: T, ok: (v: z.infer<T>) => boolean, what: string) =>
   schema.nullish().refine((v) => v === null || v === undefined || ok(v as z.infer<T>), { message: `${what} is not supported` });
 
+/** Accepted and ignored: they change nothing a stateless text generator does. */
+const ignored = {
+  user: z.string().max(256).nullish(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+  service_tier: z.string().max(32).nullish(),
+  store: neutral(z.boolean(), (v) => !v, 'store'),
+};
+
 const common = {
   model: z.string().min(1).max(128),
   max_tokens: z.number().int().min(1).max(MAX_CONTEXT).nullish(),
@@ -23,12 +36,14 @@ const common = {
   seed: z.number().int().min(0).max(2 ** 32 - 1).nullish(),
   stop: z.union([z.string().min(1).max(64), z.array(z.string().min(1).max(64)).max(4)]).nullish(),
   stream: z.boolean().nullish(),
-  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  stream_options: z
+    .strictObject({ include_usage: z.boolean().nullish(), include_obfuscation: neutral(z.boolean(), (v) => !v, 'stream_options.include_obfuscation') })
+    .nullish(),
   n: neutral(z.number().int(), (v) => v === 1, 'n other than 1'),
   presence_penalty: neutral(z.number(), (v) => v === 0, 'presence_penalty'),
   frequency_penalty: neutral(z.number(), (v) => v === 0, 'frequency_penalty'),
   logit_bias: neutral(z.record(z.string(), z.number()), (v) => Object.keys(v).length === 0, 'logit_bias'),
-  user: z.string().max(256).nullish(),
+  ...ignored,
   /** Extension: drafter name (none, prompt lookup, ctc, ...), validated against the engine. */
   drafter: z.string().min(1).max(64).nullish(),
   /** Extension: draft tree budget (nodes incl. root). */
@@ -39,16 +54,15 @@ const common = {
   continue: z.boolean().nullish(),
 };
 
-const tokenIds = z.array(z.number().int().min(0)).min(1).max(MAX_CONTEXT);
+const tokenIds = z.array(z.number().int().min(0)).min(1);
 
-export const CompletionSchema = z.object({
+export const CompletionSchema = z.strictObject({
   ...common,
-  prompt: z.union([
-    z.string().max(65_536),
-    z.array(z.string().max(65_536)).length(1, 'only one prompt per request is supported'),
-    tokenIds,
-    z.array(tokenIds).length(1, 'only one prompt per request is supported'),
-  ]),
+  prompt: z
+    .union([z.string(), z.array(z.string()).min(1), tokenIds, z.array(tokenIds).min(1)], {
+      error: 'expected a string, an array of strings, an array of token ids or an array of token-id arrays',
+    })
+    .refine((p) => typeof p === 'string' || typeof p[0] === 'number' || p.length === 1, { message: 'only one prompt per request is supported' }),
   echo: neutral(z.boolean(), (v) => !v, 'echo'),
   suffix: neutral(z.string(), (v) => v === '', 'suffix'),
   logprobs: neutral(z.number().int(), () => false, 'logprobs'),
@@ -56,22 +70,35 @@ export const CompletionSchema = z.object({
 });
 export type CompletionBody = z.infer<typeof CompletionSchema>;
 
-const textPart = z.object({ type: z.literal('text'), text: z.string() });
+const textPart = z.strictObject({ type: z.literal('text'), text: z.string() });
+/** Messages as clients send them back (an assistant reply carries `refusal: null`, `annotations: []`);
+ *  what a text model cannot honour (tool calls, audio) is refused. */
 export const ChatMessageSchema = z.object({
   role: z.enum(['system', 'developer', 'user', 'assistant']),
-  content: z.union([z.string().max(65_536), z.array(textPart).max(64)]).nullable(),
+  content: z.union([z.string(), z.array(textPart).max(64)]).nullable(),
   name: z.string().max(64).nullish(),
+  tool_calls: neutral(z.array(z.unknown()), (v) => v.length === 0, 'tool_calls'),
+  function_call: neutral(z.unknown(), () => false, 'function_call'),
+  audio: neutral(z.unknown(), () => false, 'audio'),
 });
 export type ChatMessage = z.infer<typeof ChatMessageSchema>;
 
-export const ChatCompletionSchema = z.object({
+export const ChatCompletionSchema = z.strictObject({
   ...common,
-  messages: z.array(ChatMessageSchema).min(1).max(256),
+  messages: z.array(ChatMessageSchema).min(1),
   max_completion_tokens: z.number().int().min(1).max(MAX_CONTEXT).nullish(),
   logprobs: neutral(z.boolean(), (v) => !v, 'logprobs'),
   top_logprobs: neutral(z.number().int(), () => false, 'top_logprobs'),
   tools: neutral(z.array(z.unknown()), (v) => v.length === 0, 'tools'),
   tool_choice: neutral(z.unknown(), (v) => v === 'none', 'tool_choice'),
+  parallel_tool_calls: z.boolean().nullish(), // meaningless without tools
+  functions: neutral(z.array(z.unknown()), (v) => v.length === 0, 'functions'),
+  function_call: neutral(z.unknown(), (v) => v === 'none', 'function_call'),
   response_format: neutral(z.object({ type: z.string() }), (v) => v.type === 'text', 'response_format other than text'),
+  modalities: neutral(z.array(z.string()), (v) => v.every((m) => m === 'text'), 'modalities other than text'),
+  reasoning_effort: neutral(z.string(), () => false, 'reasoning_effort'),
+  prediction: neutral(z.unknown(), () => false, 'prediction'),
+  audio: neutral(z.unknown(), () => false, 'audio'),
+  web_search_options: neutral(z.unknown(), () => false, 'web_search_options'),
 });
 export type ChatCompletionBody = z.infer<typeof ChatCompletionSchema>;
