@@ -5,9 +5,14 @@
  */
 import type { Manifest, ManifestFile, ShardSource } from './types.js';
 
-export type ShardErrorReason = 'missing' | 'corrupt' | 'size';
+/**
+ * Why a shard could not be used: `missing` (the source has no such object), `size` / `corrupt` (wrong
+ * length / sha256), `unavailable` (the source failed to read it, e.g. storage down after the source's own
+ * retries; raised by ShardSource implementations, never by the checks here).
+ */
+export type ShardErrorReason = 'missing' | 'corrupt' | 'size' | 'unavailable';
 
-/** A shard (or the manifest) is absent, has the wrong size, or fails its hash. */
+/** A shard (or the manifest) is absent, unreadable, has the wrong size, or fails its hash. */
 export class ShardError extends Error {
   readonly shard: string;
   readonly reason: ShardErrorReason;

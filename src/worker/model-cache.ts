@@ -3,6 +3,10 @@
  *
  * R2ShardSource reads `<model>/<path>` from the bucket; the engine's model store checks every shard's size
  * and sha256 before use and throws ShardError naming the shard, which becomes a 503 (never garbage output).
+ * R2 failing transiently (a `get` that throws, or a body read that fails) is retried with exponential
+ * backoff and jitter (R2_GET_ATTEMPTS, R2_BACKOFF_*); when every attempt fails the shard is `unavailable`:
+ * a 503 `shard_unavailable` naming it, with Retry-After. An absent object is not retried: a missing shard is
+ * a deployment error (503 `shard_missing`), as are a corrupt or truncated one (`shard_corrupt`, `shard_size`).
  * The per-isolate cache holds the load promise, so concurrent requests share one load; a failed load is
  * dropped from the cache at once, so the next request retries (e.g. after the shard is re-uploaded).
  */
@@ -13,15 +17,52 @@ import type { ShardSource } from '../engine/types';
 import { ApiError } from './openai/errors';
 import { installWorkerdOrt } from './ort-workerd';
 
+/** Tries per R2 read (the first one included) before the shard counts as unavailable. */
+export const R2_GET_ATTEMPTS = 4;
+/**
+ * Backoff before retry n (n = 1, 2, ...): R2_BACKOFF_BASE_MS * 2^(n-1), so 100 → 200 → 400 ms, times a
+ * jitter factor drawn uniformly from [0.5, 1.5) (concurrent loads of many isolates do not retry in
+ * lockstep), capped at R2_BACKOFF_MAX_MS. Worst case, a failing shard costs about 1 s before the 503.
+ */
+export const R2_BACKOFF_BASE_MS = 100;
+export const R2_BACKOFF_MAX_MS = 1_000;
+/** Retry-After (s) of a 503 for a shard R2 could not serve: storage outages are short but not sub-second. */
+export const UNAVAILABLE_RETRY_AFTER_S = 10;
+/** Retry-After (s) of a 503 for a missing, truncated or corrupt shard: it needs a re-upload. */
+export const BROKEN_SHARD_RETRY_AFTER_S = 60;
+
+/** The delay before retry `retry` (1-based), `random` in [0, 1). */
+export function r2BackoffMs(retry: number, random: number = Math.random()): number {
+  const nominal = R2_BACKOFF_BASE_MS * 2 ** (retry - 1);
+  return Math.min(R2_BACKOFF_MAX_MS, Math.round(nominal * (0.5 + random)));
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 export class R2ShardSource implements ShardSource {
   constructor(
     private readonly bucket: R2Bucket,
     private readonly prefix: string,
   ) {}
 
+  /**
+   * The bytes of `<prefix><path>`, or null when R2 has no such object (not retried). A get that throws or a
+   * body that fails to read is retried; after R2_GET_ATTEMPTS failures, ShardError(path, 'unavailable').
+   */
   async get(path: string): Promise<Uint8Array | null> {
-    const obj = await this.bucket.get(this.prefix + path);
-    return obj ? new Uint8Array(await obj.arrayBuffer()) : null;
+    const key = this.prefix + path;
+    let last: unknown;
+    for (let attempt = 1; attempt <= R2_GET_ATTEMPTS; attempt++) {
+      if (attempt > 1) await sleep(r2BackoffMs(attempt - 1));
+      try {
+        const obj = await this.bucket.get(key);
+        return obj ? new Uint8Array(await obj.arrayBuffer()) : null;
+      } catch (err) {
+        last = err;
+      }
+    }
+    const why = (last as Error)?.message ?? String(last);
+    throw new ShardError(path, 'unavailable', `R2 get of "${key}" failed ${R2_GET_ATTEMPTS} times; last error: ${why}`);
   }
 }
 
@@ -50,17 +91,20 @@ export function getEngine(bucket: R2Bucket, model: string): Promise<Engine> {
   return p;
 }
 
-/** A model load failure as an API error: a bad shard is a 503 naming it. */
+/** A model load failure as an API error: a bad or unreadable shard is a 503 naming it, with Retry-After. */
 export function modelLoadError(model: string, err: unknown): ApiError {
   if (err instanceof ShardError || (err as { name?: string })?.name === 'ShardError') {
     const e = err as ShardError;
-    return new ApiError(
-      503,
-      `Model "${model}" is unavailable: shard "${e.shard}" is ${e.reason}${e.reason === 'size' ? ' (wrong size)' : ''}. ${e.message}`,
-      'service_unavailable',
-      null,
-      `shard_${e.reason}`,
-    );
+    const unavailable = e.reason === 'unavailable';
+    const retryAfter = unavailable ? UNAVAILABLE_RETRY_AFTER_S : BROKEN_SHARD_RETRY_AFTER_S;
+    const what = unavailable
+      ? `could not be read from storage (R2) after ${R2_GET_ATTEMPTS} attempts`
+      : `is ${e.reason}${e.reason === 'size' ? ' (wrong size)' : ''}`;
+    return new ApiError(503, `Model "${model}" is unavailable: shard "${e.shard}" ${what}. ${e.message}`, 'service_unavailable', null, `shard_${e.reason}`, {
+      'retry-after': String(retryAfter),
+    });
   }
-  return new ApiError(503, `Model "${model}" failed to load: ${(err as Error)?.message ?? String(err)}`, 'service_unavailable', null, 'model_unavailable');
+  return new ApiError(503, `Model "${model}" failed to load: ${(err as Error)?.message ?? String(err)}`, 'service_unavailable', null, 'model_unavailable', {
+    'retry-after': String(UNAVAILABLE_RETRY_AFTER_S),
+  });
 }

@@ -43,6 +43,12 @@ export interface StartOptions {
   vars?: Record<string, string>;
   /** Open V8's inspector on this port (measurements: per-isolate heap usage). */
   inspectorPort?: number;
+  /**
+   * Put a fault-injecting wrapper (R2_FAULTS_SCRIPT) between the worker's MODELS binding and the real R2
+   * bucket; `true` installs it with no faults yet, an object also sets those faults. Change them at run
+   * time with setR2Faults, read the wrapper's call log with r2Calls.
+   */
+  r2Faults?: R2Faults | true;
 }
 
 export interface Worker {
@@ -66,7 +72,7 @@ function bundleModules(dir: string) {
 
 export async function startWorker(bundleDir: string, opts: StartOptions = {}): Promise<Worker> {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, 'wrangler.toml'));
-  const mf = new Miniflare({
+  const mf = new Miniflare(withR2Faults(opts.r2Faults, {
     modules: bundleModules(bundleDir),
     modulesRoot: bundleDir,
     compatibilityDate: workerOptions.compatibilityDate,
@@ -83,9 +89,11 @@ export async function startWorker(bundleDir: string, opts: StartOptions = {}): P
     host: '127.0.0.1',
     port: 0,
     ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
-  });
+  }));
+  if (opts.r2Faults) faultedR2.add(mf);
   const url = (await mf.ready).href;
   await seedModels(mf);
+  if (typeof opts.r2Faults === 'object') await setR2Faults(mf, opts.r2Faults);
   return {
     mf,
     url,
@@ -100,7 +108,7 @@ export async function startWorker(bundleDir: string, opts: StartOptions = {}): P
 }
 
 async function seedModels(mf: Miniflare): Promise<void> {
-  const bucket = await mf.getR2Bucket('MODELS');
+  const bucket = await modelsBucket(mf);
   const manifest = readManifest();
   const shards = Object.values(manifest.files).flatMap((f) => f.shards);
   const firstBase = manifest.files.base.shards[0].path;
@@ -120,7 +128,7 @@ async function seedModels(mf: Miniflare): Promise<void> {
 
 /** Fix the corrupt model's shard in R2 (the next request must load it: failures are not cached). */
 export async function repairCorruptModel(w: Worker): Promise<void> {
-  const bucket = await w.mf.getR2Bucket('MODELS');
+  const bucket = await modelsBucket(w.mf);
   const s = readManifest().files.base.shards[0].path;
   await bucket.put(`corrupt/${s}`, new Uint8Array(readFileSync(join(MODEL_DIR, s))));
 }
@@ -133,7 +141,7 @@ export const firstBaseShard = () => readManifest().files.base.shards[0].path;
  * a newly exported model looks like to stored sessions.
  */
 export async function reexportDefaultModel(w: Worker): Promise<string> {
-  const bucket = await w.mf.getR2Bucket('MODELS');
+  const bucket = await modelsBucket(w.mf);
   const manifest = JSON.parse(readFileSync(join(MODEL_DIR, 'manifest.json'), 'utf8')) as Manifest & Record<string, unknown>;
   const base = Buffer.concat(manifest.files.base.shards.map((s) => readFileSync(join(MODEL_DIR, s.path))));
   const doc = Buffer.from('re-exported');
@@ -144,4 +152,149 @@ export async function reexportDefaultModel(w: Worker): Promise<string> {
   manifest.files.base = { ...manifest.files.base, bytes: bytes.length, sha256: sha, shards: [{ path, bytes: bytes.length, sha256: sha }] };
   await bucket.put('default/manifest.json', new TextEncoder().encode(JSON.stringify(manifest)));
   return sha;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// R2 fault injection (StartOptions.r2Faults): the worker's MODELS binding becomes a miniflare *wrapped
+// binding*, a small ES module (R2_FAULTS_SCRIPT) that runs inside the worker's own isolate and delegates to
+// a real R2 bucket binding (MODELS_INNER, the same bucket id as in wrangler.toml), failing `get`s as told.
+// Its configuration lives in that bucket (R2_FAULTS_CONTROL + 'config.json', read on every get), so tests
+// change it at run time; it logs every get there too (R2_FAULTS_CONTROL + 'log/...'), so tests see retries.
+
+/** Faults of the MODELS wrapper. With none set, every call goes straight to R2. */
+export interface R2Faults {
+  /** The first N matching gets fail, counted from when this configuration was set. */
+  failFirst?: number;
+  /** Every matching get fails (R2 down) until the faults are changed. */
+  down?: boolean;
+  /** Only keys matching this RegExp (source) fail; default every key. */
+  match?: string;
+  /** How a get fails: `get` (the call throws, default) or `body` (it returns an object whose body read fails). */
+  failIn?: 'get' | 'body';
+}
+
+/** One logged `get` of the wrapper: its key and whether it was made to fail. */
+export interface R2Call {
+  seq: number;
+  key: string;
+  failed: boolean;
+}
+
+const R2_FAULTS_WORKER = 'r2-faults';
+const R2_FAULTS_INNER = 'MODELS_INNER';
+export const R2_FAULTS_CONTROL = '__r2-faults/';
+
+/**
+ * The wrapper. workerd calls the default export with the inner bindings (env.MODELS_INNER); what it returns
+ * is the worker's env.MODELS. Module state (the per-configuration counter) is per isolate: the worker and
+ * its Durable Objects share one here. The injected error mimics R2's internal error (code 10001).
+ */
+export const R2_FAULTS_SCRIPT = `
+const CONTROL = ${JSON.stringify(R2_FAULTS_CONTROL)};
+let version = null; // the configuration the counter belongs to
+let matched = 0; // matching gets under that configuration
+let seq = 0;
+const injected = (key) => new Error('get: We encountered an internal error. Please try again. (10001) [injected fault: ' + key + ']');
+
+export default function (env) {
+  const inner = env.${R2_FAULTS_INNER};
+  async function get(key, options) {
+    if (key.startsWith(CONTROL)) return inner.get(key, options);
+    const cfgObj = await inner.get(CONTROL + 'config.json');
+    const cfg = cfgObj ? await cfgObj.json() : {};
+    let fail = false;
+    if (!cfg.match || new RegExp(cfg.match).test(key)) {
+      if (cfg.version !== version) {
+        version = cfg.version;
+        matched = 0;
+      }
+      matched++;
+      fail = cfg.down === true || matched <= (cfg.failFirst ?? 0);
+    }
+    const n = ++seq;
+    await inner.put(CONTROL + 'log/' + String(n).padStart(8, '0') + '-' + crypto.randomUUID().slice(0, 8) + '/' + (fail ? 'fail' : 'ok') + '/' + key, '');
+    if (!fail) return inner.get(key, options);
+    if (cfg.failIn !== 'body') throw injected(key);
+    const head = await inner.head(key);
+    if (!head) return null;
+    const reject = () => Promise.reject(injected(key));
+    return {
+      key: head.key, version: head.version, size: head.size, etag: head.etag, httpEtag: head.httpEtag,
+      checksums: head.checksums, uploaded: head.uploaded, httpMetadata: head.httpMetadata,
+      customMetadata: head.customMetadata, storageClass: head.storageClass,
+      writeHttpMetadata: (h) => head.writeHttpMetadata(h),
+      get body() { return new ReadableStream({ start: (c) => c.error(injected(key)) }); },
+      bodyUsed: false, arrayBuffer: reject, bytes: reject, text: reject, json: reject, blob: reject,
+    };
+  }
+  return {
+    get,
+    head: (...a) => inner.head(...a),
+    put: (...a) => inner.put(...a),
+    list: (...a) => inner.list(...a),
+    delete: (...a) => inner.delete(...a),
+    createMultipartUpload: (...a) => inner.createMultipartUpload(...a),
+    resumeMultipartUpload: (...a) => inner.resumeMultipartUpload(...a),
+  };
+}
+`;
+
+const faultedR2 = new WeakSet<Miniflare>();
+
+/** Miniflare's shared (not per-worker) options: with a `workers` array they stay at the top level. */
+const SHARED_OPTIONS = new Set([
+  'host', 'port', 'https', 'httpsKey', 'httpsKeyPath', 'httpsCert', 'httpsCertPath', 'inspectorPort', 'inspectorHost',
+  'verbose', 'log', 'handleRuntimeStdio', 'handleStructuredLogs', 'upstream', 'cf', 'liveReload', 'logRequests',
+  'structuredWorkerdLogs', 'defaultPersistRoot', 'unsafeStickyBlobs', 'cachePersist', 'd1Persist', 'durableObjectsPersist',
+  'kvPersist', 'r2Persist', 'workflowsPersist', 'secretsStorePersist',
+]);
+
+/**
+ * The single-worker options of startWorker as they are, or, with r2Faults, as two workers: the worker itself
+ * first (still the entry), its MODELS moved from its R2 buckets to the wrapper, over the same bucket id.
+ */
+function withR2Faults<O extends { r2Buckets?: Record<string, unknown> }>(faults: StartOptions['r2Faults'], options: O) {
+  if (!faults) return options;
+  const shared: Record<string, unknown> = {};
+  const worker: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(options)) (SHARED_OPTIONS.has(k) ? shared : worker)[k] = v;
+  const { MODELS: models, ...otherBuckets } = (options.r2Buckets ?? {}) as Record<string, string | { id: string }>;
+  if (!models) throw new Error('r2Faults: wrangler.toml has no MODELS bucket');
+  return {
+    ...shared,
+    workers: [
+      { ...worker, name: 'ctc-edge', r2Buckets: otherBuckets, wrappedBindings: { MODELS: { scriptName: R2_FAULTS_WORKER } } },
+      { name: R2_FAULTS_WORKER, modules: true, script: R2_FAULTS_SCRIPT, r2Buckets: { [R2_FAULTS_INNER]: models } },
+    ],
+  } as unknown as O;
+}
+
+/** The real bucket behind MODELS (behind the fault wrapper when there is one): seed and repair through it. */
+export function modelsBucket(mf: Miniflare) {
+  return faultedR2.has(mf) ? mf.getR2Bucket(R2_FAULTS_INNER, R2_FAULTS_WORKER) : mf.getR2Bucket('MODELS');
+}
+
+/** Sets (null: clears) the wrapper's faults; the failFirst counter starts again. */
+export async function setR2Faults(w: Worker | Miniflare, faults: R2Faults | null): Promise<void> {
+  const mf = w instanceof Miniflare ? w : w.mf;
+  if (!faultedR2.has(mf)) throw new Error('setR2Faults: start the worker with the r2Faults option');
+  const bucket = await modelsBucket(mf);
+  const cfg = { ...faults, version: `${Date.now()}-${Math.random()}` };
+  await bucket.put(`${R2_FAULTS_CONTROL}config.json`, new TextEncoder().encode(JSON.stringify(cfg)));
+}
+
+/** Every get the wrapper saw so far, in order (optionally only keys under `prefix`, e.g. "default/"). */
+export async function r2Calls(w: Worker, prefix = ''): Promise<R2Call[]> {
+  const bucket = await modelsBucket(w.mf);
+  const calls: R2Call[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({ prefix: `${R2_FAULTS_CONTROL}log/`, cursor });
+    for (const o of page.objects) {
+      const m = /^log\/(\d+)-[^/]+\/(ok|fail)\/(.*)$/.exec(o.key.slice(R2_FAULTS_CONTROL.length));
+      if (m && m[3].startsWith(prefix)) calls.push({ seq: Number(m[1]), failed: m[2] === 'fail', key: m[3] });
+    }
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return calls.sort((a, b) => a.seq - b.seq);
 }
