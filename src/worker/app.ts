@@ -374,7 +374,7 @@ async function jsonAsGenerated(
     } catch (err) {
       if (!signal.aborted) console.error('non-streaming response cut short', (err as Error)?.message ?? err);
       cancel(); // the client is gone or the session failed: stop the engine
-      await writer.abort(err).catch(() => {});
+      await writer.abort(new Error('response cut short')).catch(() => {});
     } finally {
       signal.removeEventListener('abort', cancel);
     }
