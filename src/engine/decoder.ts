@@ -180,12 +180,15 @@ export class DecodingSession {
 
   /** The whole state as chunks of at most maxBytes (Durable Object values are <= 2 MB). */
   kvChunks(maxBytes = 1_900_000): Uint8Array[] {
-    return this.stateChunks(0, maxBytes).map((c) => c.data);
+    return Array.from(this.stateChunks(0, maxBytes), (c) => c.data);
   }
 
-  /** exportKV of positions [from, kvLength) in chunks of at most maxBytes, with their ranges. */
-  stateChunks(from: number, maxBytes = 1_900_000): { start: number; end: number; data: Uint8Array }[] {
-    return this.kv.chunkRanges(maxBytes, from, this.kv.length, this.kvBytesPerToken).map(([start, end]) => ({ start, end, data: this.exportKV(start, end) }));
+  /** exportKV of positions [from, kvLength) in chunks of at most maxBytes, with their ranges; made one at
+   *  a time as they are taken, so a save holds one chunk's copy, not the whole session's. */
+  *stateChunks(from: number, maxBytes = 1_900_000): Generator<{ start: number; end: number; data: Uint8Array }> {
+    for (const [start, end] of this.kv.chunkRanges(maxBytes, from, this.kv.length, this.kvBytesPerToken)) {
+      yield { start, end, data: this.exportKV(start, end) };
+    }
   }
 
   /** Bytes per position of exportKV (KV + hidden row), also what a session holds in memory per token. */
@@ -199,7 +202,7 @@ export class DecodingSession {
    * is bit-identical; without, the KV is recomputed by a prefill on the next generate (same
    * tokens; logits may differ in the last bits, see the report on dynamic quantization).
    */
-  static restore(core: EngineCore, snap: SessionSnapshot, kv?: readonly Uint8Array[]): DecodingSession {
+  static restore(core: EngineCore, snap: SessionSnapshot, kv?: Iterable<Uint8Array>): DecodingSession {
     if (snap.version !== 1 && snap.version !== 2) throw new EngineError('invalid_request', `unknown snapshot version ${snap.version}`);
     if (snap.model !== core.modelId) throw new EngineError('model_mismatch', 'snapshot was taken with another model');
     const s = new DecodingSession(core);
@@ -208,43 +211,36 @@ export class DecodingSession {
       s.rng = new Rng(snap.rng.state);
       s.rngSeed = snap.rng.seed;
     }
-    if (kv && kv.length > 0 && snap.kvLength > 0) {
-      const shape = { layers: core.config.n_layers, heads: core.config.n_heads, headDim: core.config.head_dim, panel: core.config.kv_panel };
+    if (kv && snap.kvLength > 0) {
+      if (snap.kvLength > s._tokens.length) throw new EngineError('invalid_request', 'snapshot kvLength exceeds its tokens');
       const d = core.config.d_model;
       // version 2 chunks: KV bytes, then the same positions' hidden rows
       const kvPer = s.kv.bytesPerToken;
       const per = snap.version === 1 ? kvPer : kvPer + d * 4;
-      const rowParts: Float32Array[] = [];
-      const kvParts: Uint8Array[] = [];
-      // Chunks may run past kvLength (a save cut short): exactly kvLength positions are taken.
-      let have = 0;
+      const rowsFrom = snap.version === 2 ? (snap.rowsFrom ?? snap.kvLength) : snap.kvLength;
+      // Chunk by chunk as they are read (a restore holds one stored chunk at a time, not the session);
+      // chunks may run past kvLength (a save cut short): exactly kvLength positions are taken.
+      s.kv.reserve(snap.kvLength);
       for (const c of kv) {
+        const have = s.kv.length;
         const n = c.byteLength / per;
         if (!Number.isInteger(n)) throw new EngineError('invalid_request', `a state chunk of ${c.byteLength} bytes is not whole positions`);
         const take = Math.min(n, snap.kvLength - have);
         if (take <= 0) break;
-        kvParts.push(c.subarray(0, take * kvPer));
-        if (snap.version === 2) rowParts.push(new Float32Array(c.slice(n * kvPer, n * kvPer + take * d * 4).buffer));
-        have += take;
+        s.kv.importRange(have, c.subarray(0, take * kvPer));
+        const from = Math.max(have, rowsFrom);
+        if (snap.version === 2 && have + take > from) {
+          const rows = new Float32Array(c.slice(n * kvPer + (from - have) * d * 4, n * kvPer + take * d * 4).buffer);
+          s.recordRows(from, rows, null);
+        }
       }
-      const cache = KVCache.fromChunks(shape, kvParts);
-      if (cache.length !== snap.kvLength) {
-        throw new EngineError('invalid_request', `KV chunks hold ${cache.length} positions, snapshot says ${snap.kvLength}`);
+      if (s.kv.length === 0) return s; // no chunks: the next generate recomputes the KV
+      if (s.kv.length !== snap.kvLength) {
+        throw new EngineError('invalid_request', `KV chunks hold ${s.kv.length} positions, snapshot says ${snap.kvLength}`);
       }
-      if (snap.kvLength > s._tokens.length) throw new EngineError('invalid_request', 'snapshot kvLength exceeds its tokens');
-      s.kv = cache;
       s.hidden = snap.hidden ? Float32Array.from(snap.hidden) : null;
       if (s.hidden && s.hidden.length !== core.config.d_model) throw new EngineError('invalid_request', 'snapshot hidden has the wrong width');
-      const rowsFrom = snap.rowsFrom ?? snap.kvLength;
-      if (snap.version === 2 && rowsFrom < snap.kvLength) {
-        let at = 0;
-        for (const part of rowParts) {
-          const n = part.length / d;
-          const from = Math.max(at, rowsFrom);
-          if (at + n > from) s.recordRows(from, part.subarray((from - at) * d), null);
-          at += n;
-        }
-      } else if (s.hidden) s.recordRows(snap.kvLength - 1, s.hidden, null);
+      if (!(snap.version === 2 && rowsFrom < snap.kvLength) && s.hidden) s.recordRows(snap.kvLength - 1, s.hidden, null);
     }
     return s;
   }

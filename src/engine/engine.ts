@@ -121,7 +121,7 @@ export class Engine implements EngineCore {
   }
 
   /** See DecodingSession.restore: with `kv` chunks bit-identical, without recomputed lazily. */
-  restoreSession(snapshot: SessionSnapshot, kv?: readonly Uint8Array[]): DecodingSession {
+  restoreSession(snapshot: SessionSnapshot, kv?: Iterable<Uint8Array>): DecodingSession {
     return DecodingSession.restore(this, snapshot, kv);
   }
 }

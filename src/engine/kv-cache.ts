@@ -228,9 +228,8 @@ export class KVCache {
     const n = bytes.byteLength / per;
     this.len = start;
     this.reserve(start + n);
-    // Copy into an aligned buffer: the caller's bytes may sit at an odd offset.
-    const src = new Float32Array(n * (per / 4));
-    new Uint8Array(src.buffer).set(bytes);
+    // Read the floats in place when aligned (SQLite blobs are); else copy into an aligned buffer.
+    const src = bytes.byteOffset % 4 === 0 ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Float32Array(bytes.slice().buffer);
     const { heads: H, headDim: D } = this;
     let r = 0;
     for (let t = start; t < start + n; t++) {

@@ -76,14 +76,13 @@ export class SessionStore {
     return end;
   }
 
-  /** KV chunks covering [0, upTo), in order (upTo must be a chunk boundary or the stored length). */
-  loadKv(upTo: number): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    if (!this.exists()) return out;
+  /** KV chunks covering [0, upTo), in order (upTo must be a chunk boundary or the stored length), read
+   *  from SQLite one at a time as they are taken. */
+  *loadKv(upTo: number): Generator<Uint8Array> {
+    if (!this.exists()) return;
     for (const r of this.sql.exec('SELECT start, end, data FROM kv_chunks WHERE end <= ? ORDER BY start', upTo)) {
-      out.push(new Uint8Array(r.data as ArrayBuffer));
+      yield new Uint8Array(r.data as ArrayBuffer);
     }
-    return out;
   }
 
   /**
