@@ -133,10 +133,22 @@ export class DecodingSession {
   private drafters = new Map<string, Drafter>();
   private carry: TextCarry | null = null;
   private busy = false;
+  private released = false;
 
   constructor(core: EngineCore) {
     this.core = core;
     this.kv = core.model.newCache();
+  }
+
+  /**
+   * Hands the session's KV buffers back to the model's pool for the next session. The session is
+   * unusable afterwards: call it where the session is dropped (ephemeral request done, evicted from
+   * memory), never while it generates.
+   */
+  release(): void {
+    if (this.busy) throw new EngineError('session_busy', 'release() while generating');
+    this.kv.release();
+    this.released = true;
   }
 
   /** Committed tokens (prompt + generated), the last one pending. */
@@ -249,6 +261,7 @@ export class DecodingSession {
 
   async *generate(req: GenerateRequest): AsyncGenerator<GenerateEvent> {
     if (this.busy) throw new EngineError('session_busy', 'this session is already generating');
+    if (this.released) throw new EngineError('invalid_request', 'this session was released');
     this.validate(req);
     this.busy = true;
     try {

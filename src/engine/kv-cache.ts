@@ -43,6 +43,42 @@ export interface PastFeed {
   tails: Float32Array;
 }
 
+/**
+ * Free KV buffers shared by the caches of one model. Sessions come and go (an ephemeral request, an idle
+ * session dropped from memory, one restored from storage): without recycling, every one allocates and
+ * drops ~6 MiB of buffers, garbage that the JS engine collects late (V8 lets ArrayBuffer memory grow by
+ * tens of MiB before it collects), which an isolate with a 128 MB limit cannot afford. Bounded by maxBytes.
+ */
+export class KVBufferPool {
+  private free: Float32Array[] = [];
+  private held = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  /** The smallest free buffer of at least `floats` floats, if any. */
+  take(floats: number): Float32Array | undefined {
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      if (this.free[i].length >= floats && (best < 0 || this.free[i].length < this.free[best].length)) best = i;
+    }
+    if (best < 0) return undefined;
+    const [buf] = this.free.splice(best, 1);
+    this.held -= buf.byteLength;
+    return buf;
+  }
+
+  put(buf: Float32Array): void {
+    if (buf.length === 0 || this.held + buf.byteLength > this.maxBytes) return;
+    this.free.push(buf);
+    this.held += buf.byteLength;
+  }
+
+  /** Bytes held for reuse. */
+  get bytes(): number {
+    return this.held;
+  }
+}
+
 export class KVCache {
   readonly layers: number;
   readonly heads: number;
@@ -53,7 +89,7 @@ export class KVCache {
   private capPanels = 0;
   private len = 0;
 
-  constructor(shape: KVShape) {
+  constructor(shape: KVShape, private readonly pool?: KVBufferPool) {
     if (!(Number.isInteger(shape.panel) && shape.panel > 0)) throw new Error(`KVCache: panel must be a positive integer, got ${shape.panel}`);
     this.layers = shape.layers;
     this.heads = shape.heads;
@@ -188,15 +224,26 @@ export class KVCache {
     }) as [Float32Array, Float32Array];
   }
 
-  /** Grows to `panels` panels; panel-major storage keeps every offset, so this is one copy. */
+  /** Grows to at least `panels` panels; panel-major storage keeps every offset, so this is one copy.
+   *  A recycled buffer may be larger: the capacity is then what it holds. */
   private regrow(panels: number): void {
-    const size = panels * this.heads * this.panel * this.headDim;
+    const per = this.heads * this.panel * this.headDim;
+    const used = this.capPanels * per;
     this.bufs = this.bufs.map((old) => {
-      const out = new Float32Array(size);
-      out.set(old);
+      const out = this.pool?.take(panels * per) ?? new Float32Array(panels * per);
+      out.set(old.subarray(0, used));
+      this.pool?.put(old);
       return out;
     });
-    this.capPanels = panels;
+    this.capPanels = Math.min(...this.bufs.map((b) => Math.floor(b.length / per)));
+  }
+
+  /** Gives the buffers back to the pool: the cache is empty afterwards (and may grow again). */
+  release(): void {
+    for (const b of this.bufs) this.pool?.put(b);
+    this.bufs = this.bufs.map(() => new Float32Array(0));
+    this.capPanels = 0;
+    this.len = 0;
   }
 
   /** Bytes of positions [start, end) (position-major, see the file comment). */

@@ -18,7 +18,7 @@
  * prefill chunk gets the same bits as the same token decoded by itself (see export_onnx.py).
  */
 import type { ModelConfig, TokenTree } from './types.js';
-import { KVCache } from './kv-cache.js';
+import { KVBufferPool, KVCache } from './kv-cache.js';
 import { causalMask, treeMask, treePositions } from './tree.js';
 import { createSession, ort, type OrtSession } from './ort.js';
 
@@ -67,6 +67,7 @@ export class LanguageModel {
   constructor(session: OrtSession, config: ModelConfig) {
     this.session = session;
     this.config = config;
+    this.kvPool = new KVBufferPool(2 * config.max_seq_len * config.n_layers * 2 * config.n_heads * config.head_dim * 4);
     if (!Number.isInteger(config.kv_panel)) throw new Error('base model: the manifest config has no kv_panel (re-export with scripts/export_onnx.py and scripts/shard.py)');
     const need = ['input_ids', 'position_ids', 'attention_mask', 'past_key_0', 'past_value_0', 'past_tail', 'tail_groups'];
     for (const n of need) {
@@ -84,8 +85,11 @@ export class LanguageModel {
     return new LanguageModel(await createSession(bytes), config);
   }
 
+  /** Buffers of released caches, for the next ones (room for two full-context caches). */
+  readonly kvPool: KVBufferPool;
+
   newCache(): KVCache {
-    return new KVCache({ layers: this.config.n_layers, heads: this.config.n_heads, headDim: this.config.head_dim, panel: this.config.kv_panel });
+    return new KVCache({ layers: this.config.n_layers, heads: this.config.n_heads, headDim: this.config.head_dim, panel: this.config.kv_panel }, this.kvPool);
   }
 
   /**

@@ -15,7 +15,7 @@ export interface Env {
   MODEL_NAMES?: string;
   /** Persist the KV cache in DO SQLite: "always" (default), "never" (recompute on restore). */
   KV_PERSIST?: string;
-  /** MB of session KV kept in memory per isolate before idle sessions fall back to SQLite (default 32). */
+  /** MB of session KV kept in memory per isolate before idle sessions fall back to SQLite (default 16). */
   SESSION_MEMORY_MB?: string;
   /** "on" lets requests inject faults through an `X-Fault` header (tests only; never set it in a deployment). */
   FAULT_INJECTION?: string;

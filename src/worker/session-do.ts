@@ -284,15 +284,14 @@ export class SessionDO extends DurableObject<Env> {
       if (total <= budget) break;
       const obj = r.ref.deref();
       if (!obj || obj === this || obj.busy) continue;
-      obj.session = null;
-      obj.sessionModel = null;
-      resident.delete(k);
+      obj.forget(); // its buffers serve the next session instead of becoming garbage
       total -= r.bytes;
     }
   }
 
   /** Drops the in-memory session; the next request restores the stored one (the last complete request). */
   private forget(): void {
+    this.session?.release();
     this.session = null;
     this.sessionModel = null;
     this.storedKv = 0;
@@ -302,6 +301,7 @@ export class SessionDO extends DurableObject<Env> {
   /** The in-memory session for this model, restored from SQLite after an eviction, or a fresh one. */
   private ensureSession(engine: Engine, req: DoGenerateRequest): DecodingSession {
     if (this.session && this.sessionModel === req.model) return this.session;
+    this.session?.release();
     this.session = null;
     this.storedKv = 0;
     const ephemeral = req.sessionId === null;
@@ -368,8 +368,14 @@ function sessionNotFound(): ApiError {
 /** A stream write not taken by the reader within this time counts as a disconnect. */
 const WRITE_STALL_MS = 30_000;
 
-/** Default SESSION_MEMORY_MB: KV held in memory by the session objects of one isolate. */
-export const DEFAULT_SESSION_MEMORY_MB = 32;
+/**
+ * Default SESSION_MEMORY_MB: KV held in memory by the idle session objects of one isolate. An isolate has
+ * 128 MB: ORT's wasm heap takes ~35-40 MiB, the JS heap ~15, the request running now its own KV (~6.5 MiB
+ * at 500 tokens) plus the recycled buffers, and the JS engine lets tens of MiB of garbage pile up before
+ * it collects. Measured (test/worker/memory.test.ts, 12 sessions of 500 tokens): a peak of 109-116 MiB at 16,
+ * ~136 MiB at 32. So 16: two full-context sessions stay in memory, the others restore from storage.
+ */
+export const DEFAULT_SESSION_MEMORY_MB = 16;
 /** Session objects of this isolate that hold state in memory (for releaseMemory's LRU), by object id.
  *  Weak references: an object the runtime evicts must not be kept alive by this table. */
 const resident = new Map<string, { ref: WeakRef<SessionDO>; bytes: number; used: number }>();

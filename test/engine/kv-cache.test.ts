@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KVCache } from '../../src/engine/kv-cache.js';
+import { KVBufferPool, KVCache } from '../../src/engine/kv-cache.js';
 
 // A panel of 4 positions so that short sequences already cross panel boundaries.
 const shape = { layers: 2, heads: 3, headDim: 4, panel: 4 };
@@ -159,6 +159,33 @@ describe('KVCache', () => {
     kv.truncate(1);
     kv.append(newKV(2, (j) => 70 + j), 2);
     expectHolds(c, [0, 1, 2]);
+  });
+
+  it('a released cache hands its buffers to the next one, which holds exactly its own rows', () => {
+    const pool = new KVBufferPool(1 << 20);
+    const a = new KVCache(shape, pool);
+    a.append(newKV(3, (j) => 100 + j), 3);
+    a.append(newKV(17, (j) => 103 + j), 17); // grows: the outgrown buffers go to the pool
+    const grownBytes = pool.bytes;
+    expect(grownBytes).toBeGreaterThan(0);
+    a.release();
+    expect(a.length).toBe(0);
+    expect(pool.bytes).toBeGreaterThan(grownBytes);
+    const b = new KVCache(shape, pool);
+    b.reserve(6);
+    expect(b.capacity).toBeGreaterThanOrEqual(20); // it got a's larger buffers
+    expect(pool.bytes).toBeLessThan(grownBytes + a.allocatedBytes + 1);
+    b.append(newKV(6, (j) => j), 6);
+    b.append(newKV(3, (j) => 6 + j), 3);
+    expectHolds(b, range(0, 9)); // nothing of a's rows shows through
+    const again = KVCache.fromChunks(shape, [b.exportRange()]);
+    expectHolds(again, range(0, 9));
+    // The pool never holds more than its bound.
+    const tiny = new KVBufferPool(16);
+    const c = new KVCache(shape, tiny);
+    c.append(newKV(5, (j) => j), 5);
+    c.release();
+    expect(tiny.bytes).toBe(0);
   });
 
   it('rejects a panel that is not a positive integer', () => {
