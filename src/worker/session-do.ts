@@ -253,6 +253,8 @@ export class SessionDO extends DurableObject<Env> {
       const e = toApiError(err, req.model);
       await send({ type: 'error', status: e.status, body: e.toJSON(), headers: e.headers });
     } finally {
+      // Unlock before the stream ends: a client that saw the end may send its next request at once.
+      this.busy = false;
       // close() would wait for a stalled write; abort() fails it instead.
       await (readerGone ? writer.abort() : writer.close()).catch(() => {});
     }
