@@ -6,7 +6,8 @@ import type OpenAI from 'openai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
-import { ROOT, startWorker, type Worker } from './harness';
+import { MODEL_DIR, ROOT, readManifest, startWorker, type Worker } from './harness';
+import { TextTokenizer } from '../../src/engine/index';
 
 let w: Worker;
 const P = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n';
@@ -134,6 +135,27 @@ describe('completions', () => {
     for (const drafter of info.drafters.filter((d) => d !== 'plain')) {
       const r = await complete(w.client('sk-bob'), { prompt: P, max_tokens: 24, drafter });
       expect(r.choices[0].text, drafter).toBe(plain);
+    }
+  });
+});
+
+describe('exact output', () => {
+  it('greedy text through the HTTP API equals the PyTorch reference of the quantized model, for every drafter', async () => {
+    // test/fixtures/greedy.json: prompt ids (<s> first) and 40 greedy tokens from the PyTorch reference.
+    const fx = JSON.parse(readFileSync(join(ROOT, 'test/fixtures/greedy.json'), 'utf8')) as { prompts: { ids: number[]; greedy: number[] }[] };
+    const m = readManifest();
+    const tok = new TextTokenizer(Buffer.concat(m.files.tokenizer.shards.map((s) => readFileSync(join(MODEL_DIR, s.path)))));
+    const stops = new Set([1, 2]); // <s> ends a document in the training corpus, </s> is the tokenizer's EOS
+    for (const [i, p] of fx.prompts.slice(0, 3).entries()) {
+      const cut = p.greedy.findIndex((t) => stops.has(t));
+      const ref = cut >= 0 ? p.greedy.slice(0, cut) : p.greedy;
+      const dec = tok.streamDecoder();
+      const expected = dec.push(ref) + dec.flush();
+      expect(expected.length).toBeGreaterThan(20);
+      for (const drafter of ['plain', 'ngram', 'ctc2-ngram']) {
+        const r = await complete(w.client('sk-bob'), { prompt: p.ids, max_tokens: p.greedy.length, drafter });
+        expect(r.choices[0].text, `prompt ${i}, ${drafter}`).toBe(expected);
+      }
     }
   });
 });
@@ -461,7 +483,18 @@ describe('limits and validation', () => {
         { role: 'user', content: 'Another one.' },
       ],
     });
-    expect(r.choices[0].message.content).toBeTypeOf('string');
+    // The ignored parameters change nothing: the same text as without them.
+    const plain = await w.client('sk-bob').chat.completions.create({
+      model: 'default',
+      temperature: 0,
+      max_tokens: 4,
+      messages: [
+        { role: 'user', content: 'Write a function.' },
+        { role: 'assistant', content: 'def f():' },
+        { role: 'user', content: 'Another one.' },
+      ],
+    });
+    expect(r.choices[0].message.content).toBe(plain.choices[0].message.content);
   });
 
   it('Authorization follows one rule on every route: a key followed by a non-breaking space is a wrong key', async () => {
