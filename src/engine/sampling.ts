@@ -113,7 +113,8 @@ export function targetDistribution(row: ArrayLike<number>, params: SamplingParam
   for (let i = 0; i < V; i++) {
     const v = row[i];
     if (v >= threshold && v > -Infinity) {
-      const e = Math.exp((v - max) * invT);
+      // A temperature so small that 1/T is Infinity (5e-324) is the greedy limit: 0 * Infinity would be NaN.
+      const e = v === max ? 1 : Math.exp((v - max) * invT);
       p[i] = e;
       sum += e;
     }

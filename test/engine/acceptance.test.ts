@@ -43,6 +43,12 @@ describe('targetDistribution', () => {
     expect(argmax(row)).toBe(4);
     expect(Array.from(targetDistribution(row, GREEDY))).toEqual([0, 0, 0, 0, 1, 0]);
   });
+  it('the smallest positive temperatures tend to greedy (ties share the mass), never NaN', () => {
+    for (const temperature of [5e-324, 1e-300, 1e-12]) {
+      const p = targetDistribution(row, { temperature, topP: 1, topK: 0, seed: 0 });
+      expect(Array.from(p), String(temperature)).toEqual([0, 0, 0, 0, 0.5, 0.5]);
+    }
+  });
   it('temperature softmax', () => {
     const p = targetDistribution(row, { temperature: 2, topP: 1, topK: 0, seed: 0 });
     const e = row.map((x) => Math.exp(x / 2));
