@@ -139,6 +139,18 @@ describe('completions', () => {
   });
 });
 
+describe('the shortest context', () => {
+  it('an empty prompt (only <s>) works with every drafter and gives plain decoding\'s text', async () => {
+    const names = ((await (await w.fetch('/v1/sessions/drafters', { key: 'sk-bob' })).json()) as { drafters: string[] }).drafters;
+    expect(names.length).toBeGreaterThan(3);
+    const plain = (await complete(w.client('sk-bob'), { prompt: '', max_tokens: 12, drafter: 'plain' })).choices[0].text;
+    for (const drafter of names) {
+      const r = await complete(w.client('sk-bob'), { prompt: '', max_tokens: 12, drafter });
+      expect(r.choices[0].text, drafter).toBe(plain);
+    }
+  });
+});
+
 describe('exact output', () => {
   it('greedy text through the HTTP API equals the PyTorch reference of the quantized model, for every drafter', async () => {
     // test/fixtures/greedy.json: prompt ids (<s> first) and 40 greedy tokens from the PyTorch reference.

@@ -118,7 +118,8 @@ export class CTCDrafter implements Drafter {
   }
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
-    if (ctx.budget <= 1) return { tokens: [ctx.pending], parents: [-1], depths: [0] };
+    // A budget of one node, or a context of the pending token alone (no position for the head to read).
+    if (ctx.budget <= 1 || ctx.tokens.length < 2) return { tokens: [ctx.pending], parents: [-1], depths: [0] };
     return this.treeFromLogProbs(await this.logProbs(ctx), ctx.pending, ctx.budget);
   }
 
@@ -127,6 +128,7 @@ export class CTCDrafter implements Drafter {
    * (token ids; no cost-aware cut): what a merged tree with other drafters is built from.
    */
   async weighted(ctx: DraftContext): Promise<WeightedTree> {
+    if (ctx.tokens.length < 2) return { tokens: [ctx.pending], parents: [-1], depths: [0], weights: [1] };
     const logProbs = await this.logProbs(ctx);
     const t0 = performance.now();
     this.runSearch(logProbs);

@@ -55,12 +55,14 @@ export class MedusaDrafter implements Drafter {
   }
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
-    if (ctx.budget <= 1) return { tokens: [ctx.pending], parents: [-1], depths: [0] };
+    // A budget of one node, or a context of the pending token alone (no position for the head to read).
+    if (ctx.budget <= 1 || ctx.tokens.length < 2) return { tokens: [ctx.pending], parents: [-1], depths: [0] };
     return this.treeFromLogits(await this.logits(ctx), ctx.pending, ctx.budget);
   }
 
   /** The best `budget` paths' nodes, best-first, weighted by their path probability (token ids, no cost cut). */
   async weighted(ctx: DraftContext): Promise<WeightedTree> {
+    if (ctx.tokens.length < 2) return { tokens: [ctx.pending], parents: [-1], depths: [0], weights: [1] };
     const t = this.fullTree(await this.logits(ctx), ctx.pending, ctx.budget);
     return { tokens: t.tokens, parents: t.parents, depths: t.depths, weights: t.scores };
   }
