@@ -34,8 +34,6 @@ export interface CTCBeamOptions {
   topM: number;
   /** Longest prefix (draft tokens) kept; longer extensions are dropped. 0 = no limit. */
   maxLen?: number;
-  /** Skip extending with slot tokens whose probability is below this (linear). Default 0. */
-  minTokenProb?: number;
 }
 
 export interface CTCCandidate {
@@ -134,7 +132,7 @@ export class CTCPrefixBeamSearch {
     if (blankId < 0 || blankId >= classes) throw new Error(`blank id ${blankId} outside [0, ${classes})`);
     this.classes = classes;
     this.blankId = blankId;
-    this.opts = { maxLen: 0, minTokenProb: 0, ...opts };
+    this.opts = { maxLen: 0, ...opts };
     if (!(this.opts.beamWidth >= 1) || !(this.opts.topM >= 1)) throw new Error('beamWidth and topM must be >= 1');
   }
 
@@ -201,7 +199,7 @@ export class CTCPrefixBeamSearch {
     this.ensure(slots);
     const C = this.classes;
     const blank = this.blankId;
-    const { beamWidth: B, topM: M, maxLen, minTokenProb } = this.opts;
+    const { beamWidth: B, topM: M, maxLen } = this.opts;
     this.children.clear();
     this.nodeCount = 1;
     this.nodeParent[0] = -1;
@@ -212,7 +210,6 @@ export class CTCPrefixBeamSearch {
     this.curNode[0] = 0;
     this.curPB[0] = 1;
     this.curPNB[0] = 0;
-    const logMin = minTokenProb > 0 ? Math.log(minTokenProb) : -Infinity;
 
     for (let t = 0; t < slots; t++) {
       const row = offset + t * C;
@@ -222,13 +219,8 @@ export class CTCPrefixBeamSearch {
       }
       this.nxtCount = 0;
       const pBlank = Math.exp(logProbs[row + blank]);
-      const nTop = topMIndices(logProbs, row, C, M, this.topIdx, this.topVal, blank);
-      let nUse = 0;
-      for (let j = 0; j < nTop; j++) {
-        if (this.topVal[j] < logMin) break;
-        this.topP[j] = Math.exp(this.topVal[j]);
-        nUse++;
-      }
+      const nUse = topMIndices(logProbs, row, C, M, this.topIdx, this.topVal, blank);
+      for (let j = 0; j < nUse; j++) this.topP[j] = Math.exp(this.topVal[j]);
       for (let b = 0; b < this.curCount; b++) {
         const node = this.curNode[b];
         const pb = this.curPB[b];
@@ -259,14 +251,11 @@ export class CTCPrefixBeamSearch {
           let inTop = false;
           for (let j = 0; j < nUse; j++) if (this.topIdx[j] === last) inTop = true;
           if (!inTop) {
-            const lp = logProbs[row + last];
-            if (lp >= logMin) {
-              const ch = this.child(node, last);
-              e = this.nextEntry(ch);
-              const m = pb * Math.exp(lp);
-              this.nxtPNB[e] += m;
-              this.nodeMass[ch] += m;
-            }
+            const ch = this.child(node, last);
+            e = this.nextEntry(ch);
+            const m = pb * Math.exp(logProbs[row + last]);
+            this.nxtPNB[e] += m;
+            this.nodeMass[ch] += m;
           }
         }
       }
@@ -414,8 +403,6 @@ export interface TreeFromSequencesOptions {
   depthDecay?: number;
 }
 
-/** Result of {@link treeFromSequences}: the tree plus each node's accumulated weight. */
-
 /**
  * Merges weighted sequences into a trie (equal prefixes merged, siblings distinct), each node
  * weighted by the sum of the weights of the sequences through it, then keeps the best nodes:
@@ -490,13 +477,6 @@ export function treeFromSequences(root: number, seqs: readonly WeightedSequence[
     }
   }
   return { tokens, parents, depths, weights };
-}
-
-/** Normalizes CTC candidates into weights (probabilities relative to the searched mass). */
-export function candidatesToSequences(cands: readonly CTCCandidate[], normalize = false): WeightedSequence[] {
-  let z = 0;
-  if (normalize) for (const c of cands) z += Math.exp(c.logProb);
-  return cands.map((c) => ({ tokens: c.tokens, weight: normalize && z > 0 ? Math.exp(c.logProb) / z : Math.exp(c.logProb) }));
 }
 
 /**

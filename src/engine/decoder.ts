@@ -447,7 +447,6 @@ export class DecodingSession {
       this.recordRows(P, verified.hidden, kept);
       for (const t of emitted) this._tokens.push(t);
       const acceptedEmitted = Math.min(acc.path.length - 1, m);
-      drafter.observe?.(pathTokens(tree, kept));
       const verifyMs = now() - tD;
 
       usage.rounds++;

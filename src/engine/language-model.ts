@@ -56,8 +56,6 @@ export interface ForwardResult {
 export class LanguageModel {
   readonly config: ModelConfig;
   private readonly session: OrtSession;
-  /** session.run() calls so far (for benchmarks). */
-  runs = 0;
   /** Serialises forward passes: sessions of one engine may interleave (several Durable Objects
    *  in one isolate), and a cache must not be read while another pass appends to it. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -144,7 +142,6 @@ export class LanguageModel {
       feeds[`past_key_${l}`] = new ort.Tensor('float32', past.full[2 * l], [past.panels, H, B, D]);
       feeds[`past_value_${l}`] = new ort.Tensor('float32', past.full[2 * l + 1], [past.panels, H, B, D]);
     }
-    this.runs++;
     const out = await this.session.run(feeds);
     const logits = out.logits.data as Float32Array;
     const hidden = out.hidden.data as Float32Array;

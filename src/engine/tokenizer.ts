@@ -32,15 +32,6 @@ export class TextTokenizer {
     return this.tok.decode(ids as number[], DECODE_OPTS);
   }
 
-  /** The vocabulary piece of an id (e.g. "▁f", "<0xC3>"), or undefined. */
-  idToToken(id: number): string | undefined {
-    return this.tok.id_to_token(id);
-  }
-
-  tokenToId(piece: string): number | undefined {
-    return this.tok.token_to_id(piece);
-  }
-
   streamDecoder(): StreamDecoder {
     return new StreamDecoder(this);
   }

@@ -90,8 +90,6 @@ export interface Drafter {
   readonly name: string;
   /** Returns a tree rooted at ctx.pending with at most ctx.budget nodes. */
   draft(ctx: DraftContext): Promise<TokenTree>;
-  /** Called after each round with the tokens that were accepted (root first), for stateful drafters. */
-  observe?(accepted: readonly number[]): void;
 }
 
 /** Parameters of the target distribution (identical for plain and speculative decoding). */

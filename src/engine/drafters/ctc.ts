@@ -13,8 +13,8 @@
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
 import { buildTree, type WeightedTree } from '../tree.js';
-import { CTCPrefixBeamSearch, costCut, treeFromSequences, type CTCCandidate } from '../ctc-decode.js';
-import { DraftHeadSession, type DraftHead } from './head-session.js';
+import { CTCPrefixBeamSearch, costCut, treeFromSequences } from '../ctc-decode.js';
+import type { DraftHead } from './head-session.js';
 
 export interface CTCOptions {
   /** Prefix beam width. */
@@ -25,8 +25,6 @@ export interface CTCOptions {
   maxLen: number;
   /** Drop tree nodes whose weight (probability of being a correct prefix) is below this (0 = off). */
   minWeight: number;
-  /** Slot tokens below this probability never extend a prefix. */
-  minTokenProb: number;
   /**
    * How candidates become the tree:
    *  'prefix' (default): every prefix in the search's trie, weighted by its prefix probability
@@ -51,7 +49,7 @@ export interface CTCOptions {
  * - costRatio 15: median speedup vs plain 0.85x, vs 0.72x for a full 16-node tree and 0.83x for a
  *   full 8-node tree (64 prompts x 64 tokens); R = 10 / 20 / 40 gave 0.90x / 0.89x / 0.78x on 24.
  */
-export const CTC_DEFAULTS: CTCOptions = { beamWidth: 8, topM: 4, maxLen: 0, minWeight: 0, minTokenProb: 0, tree: 'prefix', costRatio: 15 };
+export const CTC_DEFAULTS: CTCOptions = { beamWidth: 8, topM: 4, maxLen: 0, minWeight: 0, tree: 'prefix', costRatio: 15 };
 
 export interface CTCHeadConfig {
   k: number;
@@ -80,30 +78,13 @@ export class CTCDrafter implements Drafter {
   readonly name = 'ctc';
   readonly head: DraftHead;
   readonly cfg: CTCHeadConfig;
-  private opts: CTCOptions;
-  private search: CTCPrefixBeamSearch;
-  /** Time spent in beam search + tree building (ms), for benchmarks. */
-  decodeMs = 0;
-  /** Candidates of the last round (for debugging / analysis). */
-  lastCandidates: CTCCandidate[] = [];
+  private readonly opts: CTCOptions;
+  private readonly search: CTCPrefixBeamSearch;
 
   constructor(head: DraftHead, cfg: CTCHeadConfig, opts: Partial<CTCOptions> = {}) {
     this.head = head;
     this.cfg = cfg;
     this.opts = { ...CTC_DEFAULTS, ...opts };
-    this.search = this.makeSearch();
-  }
-
-  static async create(bytes: Uint8Array, d: number, cfg: CTCHeadConfig, opts: Partial<CTCOptions> = {}): Promise<CTCDrafter> {
-    return new CTCDrafter(await DraftHeadSession.create(bytes, d, 'log_probs'), cfg, opts);
-  }
-
-  get options(): Readonly<CTCOptions> {
-    return this.opts;
-  }
-
-  setOptions(opts: Partial<CTCOptions>): void {
-    this.opts = { ...this.opts, ...opts };
     this.search = this.makeSearch();
   }
 
@@ -113,7 +94,6 @@ export class CTCDrafter implements Drafter {
       beamWidth: o.beamWidth,
       topM: o.topM,
       maxLen: o.maxLen > 0 ? o.maxLen : this.cfg.k,
-      minTokenProb: o.minTokenProb,
     });
   }
 
@@ -129,12 +109,8 @@ export class CTCDrafter implements Drafter {
    */
   async weighted(ctx: DraftContext): Promise<WeightedTree> {
     if (ctx.tokens.length < 2) return { tokens: [ctx.pending], parents: [-1], depths: [0], weights: [1] };
-    const logProbs = await this.logProbs(ctx);
-    const t0 = performance.now();
-    this.runSearch(logProbs);
-    const t = this.toTokenIds(this.search.prefixTree(ctx.pending, ctx.budget, this.opts.minWeight));
-    this.decodeMs += performance.now() - t0;
-    return t;
+    this.search.search(await this.logProbs(ctx), this.cfg.slots);
+    return this.toTokenIds(this.search.prefixTree(ctx.pending, ctx.budget, this.opts.minWeight));
   }
 
   private async logProbs(ctx: DraftContext): Promise<Float32Array> {
@@ -148,8 +124,7 @@ export class CTCDrafter implements Drafter {
 
   /** The pure part: log-probs [slots*(V+1)] -> tree (exposed for tests and tuning). */
   treeFromLogProbs(logProbs: ArrayLike<number>, root: number, budget: number): TokenTree {
-    const t0 = performance.now();
-    const cands = this.runSearch(logProbs);
+    const cands = this.search.search(logProbs, this.cfg.slots);
     let tree: TokenTree;
     if (this.opts.tree === 'prefix') {
       tree = costCut(this.search.prefixTree(root, budget, this.opts.minWeight), this.opts.costRatio);
@@ -159,14 +134,7 @@ export class CTCDrafter implements Drafter {
       const seqs = cands.map((c) => ({ tokens: c.tokens, weight: Math.exp(c.logProb) }));
       tree = costCut(treeFromSequences(root, seqs, { budget, minWeight: this.opts.minWeight }), this.opts.costRatio);
     }
-    this.toTokenIds(tree);
-    this.decodeMs += performance.now() - t0;
-    return tree;
-  }
-
-  private runSearch(logProbs: ArrayLike<number>): CTCCandidate[] {
-    this.lastCandidates = this.search.search(logProbs, this.cfg.slots);
-    return this.lastCandidates;
+    return this.toTokenIds(tree);
   }
 
   /** Read-out classes -> token ids in place (a shortlist head); the root is a token id already. */

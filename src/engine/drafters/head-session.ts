@@ -3,12 +3,11 @@
  * (the pending token), one float32 output. Batch 1 per round.
  */
 import type { DraftContext } from '../types.js';
-import { createSession, ort, type OrtSession } from '../ort.js';
+import { ort, type OrtSession } from '../ort.js';
 
-/** What a drafter needs from a head: its output for the round (and run counters for benchmarks). */
+/** What a drafter needs from a head: its output for the round (and a run counter for tests). */
 export interface DraftHead {
   runs: number;
-  runMs: number;
   output(ctx: DraftContext): Promise<Float32Array>;
 }
 
@@ -16,9 +15,8 @@ export class DraftHeadSession implements DraftHead {
   readonly session: OrtSession;
   readonly d: number;
   readonly outputName: string;
-  /** session.run() calls and the time they took (ms), for benchmarks. */
+  /** session.run() calls so far. */
   runs = 0;
-  runMs = 0;
 
   constructor(session: OrtSession, d: number, outputName: string) {
     for (const n of ['hidden', 'token_ids']) {
@@ -32,10 +30,6 @@ export class DraftHeadSession implements DraftHead {
     this.outputName = outputName;
   }
 
-  static async create(bytes: Uint8Array, d: number, outputName: string): Promise<DraftHeadSession> {
-    return new DraftHeadSession(await createSession(bytes), d, outputName);
-  }
-
   output(ctx: DraftContext): Promise<Float32Array> {
     return this.run(ctx.hidden, ctx.pending);
   }
@@ -46,12 +40,10 @@ export class DraftHeadSession implements DraftHead {
     // Fresh (tiny) input buffers: sessions sharing this drafter may interleave across awaits,
     // and `hidden` may be a view into a larger array.
     const h = Float32Array.from(hidden);
-    const t0 = performance.now();
     const out = await this.session.run({
       hidden: new ort.Tensor('float32', h, [1, this.d]),
       token_ids: new ort.Tensor('int64', BigInt64Array.of(BigInt(token)), [1]),
     });
-    this.runMs += performance.now() - t0;
     this.runs++;
     const data = out[this.outputName].data as Float32Array;
     for (const [name, t] of Object.entries(out)) if (name !== this.outputName) t.dispose();

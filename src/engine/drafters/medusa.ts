@@ -5,7 +5,7 @@
  * tokens, scored by the product of their probabilities (see medusa-tree.ts).
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
-import { DraftHeadSession, type DraftHead } from './head-session.js';
+import type { DraftHead } from './head-session.js';
 import { headTopM, medusaTree, type HeadTopM } from './medusa-tree.js';
 import { costCut } from '../ctc-decode.js';
 import type { WeightedTree } from '../tree.js';
@@ -15,14 +15,12 @@ export interface MedusaOptions {
   topM: number;
   /** Paths scoring below this are not proposed (adaptive drafting; 0 = fill the budget). */
   minProb: number;
-  /** Heads used (≤ k; 0 = all). */
-  maxDepth: number;
   /** Cost-aware size (0 = off), as in the CTC drafter (see bestTreeSize). */
   costRatio: number;
 }
 
 /** costRatio 17: median speedup 0.95x vs 0.78x for full 16-node trees (64 prompts x 64 tokens). */
-export const MEDUSA_DEFAULTS: MedusaOptions = { topM: 4, minProb: 0, maxDepth: 0, costRatio: 17 };
+export const MEDUSA_DEFAULTS: MedusaOptions = { topM: 4, minProb: 0, costRatio: 17 };
 
 export interface MedusaHeadConfig {
   k: number;
@@ -48,10 +46,6 @@ export class MedusaDrafter implements Drafter {
     this.shortlist = cfg.shortlist;
     if (cfg.shortlist && cfg.shortlist.length !== cfg.vocab_size) throw new Error(`medusa head: shortlist has ${cfg.shortlist.length} ids, vocab_size says ${cfg.vocab_size}`);
     this.opts = { ...MEDUSA_DEFAULTS, ...opts };
-  }
-
-  static async create(bytes: Uint8Array, d: number, cfg: MedusaHeadConfig, opts: Partial<MedusaOptions> = {}): Promise<MedusaDrafter> {
-    return new MedusaDrafter(await DraftHeadSession.create(bytes, d, 'logits'), cfg, opts);
   }
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
@@ -80,7 +74,7 @@ export class MedusaDrafter implements Drafter {
   }
 
   private fullTree(logits: ArrayLike<number>, root: number, budget: number) {
-    const heads = Math.min(this.k, budget - 1, this.opts.maxDepth > 0 ? this.opts.maxDepth : this.k);
+    const heads = Math.min(this.k, budget - 1);
     this.top = headTopM(logits, 0, heads, this.V, this.opts.topM, this.top);
     const t = medusaTree(root, this.top, { budget, minProb: this.opts.minProb });
     const map = this.shortlist;

@@ -27,7 +27,6 @@ export interface PrefixHeadShape {
 
 export class PrefixHead implements DraftHead {
   runs = 0;
-  runMs = 0;
   private readonly session: OrtSession;
   private readonly shape: PrefixHeadShape;
   private readonly outputName: string;
@@ -99,7 +98,6 @@ export class PrefixHead implements DraftHead {
       pastK.set(this.k.subarray(h * this.cap * D, (h * this.cap + Ph) * D), h * Ph * D);
       pastV.set(this.v.subarray(h * this.cap * D, (h * this.cap + Ph) * D), h * Ph * D);
     }
-    const t0 = performance.now();
     const out = await this.session.run({
       hidden: new ort.Tensor('float32', hidden, [1, m, d]),
       next_ids: new ort.Tensor('int64', BigInt64Array.from(ctx.tokens.slice(start + 1, newest + 2), BigInt), [1, m]),
@@ -108,7 +106,6 @@ export class PrefixHead implements DraftHead {
       past_key: new ort.Tensor('float32', pastK, [1, H, Ph, D]),
       past_value: new ort.Tensor('float32', pastV, [1, H, Ph, D]),
     });
-    this.runMs += performance.now() - t0;
     this.runs++;
     this.append(Ph, out.new_key.data as Float32Array, out.new_value.data as Float32Array, m);
     this.ids.length = Ph;
