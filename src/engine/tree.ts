@@ -1,6 +1,8 @@
 /**
  * Token trees: build one from ranked candidate sequences, check one, and derive what the
- * verification pass needs (positions and the ancestors-only attention mask). Pure functions.
+ * verification pass needs (positions and the ancestors-only attention mask); and weighted trees,
+ * what the drafters build (tries of weighted sequences, merged sources) and cut where expected
+ * tokens per unit of cost peak (bestTreeSize / costCut). Pure functions.
  *
  * Conventions (see TokenTree in types.ts): nodes in topological order, node 0 = root (the pending
  * token), parents[0] = -1, depths[0] = 0. Children of a node are tried in ascending node-index
@@ -204,4 +206,127 @@ export function mergeWeightedTrees(trees: readonly WeightedTree[], budget: numbe
     }
   }
   return out;
+}
+
+/** A weighted draft sequence (tokens after the root). */
+export interface WeightedSequence {
+  tokens: readonly number[];
+  /** Non-negative weight, e.g. a probability. */
+  weight: number;
+  /** Per-sequence depth decay (overrides the options' depthDecay). */
+  decay?: number;
+}
+
+export interface TreeFromSequencesOptions {
+  /** Max nodes incl. the root. */
+  budget: number;
+  /** Drop nodes whose accumulated weight is below this (adaptive drafting). Default 0. */
+  minWeight?: number;
+  /** Deepest draft token kept (0 = unlimited). */
+  maxDepth?: number;
+  /** A sequence contributes weight * depthDecay^(d-1) at depth d (default 1: no decay). */
+  depthDecay?: number;
+}
+
+/**
+ * Merges weighted sequences into a trie (equal prefixes merged, siblings distinct), each node
+ * weighted by the sum of the weights of the sequences through it, then keeps the best nodes:
+ * best-first from the frontier of the kept subtree (so the result is always a connected, ancestor-
+ * closed tree in topological order), ties broken by depth then insertion order, until `budget` nodes
+ * (root included) or until the best frontier node weighs less than `minWeight`.
+ */
+export function treeFromSequences(root: number, seqs: readonly WeightedSequence[], opts: TreeFromSequencesOptions): WeightedTree {
+  const budget = Math.max(1, Math.floor(opts.budget));
+  const minWeight = opts.minWeight ?? 0;
+  const maxDepth = opts.maxDepth ?? 0;
+  const decay = opts.depthDecay ?? 1;
+  // trie
+  const tParent: number[] = [-1];
+  const tToken: number[] = [root];
+  const tDepth: number[] = [0];
+  const tWeight: number[] = [0];
+  const tChildren: number[][] = [[]];
+  for (const s of seqs) {
+    const w = s.weight;
+    if (!(w > 0)) continue;
+    tWeight[0] += w;
+    let node = 0;
+    let wd = w;
+    const dec = s.decay ?? decay;
+    const len = maxDepth > 0 ? Math.min(maxDepth, s.tokens.length) : s.tokens.length;
+    for (let i = 0; i < len; i++) {
+      if (i > 0) wd *= dec;
+      const tok = s.tokens[i];
+      let next = -1;
+      for (const c of tChildren[node]) if (tToken[c] === tok) { next = c; break; }
+      if (next < 0) {
+        next = tToken.length;
+        tParent.push(node);
+        tToken.push(tok);
+        tDepth.push(tDepth[node] + 1);
+        tWeight.push(0);
+        tChildren.push([]);
+        tChildren[node].push(next);
+      }
+      tWeight[next] += wd;
+      node = next;
+    }
+  }
+  // best-first selection from the frontier
+  const tokens = [root];
+  const parents = [-1];
+  const depths = [0];
+  const weights = [tWeight[0]];
+  const frontier: number[] = [...tChildren[0]]; // trie ids
+  const frontierParent: number[] = tChildren[0].map(() => 0); // tree index of the parent
+  while (tokens.length < budget && frontier.length > 0) {
+    let bi = 0;
+    for (let i = 1; i < frontier.length; i++) {
+      const a = frontier[i];
+      const b = frontier[bi];
+      if (tWeight[a] > tWeight[b] || (tWeight[a] === tWeight[b] && (tDepth[a] < tDepth[b] || (tDepth[a] === tDepth[b] && a < b)))) bi = i;
+    }
+    const id = frontier[bi];
+    if (tWeight[id] < minWeight) break;
+    const par = frontierParent[bi];
+    frontier.splice(bi, 1);
+    frontierParent.splice(bi, 1);
+    const idx = tokens.length;
+    tokens.push(tToken[id]);
+    parents.push(par);
+    depths.push(tDepth[id]);
+    weights.push(tWeight[id]);
+    for (const c of tChildren[id]) {
+      frontier.push(c);
+      frontierParent.push(idx);
+    }
+  }
+  return { tokens, parents, depths, weights };
+}
+
+/**
+ * Cost-aware tree size (adaptive drafting). `weights[i]` is node i's estimated probability of
+ * being accepted (root first, best-first order, so every prefix is a valid tree). A round with n
+ * nodes emits 1 + sum(weights[1..n)) tokens on average and costs about R + (n - 1) node-units,
+ * where R = (fixed cost of a round: draft + a one-token verify) / (marginal cost of one more node).
+ * Returns the n in [1, weights.length] that maximizes expected tokens per unit of cost.
+ */
+export function bestTreeSize(weights: ArrayLike<number>, costRatio: number): number {
+  let best = 1;
+  let bestRate = 1 / costRatio;
+  let sum = 1;
+  for (let n = 2; n <= weights.length; n++) {
+    sum += weights[n - 1];
+    const rate = sum / (costRatio + n - 1);
+    if (rate > bestRate) {
+      bestRate = rate;
+      best = n;
+    }
+  }
+  return best;
+}
+
+/** The best-first prefix of `t` that bestTreeSize picks (the whole tree when costRatio is 0). */
+export function costCut(t: WeightedTree, costRatio: number): TokenTree {
+  return firstNodes(t, costRatio > 0 ? bestTreeSize(t.weights, costRatio) : t.tokens.length);
 }

@@ -13,9 +13,18 @@ import {
   treePositions,
   validateTree,
   mergeWeightedTrees,
+  bestTreeSize,
+  treeFromSequences,
   type WeightedTree,
 } from '../../src/engine/tree.js';
+import { Rng } from '../../src/engine/sampling.js';
 import fc from 'fast-check';
+
+/** Uniform [0,1) numbers from the engine's seeded PRNG. */
+function rng(seed: number): () => number {
+  const r = Rng.fromSeed(seed);
+  return () => r.next();
+}
 
 describe('buildTree', () => {
   it('merges equal prefixes, keeps siblings distinct and ordered by candidate rank', () => {
@@ -64,6 +73,14 @@ describe('validateTree', () => {
     expect(() => validateTree({ tokens: [1, 2, 2], parents: [-1, 0, 0], depths: [0, 1, 1] })).toThrow(/sibling/);
     expect(() => validateTree({ tokens: [1], parents: [-1], depths: [0] }, 2)).toThrow(/root/);
     expect(() => validateTree({ tokens: [1, 2, 2], parents: [-1, 0, 1], depths: [0, 1, 2] })).not.toThrow();
+  });
+
+  it('rejects duplicate siblings, bad depths, bad order and over-budget trees', () => {
+    expect(() => validateTree({ tokens: [0, 1, 1], parents: [-1, 0, 0], depths: [0, 1, 1] }, 0, 8)).toThrow(/duplicate/);
+    expect(() => validateTree({ tokens: [0, 1, 2], parents: [-1, 0, 0], depths: [0, 1, 2] }, 0, 8)).toThrow(/depth/);
+    expect(() => validateTree({ tokens: [0, 1, 2], parents: [-1, 2, 0], depths: [0, 2, 1] }, 0, 8)).toThrow(/parent/);
+    expect(() => validateTree({ tokens: [0, 1, 2], parents: [-1, 0, 1], depths: [0, 1, 2] }, 0, 2)).toThrow(/budget/);
+    expect(() => validateTree({ tokens: [0, 1, 1], parents: [-1, 0, 1], depths: [0, 1, 2] }, 0, 8)).not.toThrow();
   });
 });
 
@@ -128,5 +145,80 @@ describe('mergeWeightedTrees', () => {
       for (const p of [...paths(x), ...paths(y)]) expect(pm.has(p)).toBe(true);
       expect(pm.size).toBe(m.tokens.length);
     }));
+  });
+});
+
+describe('treeFromSequences', () => {
+  it('merges equal prefixes, keeps siblings distinct and sums weights', () => {
+    const t = treeFromSequences(9, [
+      { tokens: [1, 2, 3], weight: 0.5 },
+      { tokens: [1, 2, 4], weight: 0.2 },
+      { tokens: [5], weight: 0.2 },
+      { tokens: [1, 6], weight: 0.1 },
+    ], { budget: 100 });
+    expect(() => validateTree(t, 9, 100)).not.toThrow();
+    expect(t.tokens.length).toBe(7); // root,1,2,3,4,5,6
+    const w = (path: number[]) => {
+      let node = 0;
+      for (const tok of path) node = t.tokens.findIndex((x, i) => t.parents[i] === node && x === tok);
+      return t.weights[node];
+    };
+    expect(w([1])).toBeCloseTo(0.8);
+    expect(w([1, 2])).toBeCloseTo(0.7);
+    expect(w([1, 2, 3])).toBeCloseTo(0.5);
+    expect(w([5])).toBeCloseTo(0.2);
+    expect(t.tokens.slice(0, 4)).toEqual([9, 1, 2, 3]); // best-first
+  });
+
+  it('respects the budget, stays ancestor-closed, and keeps the heaviest nodes', () => {
+    const r = rng(7);
+    for (let trial = 0; trial < 100; trial++) {
+      const seqs = Array.from({ length: 1 + Math.floor(r() * 12) }, () => ({
+        tokens: Array.from({ length: Math.floor(r() * 8) }, () => Math.floor(r() * 4)),
+        weight: r(),
+      }));
+      const budget = 1 + Math.floor(r() * 20);
+      const t = treeFromSequences(0, seqs, { budget });
+      expect(() => validateTree(t, 0, budget)).not.toThrow();
+      const full = treeFromSequences(0, seqs, { budget: 10000 });
+      expect(t.tokens.length).toBe(Math.min(budget, full.tokens.length));
+      // the kept weights are the top (budget-1) weights of the full trie (ancestor-closed greedy is optimal here)
+      const kept = t.weights.slice(1).sort((a, b) => b - a);
+      const best = full.weights.slice(1).sort((a, b) => b - a).slice(0, kept.length);
+      for (let i = 0; i < kept.length; i++) expect(kept[i]).toBeCloseTo(best[i], 12);
+      // weights never increase from parent to child
+      for (let i = 1; i < t.tokens.length; i++) if (t.parents[i] > 0) expect(t.weights[i]).toBeLessThanOrEqual(t.weights[t.parents[i]] + 1e-12);
+    }
+  });
+
+  it('minWeight prunes light branches, maxDepth and depthDecay shape chains', () => {
+    const seqs = [{ tokens: [1, 2, 3, 4, 5], weight: 0.9 }, { tokens: [7, 8], weight: 0.05 }];
+    expect(treeFromSequences(0, seqs, { budget: 16, minWeight: 0.1 }).tokens).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(treeFromSequences(0, seqs, { budget: 16, maxDepth: 2 }).tokens.length).toBe(5);
+    const decayed = treeFromSequences(0, seqs, { budget: 16, depthDecay: 0.5, minWeight: 0.2 });
+    expect(decayed.tokens).toEqual([0, 1, 2, 3]); // 0.9, 0.45, 0.225, then 0.1125 < 0.2
+  });
+
+  it('an empty candidate list gives the root alone; budget 1 gives the root alone', () => {
+    expect(treeFromSequences(3, [], { budget: 16 }).tokens).toEqual([3]);
+    expect(treeFromSequences(3, [{ tokens: [1], weight: 1 }], { budget: 1 }).tokens).toEqual([3]);
+  });
+});
+
+describe('bestTreeSize', () => {
+  it('maximizes expected tokens per cost over the best-first prefixes', () => {
+    const w = [1, 0.9, 0.8, 0.5, 0.1, 0.05];
+    for (const R of [0.5, 2, 5, 20, 100]) {
+      const n = bestTreeSize(w, R);
+      let bestN = 1, bestRate = -1;
+      for (let k = 1; k <= w.length; k++) {
+        const tokens = 1 + w.slice(1, k).reduce((a, b) => a + b, 0);
+        const rate = tokens / (R + k - 1);
+        if (rate > bestRate + 1e-15) { bestRate = rate; bestN = k; }
+      }
+      expect(n).toBe(bestN);
+    }
+    expect(bestTreeSize([1, 0.01, 0.01], 5)).toBe(1); // unlikely drafts are not worth verifying
+    expect(bestTreeSize([1, 0.99, 0.98, 0.97], 5)).toBe(4); // confident chains are
   });
 });

@@ -12,8 +12,8 @@
  * alignment tree after the CTC collapse keeps stale positions and indices, which duplicates words.
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
-import { buildTree, type WeightedTree } from '../tree.js';
-import { CTCPrefixBeamSearch, costCut, treeFromSequences } from '../ctc-decode.js';
+import { buildTree, costCut, treeFromSequences, type WeightedTree } from '../tree.js';
+import { CTCPrefixBeamSearch } from '../ctc-decode.js';
 import type { DraftHead } from './head-session.js';
 
 export interface CTCOptions {

@@ -10,8 +10,7 @@
  *   before, otherwise the head's (one source per round; kept for comparison).
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
-import { bestTreeSize, costCut } from '../ctc-decode.js';
-import { firstNodes, mergeWeightedTrees, type WeightedTree } from '../tree.js';
+import { bestTreeSize, costCut, firstNodes, mergeWeightedTrees, type WeightedTree } from '../tree.js';
 import { findNgramMatches, NgramDrafter } from './ngram.js';
 
 /** A drafter that can hand over its weighted candidates instead of a finished tree. */

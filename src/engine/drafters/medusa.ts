@@ -7,8 +7,7 @@
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
 import type { DraftHead } from './head-session.js';
 import { headTopM, medusaTree, type HeadTopM } from './medusa-tree.js';
-import { costCut } from '../ctc-decode.js';
-import type { WeightedTree } from '../tree.js';
+import { costCut, type WeightedTree } from '../tree.js';
 
 export interface MedusaOptions {
   /** Candidates per head. */

@@ -9,7 +9,7 @@
  * will rarely repay.
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
-import { costCut, treeFromSequences, type WeightedSequence, type WeightedTree } from '../ctc-decode.js';
+import { costCut, treeFromSequences, type WeightedSequence, type WeightedTree } from '../tree.js';
 
 export interface NgramOptions {
   /** Longest suffix tried (tokens). */
