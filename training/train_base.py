@@ -1,19 +1,17 @@
-#!/usr/bin/env python3
 """Train the base language model (Llama-style, ~4.7M non-embedding parameters) on the token
 files from train_tokenizer.py. Time-budgeted (cosine LR over the budget), checkpointed every few
 minutes and resumable: rerun the same command with --resume to continue where it stopped.
 
-  OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 scripts/train_base.py --minutes 120
+  OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 -m training.train_base --minutes 120
 """
-import argparse, json, math, os, sys, time
+import argparse, json, math, os, time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(__file__))
-from model import BaseModel, ModelConfig  # noqa: E402
-from common import setup_device, autocast, load_tokens, random_windows, lr_at, save_atomic, Clock  # noqa: E402
+from training.model import BaseModel, ModelConfig
+from training.common import setup_device, autocast, load_tokens, random_windows, lr_at, save_atomic, Clock
 
 
 @torch.no_grad()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Quantize an fp32 ONNX export to int8 weights (symmetric, one scale per output column).
 
 Methods (chosen by measurement; see README "Results"):
@@ -11,7 +10,7 @@ Methods (chosen by measurement; see README "Results"):
            token's logits shift with whatever else is in the batch. Smaller graph, not row-exact.
 The tied [d,V] table is stored once in int8 and serves both the embedding Gather and the LM head.
 
-  /usr/bin/python3 scripts/quantize.py data/onnx/base.onnx data/onnx/base.int8.onnx
+  /usr/bin/python3 -m training.quantize data/onnx/base.onnx data/onnx/base.int8.onnx
 """
 import argparse, os
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Train the BPE tokenizer (SentencePiece, ~4096 pieces, byte fallback) and write it as a
 Hugging Face `tokenizer.json`, the format that `@huggingface/tokenizers` reads in JS.
 
@@ -10,11 +9,10 @@ tokenizer.json, and `ctc_tokenizer.py` applies it for Python, so both encode ide
 
 Output: data/tokenizer/{spm.model,tokenizer.json} and data/tokens/{train,val}.bin (uint16).
 """
-import argparse, json, os, random, sys, time
+import argparse, json, os, random, time
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from ctc_tokenizer import SpmTokenizer, NEWLINE, SPACE, DOC_SEP  # noqa: E402
+from training.ctc_tokenizer import SpmTokenizer, NEWLINE, SPACE, DOC_SEP
 
 
 def sentences_for_training(text, max_bytes, limit, seed):

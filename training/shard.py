@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write `model-shards/<name>/`: manifest.json plus content-hashed shards of every artifact.
 
 Shard size is 2,000,000 bytes: under the 2 MB Durable Object value limit (so a shard could be
@@ -6,15 +5,14 @@ cached in DO storage verbatim), small enough that R2 GETs run in parallel and a 
 costs one small re-fetch, and large enough that a 6 MB model is only a handful of requests.
 Each shard and each reassembled file carry a sha256 that the loader checks before use.
 
-  /usr/bin/python3 scripts/shard.py --name default
+  /usr/bin/python3 -m training.shard --name default
 """
-import argparse, datetime, glob, hashlib, json, math, os, sys
+import argparse, datetime, glob, hashlib, json, math, os
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
-from common import load_tokens  # noqa: E402
+from training.common import load_tokens
 
 SHARD_BYTES = 2_000_000
 CHAT_TEMPLATE = ("{% for m in messages %}### {{ m.role }}\n{{ m.content }}\n\n{% endfor %}### assistant\n")
@@ -42,8 +40,8 @@ def write_file(out_dir, stem, data, config=None):
 @torch.no_grad()
 def heldout_metrics(base_ckpt, data_dir, corpus_dir, windows=256, seq=512):
     """Held-out loss of the shipped (row-wise int8) model and of the fp32 weights."""
-    from reference import load_quantized
-    from model import BaseModel, ModelConfig
+    from training.reference import load_quantized
+    from training.model import BaseModel, ModelConfig
     import torch.nn.functional as F
     val = load_tokens(os.path.join(data_dir, "val.bin"))
     rng = np.random.default_rng(1234)
@@ -105,7 +103,7 @@ def main():
                 if kind == "ctc":
                     cfg["shortlist_coverage"] = round(export["ctc_shortlist_coverage"], 4)
             # head v2 runs several positions per pass: row-wise int8 keeps a position's output
-            # independent of how many others share the pass (scripts/quantize.py)
+            # independent of how many others share the pass (training/quantize.py)
             cfg["quantization"] = "int8-rowwise" if kind.endswith("2") else "int8-dynamic"
             cfg["train_summary"] = export[f"{kind}_head"]["summary"]
             files[f"{kind}_head"] = write_file(out_dir, f"{kind}_head", open(path, "rb").read(), cfg)

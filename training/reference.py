@@ -2,14 +2,11 @@
 op for op (integer-valued fp32 matmuls are exact, so only float rounding in norms, softmax and
 attention can differ from onnxruntime). Used to write the parity fixtures and to measure the
 held-out loss of the shipped artifact."""
-import os, sys
-
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
-from model import BaseModel, ModelConfig  # noqa: E402
-from quantize import quantize_weight  # noqa: E402
+from training.model import BaseModel, ModelConfig
+from training.quantize import quantize_weight
 
 
 class RowwiseInt8Linear(torch.nn.Module):

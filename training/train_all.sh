@@ -3,11 +3,12 @@
 # greedy continuations -> draft heads (CTC, with and without the pending-token embedding, the
 # better one continued; and Medusa heads with the same budget). Budgets in minutes via env vars.
 #
-#   CPU (hours):  OPENBLAS_CORETYPE=SkylakeX scripts/train_all.sh
+#   CPU (hours):  OPENBLAS_CORETYPE=SkylakeX training/train_all.sh
 #   CUDA (~8 min): DEVICE=cuda BASE_MIN=2.5 BASE_BATCH=128 DISTILL_SEQS=16384 DISTILL_BATCH=2048 \
-#                  ABLATE_MIN=0.5 HEAD_MIN=1.5 HEAD_SEQS=256 scripts/train_all.sh
+#                  ABLATE_MIN=0.5 HEAD_MIN=1.5 HEAD_SEQS=256 training/train_all.sh
 # Every stage checkpoints under checkpoints/; rerun a stage's command with --resume to continue it.
 set -euo pipefail
+cd "$(dirname "$0")/.."   # the repository root: python -m training.<step>, paths relative to it
 PY=${PY:-/usr/bin/python3}
 DEVICE=${DEVICE:-auto}
 BASE_MIN=${BASE_MIN:-150}
@@ -20,19 +21,19 @@ HEAD_MIN=${HEAD_MIN:-20}
 HEAD_SEQS=${HEAD_SEQS:-16}
 CKPT=${CKPT:-checkpoints}
 
-$PY scripts/train_base.py --device "$DEVICE" --minutes "$BASE_MIN" --batch "$BASE_BATCH" \
+$PY -m training.train_base --device "$DEVICE" --minutes "$BASE_MIN" --batch "$BASE_BATCH" \
   --max-tokens "$BASE_MAX_TOKENS" --checkpoint-minutes 1 --out "$CKPT/base"
-$PY scripts/distill.py --device "$DEVICE" --base "$CKPT/base/ckpt.pt" --sequences "$DISTILL_SEQS" \
+$PY -m training.distill --device "$DEVICE" --base "$CKPT/base/ckpt.pt" --sequences "$DISTILL_SEQS" \
   --batch "$DISTILL_BATCH" --out data/distill
 
 # Ablation: does conditioning on the pending token's embedding help? Same budget each.
 for t in 0 1; do
-  $PY scripts/train_heads.py --kind ctc --use-token $t --device "$DEVICE" --base "$CKPT/base/ckpt.pt" \
+  $PY -m training.train_heads --kind ctc --use-token $t --device "$DEVICE" --base "$CKPT/base/ckpt.pt" \
     --minutes "$ABLATE_MIN" --seqs-per-step "$HEAD_SEQS" --out "$CKPT/ablate-ctc-token$t"
 done
 BEST=$($PY -c "import json;a=[json.load(open('$CKPT/ablate-ctc-token%d/summary.json'%t)) for t in (0,1)];print(max((x['top1_chain_accepted'],int(x['use_token'])) for x in a)[1])")
 echo "ctc ablation winner: use_token=$BEST"
-$PY scripts/train_heads.py --kind ctc --use-token "$BEST" --device "$DEVICE" --base "$CKPT/base/ckpt.pt" \
+$PY -m training.train_heads --kind ctc --use-token "$BEST" --device "$DEVICE" --base "$CKPT/base/ckpt.pt" \
   --minutes "$HEAD_MIN" --seqs-per-step "$HEAD_SEQS" --out "$CKPT/ctc"
-$PY scripts/train_heads.py --kind medusa --use-token "$BEST" --device "$DEVICE" --base "$CKPT/base/ckpt.pt" \
+$PY -m training.train_heads --kind medusa --use-token "$BEST" --device "$DEVICE" --base "$CKPT/base/ckpt.pt" \
   --minutes "$HEAD_MIN" --seqs-per-step "$HEAD_SEQS" --out "$CKPT/medusa"

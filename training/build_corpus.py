@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the training corpus: CPython 3.11 stdlib + its test suite, the Python docs (reST) and
 the Node.js API docs. All PSF- or MIT-licensed text that Debian packages put on this machine.
 

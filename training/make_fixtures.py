@@ -1,15 +1,13 @@
-#!/usr/bin/env python3
 """Write the parity fixtures that `npm test` checks the TypeScript engine against:
   test/fixtures/tokenizer.json  held-out text and its SentencePiece ids (Python encoder)
   test/fixtures/greedy.json     greedy continuations of held-out prompts by the PyTorch reference
                                 of the quantized base model (reference.py)
 and the benchmark prompts bench/prompts.jsonl (held-out corpus files) plus
 bench/prompts-thirdparty.jsonl (third-party Python packages: a domain never trained on)."""
-import argparse, json, os, random, sys
+import argparse, json, os, random
 
-sys.path.insert(0, os.path.dirname(__file__))
-from ctc_tokenizer import SpmTokenizer, DOC_SEP  # noqa: E402
-from reference import load_quantized, greedy  # noqa: E402
+from training.ctc_tokenizer import SpmTokenizer, DOC_SEP
+from training.reference import load_quantized, greedy
 
 
 def prompts_from_docs(docs, n, rng, min_chars=120, max_chars=400):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Train a draft head on the frozen base model's greedy continuations (from distill.py).
 
   --kind ctc     the paper's CTC draft head: `slots` outputs over vocab+blank, CTC loss against the
@@ -13,16 +12,15 @@ Time-budgeted (--minutes), checkpointed every --checkpoint-minutes to <out>/ckpt
 Both read the same examples (hidden state at t, pending token x[t+1]) -> x[t+2 : t+2+k] and get the
 same time budget, so the benchmark compares methods, not training effort.
 """
-import argparse, json, os, sys, time
+import argparse, json, os, time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(__file__))
-from model import CTCDraftHead, MedusaHeads, HeadConfig, PrefixDraftHead, PrefixHeadConfig  # noqa: E402
-from common import setup_device, autocast, lr_at, save_atomic, Clock  # noqa: E402
-from distill import load_base  # noqa: E402
+from training.model import CTCDraftHead, MedusaHeads, HeadConfig, PrefixDraftHead, PrefixHeadConfig
+from training.common import setup_device, autocast, lr_at, save_atomic, Clock
+from training.distill import load_base
 
 
 class Examples:

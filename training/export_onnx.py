@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Export the base model and the draft heads to fp32 ONNX (opset 17), op by op.
 
 Base model, KV interface 2 (batch 1; S new tokens, P = F*B + Pt cached tokens in panels of B):
@@ -18,18 +17,17 @@ Draft heads (N rows): inputs hidden f32 [N,d], token_ids int64 [N] (the pending 
   CTC:    output log_probs f32 [N, slots, V+1] (blank = V)
   Medusa: output logits f32 [N, k, V]
 
-  /usr/bin/python3 scripts/export_onnx.py --out data/onnx
+  /usr/bin/python3 -m training.export_onnx --out data/onnx
 """
-import argparse, json, os, sys
+import argparse, json, os
 
 import numpy as np
 import onnx
 import torch
 from onnx import TensorProto
 
-sys.path.insert(0, os.path.dirname(__file__))
-from model import BaseModel, ModelConfig, HeadConfig, rope_cos_sin  # noqa: E402
-from onnx_graph import Graph, save  # noqa: E402
+from training.model import BaseModel, ModelConfig, HeadConfig, rope_cos_sin
+from training.onnx_graph import Graph, save
 
 F32, I64 = TensorProto.FLOAT, TensorProto.INT64
 
@@ -357,7 +355,7 @@ def main():
     base.eval()
     save(build_base(base, args.kv_panel), os.path.join(args.out, "base.onnx"))
     info = {"config": base.cfg.to_dict(), "kv_panel": args.kv_panel, "train": {k: st.get(k) for k in ("step", "tokens", "elapsed", "val_loss")}}
-    from model import CTCDraftHead, MedusaHeads
+    from training.model import CTCDraftHead, MedusaHeads
     shortlist = None
     if args.ctc_shortlist:
         counts = np.bincount(np.fromfile(os.path.join(args.data, "train.bin"), dtype=np.uint16),
@@ -376,7 +374,7 @@ def main():
         head.eval()
         save(build(base, head), os.path.join(args.out, f"{kind}_head.onnx"))
         info[f"{kind}_head"] = {"config": hs["config"], "summary": hs.get("summary")}
-    from model import PrefixDraftHead, PrefixHeadConfig
+    from training.model import PrefixDraftHead, PrefixHeadConfig
     for kind, path in (("ctc2", args.ctc2), ("medusa2", args.medusa2)):
         if not path or not os.path.exists(path):
             continue

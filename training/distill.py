@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Self-distillation data for the draft heads: the frozen base model's own greedy continuations.
 
 Prompts are random windows of the corpus; the base model continues each greedily (batched, with a
@@ -8,14 +7,13 @@ exactly what the drafter sees at serving time.
 
 Output: <out>/{train,val}.npz with `tokens` uint16 [N, prompt_len + gen_len] per prompt length.
 """
-import argparse, os, sys, time
+import argparse, os, time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
-from model import BaseModel, ModelConfig  # noqa: E402
-from common import setup_device, autocast, load_tokens, random_windows  # noqa: E402
+from training.model import BaseModel, ModelConfig
+from training.common import setup_device, autocast, load_tokens, random_windows
 
 
 def load_base(path, device):
