@@ -23,7 +23,7 @@
  * tree.ts `bestTreeSize` / `costCut` then cut the best-first order where expected tokens per unit
  * of cost peak.
  */
-import type { WeightedTree } from './tree.js';
+import { bestFirst, type WeightedTree } from './tree.js';
 
 export interface CTCBeamOptions {
   /** Prefixes kept after each slot. */
@@ -124,7 +124,6 @@ export class CTCPrefixBeamSearch {
   private topP = new Float64Array(0);
   private firstChild = new Int32Array(0);
   private nextSib = new Int32Array(0);
-  private treeIdx = new Int32Array(0);
 
   constructor(classes: number, blankId: number, opts: CTCBeamOptions) {
     if (blankId < 0 || blankId >= classes) throw new Error(`blank id ${blankId} outside [0, ${classes})`);
@@ -294,7 +293,6 @@ export class CTCPrefixBeamSearch {
     if (this.firstChild.length < n) {
       this.firstChild = new Int32Array(this.nodeParent.length);
       this.nextSib = new Int32Array(this.nodeParent.length);
-      this.treeIdx = new Int32Array(this.nodeParent.length);
     }
     const first = this.firstChild, next = this.nextSib;
     first.fill(-1, 0, n);
@@ -303,29 +301,22 @@ export class CTCPrefixBeamSearch {
       next[c] = first[p];
       first[p] = c;
     }
-    const tree: WeightedTree = { tokens: [root], parents: [-1], depths: [0], weights: [1] };
-    this.treeIdx[0] = 0;
-    const frontier: number[] = [];
-    for (let c = first[0]; c >= 0; c = next[c]) frontier.push(c);
     const mass = this.nodeMass;
-    while (tree.tokens.length < budget && frontier.length > 0) {
-      let bi = 0;
-      for (let i = 1; i < frontier.length; i++) {
-        const a = frontier[i], b = frontier[bi];
-        if (mass[a] > mass[b] || (mass[a] === mass[b] && a < b)) bi = i;
-      }
-      const id = frontier[bi];
-      if (!(mass[id] >= minWeight) || !(mass[id] > 0)) break;
-      frontier[bi] = frontier[frontier.length - 1];
-      frontier.pop();
-      this.treeIdx[id] = tree.tokens.length;
-      tree.tokens.push(this.nodeToken[id]);
-      tree.parents.push(this.treeIdx[this.nodeParent[id]]);
-      tree.depths.push(this.nodeDepth[id]);
-      tree.weights.push(mass[id]);
-      for (let c = first[id]; c >= 0; c = next[c]) frontier.push(c);
-    }
-    return tree;
+    return bestFirst(
+      {
+        token: (id) => this.nodeToken[id],
+        depth: (id) => this.nodeDepth[id],
+        weight: (id) => mass[id],
+        children: (id, visit) => {
+          for (let c = first[id]; c >= 0; c = next[c]) visit(c);
+        },
+      },
+      root,
+      1,
+      budget,
+      (a, b) => mass[a] > mass[b] || (mass[a] === mass[b] && a < b),
+      (id) => mass[id] >= minWeight && mass[id] > 0,
+    );
   }
 
   /** Prefix probability of a token sequence in the last search's trie (0 if never reached). */

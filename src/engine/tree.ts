@@ -13,6 +13,11 @@ import type { TokenTree } from './types.js';
 /** Additive mask value for "may not attend". */
 export const MASKED = -Infinity;
 
+/** The tree of the pending token alone (plain decoding, or nothing worth drafting). */
+export function rootOnly(root: number): TokenTree {
+  return { tokens: [root], parents: [-1], depths: [0] };
+}
+
 /**
  * Trie of `candidates` (each a token sequence that would FOLLOW the root), merged on equal
  * prefixes so siblings are distinct; children ordered by the rank of the first candidate that
@@ -25,7 +30,7 @@ export function buildTree(
   budget: number,
   maxDepth = Infinity,
 ): TokenTree {
-  const tree: TokenTree = { tokens: [root], parents: [-1], depths: [0] };
+  const tree = rootOnly(root);
   // children[node] maps token -> child node index, for prefix merging.
   const children: Map<number, number>[] = [new Map()];
   for (const cand of candidates) {
@@ -151,6 +156,57 @@ export interface WeightedTree extends TokenTree {
   weights: number[];
 }
 
+/** A trie to select a tree from (node 0 = the root); accessors by trie id. */
+export interface Trie {
+  token(id: number): number;
+  depth(id: number): number;
+  weight(id: number): number;
+  /** Calls `visit` with each child of `id`. */
+  children(id: number, visit: (child: number) => void): void;
+}
+
+/**
+ * Best-first selection from a trie: the root, then again and again the best node of the
+ * frontier (the children of the nodes taken so far), until `budget` nodes (root included), no
+ * frontier, or `take(best)` is false. `before(a, b)`: trie node a is better than b, a strict
+ * total order (so the frontier's order does not matter). The result is ancestor-closed and in
+ * topological (best-first) order; weights[0] = rootWeight, the others the trie's.
+ */
+export function bestFirst(
+  trie: Trie,
+  root: number,
+  rootWeight: number,
+  budget: number,
+  before: (a: number, b: number) => boolean,
+  take: (id: number) => boolean = () => true,
+): WeightedTree {
+  const tree: WeightedTree = { ...rootOnly(root), weights: [rootWeight] };
+  const frontier: number[] = []; // trie ids
+  const parentAt: number[] = []; // tree index of each frontier node's parent
+  const enter = (parent: number) => (child: number) => {
+    frontier.push(child);
+    parentAt.push(parent);
+  };
+  trie.children(0, enter(0));
+  while (tree.tokens.length < budget && frontier.length > 0) {
+    let bi = 0;
+    for (let i = 1; i < frontier.length; i++) if (before(frontier[i], frontier[bi])) bi = i;
+    const id = frontier[bi];
+    if (!take(id)) break;
+    const idx = tree.tokens.length;
+    tree.tokens.push(trie.token(id));
+    tree.parents.push(parentAt[bi]);
+    tree.depths.push(trie.depth(id));
+    tree.weights.push(trie.weight(id));
+    frontier[bi] = frontier[frontier.length - 1];
+    frontier.pop();
+    parentAt[bi] = parentAt[parentAt.length - 1];
+    parentAt.pop();
+    trie.children(id, enter(idx));
+  }
+  return tree;
+}
+
 /**
  * One tree from several drafters' weighted trees (same root): the union trie, where a node both
  * sources propose gets 1 - (1 - a)(1 - b) (either source right: treated as independent
@@ -182,30 +238,20 @@ export function mergeWeightedTrees(trees: readonly WeightedTree[], budget: numbe
       at[i] = id;
     }
   }
-  const out: WeightedTree = { tokens: [root], parents: [-1], depths: [0], weights: [1] };
-  const frontier: number[] = [...tChildren[0].values()];
-  const frontierParent: number[] = frontier.map(() => 0);
-  while (out.tokens.length < budget && frontier.length > 0) {
-    let bi = 0;
-    for (let i = 1; i < frontier.length; i++) {
-      const a = frontier[i], b = frontier[bi];
-      if (tMiss[a] < tMiss[b] || (tMiss[a] === tMiss[b] && (tDepth[a] < tDepth[b] || (tDepth[a] === tDepth[b] && a < b)))) bi = i;
-    }
-    const id = frontier[bi];
-    const par = frontierParent[bi];
-    frontier.splice(bi, 1);
-    frontierParent.splice(bi, 1);
-    const idx = out.tokens.length;
-    out.tokens.push(tToken[id]);
-    out.parents.push(par);
-    out.depths.push(tDepth[id]);
-    out.weights.push(1 - tMiss[id]);
-    for (const c of tChildren[id].values()) {
-      frontier.push(c);
-      frontierParent.push(idx);
-    }
-  }
-  return out;
+  return bestFirst(
+    {
+      token: (id) => tToken[id],
+      depth: (id) => tDepth[id],
+      weight: (id) => 1 - tMiss[id],
+      children: (id, visit) => {
+        for (const c of tChildren[id].values()) visit(c);
+      },
+    },
+    root,
+    1,
+    budget,
+    (a, b) => tMiss[a] < tMiss[b] || (tMiss[a] === tMiss[b] && (tDepth[a] < tDepth[b] || (tDepth[a] === tDepth[b] && a < b))),
+  );
 }
 
 /** A weighted draft sequence (tokens after the root). */
@@ -241,7 +287,6 @@ export function treeFromSequences(root: number, seqs: readonly WeightedSequence[
   const maxDepth = opts.maxDepth ?? 0;
   const decay = opts.depthDecay ?? 1;
   // trie
-  const tParent: number[] = [-1];
   const tToken: number[] = [root];
   const tDepth: number[] = [0];
   const tWeight: number[] = [0];
@@ -261,7 +306,6 @@ export function treeFromSequences(root: number, seqs: readonly WeightedSequence[
       for (const c of tChildren[node]) if (tToken[c] === tok) { next = c; break; }
       if (next < 0) {
         next = tToken.length;
-        tParent.push(node);
         tToken.push(tok);
         tDepth.push(tDepth[node] + 1);
         tWeight.push(0);
@@ -272,36 +316,21 @@ export function treeFromSequences(root: number, seqs: readonly WeightedSequence[
       node = next;
     }
   }
-  // best-first selection from the frontier
-  const tokens = [root];
-  const parents = [-1];
-  const depths = [0];
-  const weights = [tWeight[0]];
-  const frontier: number[] = [...tChildren[0]]; // trie ids
-  const frontierParent: number[] = tChildren[0].map(() => 0); // tree index of the parent
-  while (tokens.length < budget && frontier.length > 0) {
-    let bi = 0;
-    for (let i = 1; i < frontier.length; i++) {
-      const a = frontier[i];
-      const b = frontier[bi];
-      if (tWeight[a] > tWeight[b] || (tWeight[a] === tWeight[b] && (tDepth[a] < tDepth[b] || (tDepth[a] === tDepth[b] && a < b)))) bi = i;
-    }
-    const id = frontier[bi];
-    if (tWeight[id] < minWeight) break;
-    const par = frontierParent[bi];
-    frontier.splice(bi, 1);
-    frontierParent.splice(bi, 1);
-    const idx = tokens.length;
-    tokens.push(tToken[id]);
-    parents.push(par);
-    depths.push(tDepth[id]);
-    weights.push(tWeight[id]);
-    for (const c of tChildren[id]) {
-      frontier.push(c);
-      frontierParent.push(idx);
-    }
-  }
-  return { tokens, parents, depths, weights };
+  return bestFirst(
+    {
+      token: (id) => tToken[id],
+      depth: (id) => tDepth[id],
+      weight: (id) => tWeight[id],
+      children: (id, visit) => {
+        for (const c of tChildren[id]) visit(c);
+      },
+    },
+    root,
+    tWeight[0],
+    budget,
+    (a, b) => tWeight[a] > tWeight[b] || (tWeight[a] === tWeight[b] && (tDepth[a] < tDepth[b] || (tDepth[a] === tDepth[b] && a < b))),
+    (id) => !(tWeight[id] < minWeight),
+  );
 }
 
 /**

@@ -14,6 +14,8 @@ import {
   validateTree,
   mergeWeightedTrees,
   bestTreeSize,
+  bestFirst,
+  rootOnly,
   treeFromSequences,
   type WeightedTree,
 } from '../../src/engine/tree.js';
@@ -220,5 +222,35 @@ describe('bestTreeSize', () => {
     }
     expect(bestTreeSize([1, 0.01, 0.01], 5)).toBe(1); // unlikely drafts are not worth verifying
     expect(bestTreeSize([1, 0.99, 0.98, 0.97], 5)).toBe(4); // confident chains are
+  });
+});
+
+describe('rootOnly / bestFirst', () => {
+  it('rootOnly is the pending token alone, a fresh tree each time', () => {
+    const a = rootOnly(5);
+    expect(a).toEqual({ tokens: [5], parents: [-1], depths: [0] });
+    a.tokens.push(1);
+    expect(rootOnly(5).tokens).toEqual([5]);
+  });
+
+  it('takes the best frontier node until the budget or until take() refuses; always ancestor-closed', () => {
+    // trie: 0 -> 1 (0.5), 2 (0.9); 1 -> 3 (0.45); 2 -> 4 (0.2)
+    const kids = [[1, 2], [3], [4], [], []];
+    const w = [1, 0.5, 0.9, 0.45, 0.2];
+    const trie = {
+      token: (id: number) => 10 + id,
+      depth: (id: number) => (id <= 2 ? 1 : 2),
+      weight: (id: number) => w[id],
+      children: (id: number, visit: (c: number) => void) => kids[id].forEach((c) => visit(c)),
+    };
+    const before = (a: number, b: number) => w[a] > w[b];
+    const t = bestFirst(trie, 7, 1, 10, before);
+    validateTree(t, 7);
+    expect(t.tokens).toEqual([7, 12, 11, 13, 14]);
+    expect(t.parents).toEqual([-1, 0, 0, 2, 1]);
+    expect(t.weights).toEqual([1, 0.9, 0.5, 0.45, 0.2]);
+    expect(bestFirst(trie, 7, 1, 3, before).tokens).toEqual([7, 12, 11]);
+    expect(bestFirst(trie, 7, 1, 10, before, (id) => w[id] >= 0.5).tokens).toEqual([7, 12, 11]);
+    expect(bestFirst(trie, 7, 0.3, 1, before)).toEqual({ tokens: [7], parents: [-1], depths: [0], weights: [0.3] });
   });
 });

@@ -12,7 +12,7 @@
  * alignment tree after the CTC collapse keeps stale positions and indices, which duplicates words.
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
-import { buildTree, costCut, treeFromSequences, type WeightedTree } from '../tree.js';
+import { buildTree, costCut, rootOnly, treeFromSequences, type WeightedTree } from '../tree.js';
 import { CTCPrefixBeamSearch } from '../ctc-decode.js';
 import type { DraftHead } from './head-session.js';
 
@@ -99,7 +99,7 @@ export class CTCDrafter implements Drafter {
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
     // A budget of one node, or a context of the pending token alone (no position for the head to read).
-    if (ctx.budget <= 1 || ctx.tokens.length < 2) return { tokens: [ctx.pending], parents: [-1], depths: [0] };
+    if (ctx.budget <= 1 || ctx.tokens.length < 2) return rootOnly(ctx.pending);
     return this.treeFromLogProbs(await this.logProbs(ctx), ctx.pending, ctx.budget);
   }
 
@@ -108,7 +108,7 @@ export class CTCDrafter implements Drafter {
    * (token ids; no cost-aware cut): what a merged tree with other drafters is built from.
    */
   async weighted(ctx: DraftContext): Promise<WeightedTree> {
-    if (ctx.tokens.length < 2) return { tokens: [ctx.pending], parents: [-1], depths: [0], weights: [1] };
+    if (ctx.tokens.length < 2) return { ...rootOnly(ctx.pending), weights: [1] };
     this.search.search(await this.logProbs(ctx), this.cfg.slots);
     return this.toTokenIds(this.search.prefixTree(ctx.pending, ctx.budget, this.opts.minWeight));
   }

@@ -10,7 +10,7 @@
  *   before, otherwise the head's (one source per round; kept for comparison).
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
-import { bestTreeSize, costCut, firstNodes, mergeWeightedTrees, type WeightedTree } from '../tree.js';
+import { costCut, mergeWeightedTrees, rootOnly, type WeightedTree } from '../tree.js';
 import { findNgramMatches, NgramDrafter } from './ngram.js';
 
 /** A drafter that can hand over its weighted candidates instead of a finished tree. */
@@ -51,7 +51,7 @@ export class HybridDrafter implements Drafter {
   }
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
-    if (ctx.budget <= 1) return { tokens: [ctx.pending], parents: [-1], depths: [0] };
+    if (ctx.budget <= 1) return rootOnly(ctx.pending);
     if (this.opts.mode === 'switch') {
       if (findNgramMatches(ctx.tokens, this.opts.minMatch, this.opts.minMatch, 1).length > 0) {
         this.ngramRounds++;
@@ -61,12 +61,12 @@ export class HybridDrafter implements Drafter {
       return this.ctc.draft(ctx);
     }
     const lookup = this.ngram.weighted(ctx.tokens, ctx.pending, ctx.budget);
-    const lookupCut = this.ngram.opts.costRatio > 0 ? bestTreeSize(lookup.weights, this.ngram.opts.costRatio) : lookup.tokens.length;
+    const lookupCut = costCut(lookup, this.ngram.opts.costRatio);
     let expected = 0;
-    for (let i = 1; i < lookupCut; i++) expected += lookup.weights[i];
+    for (let i = 1; i < lookupCut.tokens.length; i++) expected += lookup.weights[i];
     if (expected >= this.opts.skipHead) {
       this.ngramRounds++;
-      return firstNodes(lookup, lookupCut);
+      return lookupCut;
     }
     this.ctcRounds++;
     const merged = mergeWeightedTrees([lookup, await this.ctc.weighted(ctx)], ctx.budget);

@@ -10,6 +10,7 @@
  */
 import type { TokenTree } from '../types.js';
 import { topMIndices } from '../ctc-decode.js';
+import { rootOnly } from '../tree.js';
 
 export interface HeadTopM {
   /** [heads * m] token ids, per head sorted by probability (desc). */
@@ -55,7 +56,7 @@ export function medusaTree(root: number, top: HeadTopM, opts: MedusaTreeOptions)
   const budget = Math.max(1, Math.floor(opts.budget));
   const minProb = opts.minProb ?? 0;
   const { m, heads } = top;
-  const tree = { tokens: [root], parents: [-1], depths: [0], scores: [1] };
+  const tree = { ...rootOnly(root), scores: [1] };
   // frontier entries: (parent tree index, head, rank, score)
   const fParent: number[] = [];
   const fHead: number[] = [];

@@ -7,7 +7,7 @@
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
 import type { DraftHead } from './head-session.js';
 import { headTopM, medusaTree, type HeadTopM } from './medusa-tree.js';
-import { costCut, type WeightedTree } from '../tree.js';
+import { costCut, rootOnly, type WeightedTree } from '../tree.js';
 
 export interface MedusaOptions {
   /** Candidates per head. */
@@ -49,13 +49,13 @@ export class MedusaDrafter implements Drafter {
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
     // A budget of one node, or a context of the pending token alone (no position for the head to read).
-    if (ctx.budget <= 1 || ctx.tokens.length < 2) return { tokens: [ctx.pending], parents: [-1], depths: [0] };
+    if (ctx.budget <= 1 || ctx.tokens.length < 2) return rootOnly(ctx.pending);
     return this.treeFromLogits(await this.logits(ctx), ctx.pending, ctx.budget);
   }
 
   /** The best `budget` paths' nodes, best-first, weighted by their path probability (token ids, no cost cut). */
   async weighted(ctx: DraftContext): Promise<WeightedTree> {
-    if (ctx.tokens.length < 2) return { tokens: [ctx.pending], parents: [-1], depths: [0], weights: [1] };
+    if (ctx.tokens.length < 2) return { ...rootOnly(ctx.pending), weights: [1] };
     const t = this.fullTree(await this.logits(ctx), ctx.pending, ctx.budget);
     return { tokens: t.tokens, parents: t.parents, depths: t.depths, weights: t.scores };
   }

@@ -9,7 +9,7 @@
  * will rarely repay.
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
-import { costCut, treeFromSequences, type WeightedSequence, type WeightedTree } from '../tree.js';
+import { costCut, rootOnly, treeFromSequences, type WeightedSequence, type WeightedTree } from '../tree.js';
 
 export interface NgramOptions {
   /** Longest suffix tried (tokens). */
@@ -130,7 +130,7 @@ export class NgramDrafter implements Drafter {
   weighted(tokens: readonly number[], pending: number, budget: number): WeightedTree {
     const o = this.opts;
     const depth = Math.min(o.maxDepth, budget - 1);
-    if (depth <= 0) return { tokens: [pending], parents: [-1], depths: [0], weights: [1] };
+    if (depth <= 0) return { ...rootOnly(pending), weights: [1] };
     const t = treeFromSequences(pending, this.sequences(tokens, depth), { budget, minWeight: o.minWeight, maxDepth: depth });
     t.weights[0] = 1;
     return t;

@@ -6,6 +6,7 @@
  * root alone (a plain decoding step).
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
+import { rootOnly } from '../tree.js';
 
 export class OracleDrafter implements Drafter {
   readonly name = 'oracle';
@@ -28,7 +29,7 @@ export class OracleDrafter implements Drafter {
   }
 
   draftSync(tokens: readonly number[], pending: number, budget: number): TokenTree {
-    const tree: TokenTree = { tokens: [pending], parents: [-1], depths: [0] };
+    const tree = rootOnly(pending);
     const ref = this.reference;
     const L = tokens.length;
     if (L === 0 || L > ref.length || ref[L - 1] !== pending) return tree;

@@ -3,11 +3,12 @@
  * single-token forward pass plus one token from the target distribution (the baseline).
  */
 import type { DraftContext, Drafter, TokenTree } from '../types.js';
+import { rootOnly } from '../tree.js';
 
 export class PlainDrafter implements Drafter {
   readonly name = 'plain';
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
-    return { tokens: [ctx.pending], parents: [-1], depths: [0] };
+    return rootOnly(ctx.pending);
   }
 }
