@@ -16,6 +16,7 @@
  * 6. session restore after eviction: stored KV vs recompute (prefill), at several context lengths.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,6 +26,8 @@ import { Miniflare } from 'miniflare';
 import { Engine, type GenerateEvent } from '../src/engine/index.js';
 import { registerDrafters } from '../src/engine/drafters/index.js';
 import { fsShardSource } from '../src/node/fs-shard-source.js';
+import { startBundle } from '../src/node/local-worker.js';
+import { seedModels } from '../src/node/r2-seed.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -35,8 +38,16 @@ const { values } = parseArgs({
     drafters: { type: 'string', default: 'plain,ngram' },
   },
 });
-process.env.CTC_MODEL_DIR = resolve(values['model-dir']!);
-const { startWorker } = await import('../test/worker/harness.js');
+const MODEL_DIR = resolve(values['model-dir']!);
+/** The one tenant of these runs (`sk-measure`): limits that never cut a measured request short. */
+const KEY = 'sk-measure';
+const TENANTS = { measure: { key_sha256: [createHash('sha256').update(KEY).digest('hex')], max_tokens: 512, max_rounds: 1000, rpm: 0 } };
+/** The bundle in workerd (the deployed configuration), the model seeded into its in-memory R2 as `default`. */
+async function startWorker(bundleDir: string, opts: { persist?: string; vars?: Record<string, string>; inspectorPort?: number } = {}) {
+  const { mf, url } = await startBundle(bundleDir, { tenants: TENANTS, ...opts });
+  await seedModels(await mf.getR2Bucket('MODELS'), [{ name: 'default', dir: MODEL_DIR }]);
+  return { url, dispose: () => mf.dispose() };
+}
 const MAX = Number(values['max-tokens']);
 const REPS = Number(values.reps);
 const PROMPT = 'import os\nimport sys\n\n\ndef main(argv):\n    """Parse the command line and run."""\n';
@@ -76,7 +87,7 @@ async function stream(url: string, body: Record<string, unknown>, session?: stri
   const post = () => fetch(`${url}v1/completions`, {
     signal: AbortSignal.timeout(120_000), // a stalled request fails loudly instead of hanging the run
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bob', ...(session ? { 'x-session-id': session } : {}) },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, ...(session ? { 'x-session-id': session } : {}) },
     body: JSON.stringify({ model: 'default', temperature: 0, stream: true, stream_options: { include_usage: true }, ...body }),
   });
   let t0 = performance.now();
@@ -141,7 +152,7 @@ function promptOf(n: number): number[] {
 }
 
 /** The engine in this Node process (same code as `npm run generate`, same tokens/s definition). */
-const engine = await Engine.load(fsShardSource(resolve(values['model-dir']!)));
+const engine = await Engine.load(fsShardSource(MODEL_DIR));
 registerDrafters(engine);
 async function nodeTokensPerSecond(drafter: string): Promise<number> {
   const session = engine.createSession();
@@ -280,7 +291,7 @@ log(
   `isolate heap (V8 inspector, Runtime.getHeapUsage, peak of samples while 4 sessions of 500 tokens ran): ` +
     `JS heap used ${mib(peak.usedSize)} MiB (total ${mib(peak.totalSize)}) + ArrayBuffer backing stores ${mib(peak.backingStorageSize)} MiB = ${mib(peak.sum)} MiB`,
 );
-const info = (await (await fetch(`${w.url}v1/sessions/mem`, { headers: { authorization: 'Bearer sk-bob' } })).json()) as {
+const info = (await (await fetch(`${w.url}v1/sessions/mem`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as {
   tokens: number;
   isolate: { wasm_heap_bytes: number | null };
 };

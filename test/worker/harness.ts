@@ -1,13 +1,15 @@
 /**
  * Starts the built worker bundle in workerd via miniflare's Node API, with bindings from wrangler.toml
- * (so tests run the deployed configuration), test tenants, and an R2 bucket seeded from model-shards/.
+ * (so tests run the deployed configuration; src/node/local-worker.ts), test tenants, and an R2 bucket
+ * seeded from model-shards/ (src/node/r2-seed.ts, what `npm start` seeds with too).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Miniflare } from 'miniflare';
 import OpenAI from 'openai';
-import { unstable_getMiniflareWorkerOptions } from 'wrangler';
+import { startBundle } from '../../src/node/local-worker.js';
+import { seedModels as seedR2 } from '../../src/node/r2-seed.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const MODEL_DIR = process.env.CTC_MODEL_DIR ?? join(ROOT, 'model-shards/default');
@@ -30,7 +32,7 @@ export interface Manifest {
 
 export function readManifest(dir = MODEL_DIR): Manifest {
   const p = join(dir, 'manifest.json');
-  if (!existsSync(p)) throw new Error(`missing ${p}: the worker tests need the default model (model-shards/default, written by scripts/shard.py)`);
+  if (!existsSync(p)) throw new Error(`missing ${p}: the worker tests need the default model (model-shards/default, written by python3 -m training.shard)`);
   return JSON.parse(readFileSync(p, 'utf8')) as Manifest;
 }
 
@@ -59,39 +61,16 @@ export interface Worker {
   dispose(): Promise<void>;
 }
 
-function bundleModules(dir: string) {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.js') || f.endsWith('.wasm'));
-  // The entry first; the wasm as a precompiled module (the CompiledWasm rule of wrangler.toml).
-  files.sort((a, b) => (a === 'index.js' ? -1 : b === 'index.js' ? 1 : a.localeCompare(b)));
-  return files.map((f) => ({
-    type: f.endsWith('.wasm') ? ('CompiledWasm' as const) : ('ESModule' as const),
-    path: join(dir, f),
-    contents: readFileSync(join(dir, f)),
-  }));
-}
-
 export async function startWorker(bundleDir: string, opts: StartOptions = {}): Promise<Worker> {
-  const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, 'wrangler.toml'));
-  const mf = new Miniflare(withR2Faults(opts.r2Faults, {
-    modules: bundleModules(bundleDir),
-    modulesRoot: bundleDir,
-    compatibilityDate: workerOptions.compatibilityDate,
-    compatibilityFlags: workerOptions.compatibilityFlags,
-    durableObjects: workerOptions.durableObjects,
-    r2Buckets: workerOptions.r2Buckets,
-    bindings: {
-      ...(workerOptions.bindings as Record<string, string>),
-      TENANTS: JSON.stringify(TENANTS),
-      MODEL_NAMES: ['default', ...BROKEN_MODELS].join(','),
-      ...opts.vars,
-    },
-    durableObjectsPersist: opts.persist ?? false,
-    host: '127.0.0.1',
-    port: 0,
-    ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
-  }));
+  const { mf, url } = await startBundle(bundleDir, {
+    tenants: TENANTS,
+    modelNames: ['default', ...BROKEN_MODELS],
+    vars: opts.vars,
+    persist: opts.persist,
+    inspectorPort: opts.inspectorPort,
+    wrapOptions: (o) => withR2Faults(opts.r2Faults, o),
+  });
   if (opts.r2Faults) faultedR2.add(mf);
-  const url = (await mf.ready).href;
   await seedModels(mf);
   if (typeof opts.r2Faults === 'object') await setR2Faults(mf, opts.r2Faults);
   return {
@@ -107,23 +86,17 @@ export async function startWorker(bundleDir: string, opts: StartOptions = {}): P
   };
 }
 
+/** The default model, and its BROKEN_MODELS copies. */
 async function seedModels(mf: Miniflare): Promise<void> {
-  const bucket = await modelsBucket(mf);
-  const manifest = readManifest();
-  const shards = Object.values(manifest.files).flatMap((f) => f.shards);
-  const firstBase = manifest.files.base.shards[0].path;
-  const manifestBytes = new Uint8Array(readFileSync(join(MODEL_DIR, 'manifest.json')));
-  for (const model of ['default', ...BROKEN_MODELS]) {
-    for (const s of shards) {
-      let bytes = new Uint8Array(readFileSync(join(MODEL_DIR, s.path))); // a plain copy: miniflare's proxy rejects pooled Buffers
-      if (s.path === firstBase && model === 'missing') continue;
-      if (s.path === firstBase && model === 'corrupt') {
-        bytes[bytes.length >> 1] ^= 0xff; // same size, wrong sha256
-      }
-      await bucket.put(`${model}/${s.path}`, bytes);
-    }
-    await bucket.put(`${model}/manifest.json`, manifestBytes);
-  }
+  const firstBase = readManifest().files.base.shards[0].path;
+  await seedR2(await modelsBucket(mf), [
+    { name: 'default', dir: MODEL_DIR },
+    { name: 'corrupt', dir: MODEL_DIR, shard: (path, bytes) => {
+      if (path === firstBase) bytes[bytes.length >> 1] ^= 0xff; // same size, wrong sha256
+      return bytes;
+    } },
+    { name: 'missing', dir: MODEL_DIR, shard: (path, bytes) => (path === firstBase ? null : bytes) },
+  ]);
 }
 
 /** Fix the corrupt model's shard in R2 (the next request must load it: failures are not cached). */
