@@ -16,7 +16,8 @@ import { accept } from './acceptance.js';
 import { KVCache } from './kv-cache.js';
 import type { LanguageModel } from './language-model.js';
 import { Rng } from './sampling.js';
-import { StreamDecoder, type TextTokenizer } from './tokenizer.js';
+import { StopText } from './stop-text.js';
+import type { TextTokenizer } from './tokenizer.js';
 import { cutBudget, cutDepth, pathTokens, validateTree } from './tree.js';
 
 export type FinishReason = 'stop' | 'length' | 'rounds' | 'aborted';
@@ -109,12 +110,6 @@ const DEFAULT_BUDGET = 16;
 /** Largest tree: one verify pass holds its nodes after the cache's partial last panel. */
 const MAX_BUDGET = 64;
 
-/** Streaming text state carried into a continuation request (after 'rounds'). */
-interface TextCarry {
-  decoder: StreamDecoder;
-  held: string;
-}
-
 export class DecodingSession {
   private readonly core: EngineCore;
   private _tokens: number[] = [];
@@ -131,7 +126,8 @@ export class DecodingSession {
   private rng: Rng | null = null;
   private rngSeed: number | null = null;
   private drafters = new Map<string, Drafter>();
-  private carry: TextCarry | null = null;
+  /** Streaming text state carried into a continuation request (after 'rounds'). */
+  private carry: StopText | null = null;
   private busy = false;
   private released = false;
 
@@ -329,18 +325,16 @@ export class DecodingSession {
     }
     const carry = continuation ? this.carry : null;
     this.carry = null;
-    const decoder = carry?.decoder ?? tokenizer.streamDecoder();
-    const stops = (req.stop ?? []).filter((s) => s.length > 0);
-    let held = carry?.held ?? ''; // decoded text not yet released (could start a stop string)
+    const stopText = carry ? carry.continueWith(req.stop) : new StopText(tokenizer.streamDecoder(), req.stop);
     let text = '';
 
-    /** flush: release held text (and a trailing partial character) — not after a stop string,
-     *  whose held text lies past the stop; 'rounds' carries both into a continuation instead. */
-    const finish = function* (this: DecodingSession, reason: FinishReason, flush = true): Generator<GenerateEvent> {
-      if (reason === 'rounds') this.carry = { decoder, held };
-      else if (flush) {
+    /** Releases the held text (and a trailing partial character; nothing after a stop string);
+     *  'rounds' carries both into a continuation instead. */
+    const finish = function* (this: DecodingSession, reason: FinishReason): Generator<GenerateEvent> {
+      if (reason === 'rounds') this.carry = stopText;
+      else {
         // Released last, so the 'tokens' texts always concatenate to the 'done' text.
-        const rest = held + decoder.flush();
+        const rest = stopText.flush();
         if (rest) {
           text += rest;
           yield { type: 'tokens', tokens: [], text: rest };
@@ -412,28 +406,16 @@ export class DecodingSession {
       let m = 0;
       let released = '';
       let stopHit = false;
-      let stopString = false;
       for (const tok of candidates) {
         m++;
         if (this.core.stopTokens.has(tok)) {
           stopHit = true;
           break;
         }
-        held += decoder.push([tok]);
-        if (stops.length > 0) {
-          const at = firstStop(held, stops);
-          if (at >= 0) {
-            released += held.slice(0, at);
-            held = '';
-            stopHit = stopString = true;
-            break;
-          }
-          const keep = heldSuffix(held, stops);
-          released += held.slice(0, held.length - keep);
-          held = held.slice(held.length - keep);
-        } else {
-          released += held;
-          held = '';
+        released += stopText.push(tok);
+        if (stopText.stopHit) {
+          stopHit = true;
+          break;
         }
         if (m >= left) break;
       }
@@ -460,8 +442,8 @@ export class DecodingSession {
       text += released;
       yield { type: 'tokens', tokens: emitted, text: released };
       if (stopHit) {
-        // A stop token has no text; after a stop string nothing more may be released.
-        yield* finish('stop', !stopString);
+        // A stop token has no text; after a stop string nothing more is released.
+        yield* finish('stop');
         return;
       }
     }
@@ -542,28 +524,4 @@ function commonPrefix(a: readonly number[], b: readonly number[]): number {
   let i = 0;
   while (i < n && a[i] === b[i]) i++;
   return i;
-}
-
-/** Index of the earliest occurrence of any stop string in s, or -1. */
-function firstStop(s: string, stops: readonly string[]): number {
-  let best = -1;
-  for (const st of stops) {
-    const i = s.indexOf(st);
-    if (i >= 0 && (best < 0 || i < best)) best = i;
-  }
-  return best;
-}
-
-/** Length of the longest suffix of s that is a proper prefix of some stop string (must be held). */
-function heldSuffix(s: string, stops: readonly string[]): number {
-  let keep = 0;
-  for (const st of stops) {
-    for (let k = Math.min(st.length - 1, s.length); k > keep; k--) {
-      if (s.endsWith(st.slice(0, k))) {
-        keep = k;
-        break;
-      }
-    }
-  }
-  return keep;
 }
