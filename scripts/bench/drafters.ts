@@ -1,0 +1,81 @@
+/**
+ * The engine bench's drafters from their specs (`ctc:budget=12:beam=4:minw=0.02`, ./spec.ts). Every drafter
+ * is built by the engine's drafterFactories (src/engine/drafters/index.ts) from the spec's settings; only the
+ * oracle, which needs the plain run's output as its reference, is the bench's own.
+ */
+import type { Engine } from '../../src/engine/index.js';
+import { drafterFactories, OracleDrafter, type DrafterOptions } from '../../src/engine/drafters/index.js';
+import { num } from './options.js';
+import { parseDrafterSpec } from './spec.js';
+
+/** The CLI's defaults for every spec (--budget, --beam, --top-m, --min-weight). */
+export interface SpecDefaults {
+  budget: number;
+  beam?: number;
+  topM?: number;
+  minWeight?: number;
+}
+
+const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
+/**
+ * The factory options of one spec's settings. The first drafters (ngram, medusa, ctc, ctc-ngram) read more
+ * keys than the later ones: `minw` is also medusa's minprob, and ctc / ctc-ngram read `maxlen` and `tree`;
+ * ctc2, medusa2 and their lookup hybrids read beam, topm, minw (ctc), minprob (medusa), cost, maxn and the
+ * hybrid keys.
+ */
+export function specOptions(base: string, params: Record<string, string>, spec: string, defaults: SpecDefaults): DrafterOptions {
+  const p = (k: string) => (params[k] !== undefined ? num(params[k], `${spec} ${k}`) : undefined);
+  const beamWidth = p('beam') ?? defaults.beam;
+  const topM = p('topm') ?? defaults.topM;
+  const minWeight = p('minw') ?? defaults.minWeight;
+  const hybrid = defined({ mode: params.mode as 'merge' | 'switch' | undefined, minMatch: p('minmatch'), skipHead: p('skip'), costRatio: p('hcost') });
+  switch (base) {
+    case 'ngram':
+      return { ngram: defined({ minWeight, maxN: p('maxn'), costRatio: p('cost') }) };
+    case 'medusa':
+      return { medusa: defined({ topM, minProb: p('minprob') ?? minWeight, costRatio: p('cost') }) };
+    case 'ctc':
+    case 'ctc-ngram': {
+      const tree = params.tree as 'prefix' | 'weighted' | 'rank' | undefined;
+      return {
+        ctc: defined({ beamWidth, topM, minWeight, maxLen: p('maxlen'), tree, costRatio: p('cost') }),
+        ngram: defined({ maxN: p('maxn') }),
+        hybrid,
+      };
+    }
+    default:
+      return {
+        ctc: defined({ beamWidth, topM, minWeight, costRatio: p('cost') }),
+        medusa: defined({ topM, minProb: p('minprob'), costRatio: p('cost') }),
+        ngram: defined({ maxN: p('maxn') }),
+        hybrid,
+      };
+  }
+}
+
+/**
+ * Registers every spec on the engine under its full spec string ("plain" is the engine's own) and returns
+ * each spec's tree budget and the oracle (give it the plain run's tokens with setReference before its run).
+ */
+export function registerSpecs(engine: Engine, specs: string[], defaults: SpecDefaults): { budgets: Map<string, number>; oracle: OracleDrafter } {
+  const oracle = new OracleDrafter([]);
+  const budgets = new Map<string, number>();
+  const files = engine.manifest.files;
+  for (const spec of specs) {
+    const { base, params } = parseDrafterSpec(spec);
+    budgets.set(spec, params.budget !== undefined ? num(params.budget, `${spec} budget`) : defaults.budget);
+    const options = specOptions(base, params, spec, defaults);
+    if (base === 'plain') continue; // registered by the engine
+    if (base === 'oracle') {
+      engine.registerDrafter(spec, () => oracle);
+      continue;
+    }
+    if (base === 'medusa' && !files.medusa_head) throw new Error('the model has no medusa_head');
+    if ((base === 'ctc' || base === 'ctc-ngram') && !files.ctc_head) throw new Error('the model has no ctc_head');
+    const factory = drafterFactories(engine.manifest, options)[base];
+    if (!factory) throw new Error(`unknown drafter ${base}`);
+    engine.registerDrafter(spec, factory);
+  }
+  return { budgets, oracle };
+}

@@ -1,0 +1,112 @@
+/**
+ * The engine bench: drafters side by side in Node (onnxruntime-web wasm, one thread), greedy decoding,
+ * interleaved per prompt (the CLI and its options: scripts/bench.ts).
+ */
+import { Engine, wasmHeapBytes } from '../../src/engine/index.js';
+import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { registerSpecs } from './drafters.js';
+import { num, type BenchValues } from './options.js';
+import { readPrompts } from './prompts.js';
+import { machineInfo, printTable, writeOutputs } from './report.js';
+import { summarize, type DrafterSummary, type PromptRun } from './stats.js';
+
+export async function runEngineBench(values: BenchValues): Promise<void> {
+  const maxTokens = num(values['max-tokens'], 'max-tokens');
+  const globalBudget = num(values.budget, 'budget');
+  const maxPromptArg = num(values['max-prompt-tokens'], 'max-prompt-tokens');
+  const prompts = readPrompts(values.prompts!, num(values.limit, 'limit'));
+  const specs = values.drafters!.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!specs.includes('plain')) specs.unshift('plain');
+
+  const t0 = performance.now();
+  const engine = await Engine.load(fsShardSource(values.model!));
+  const loadMs = performance.now() - t0;
+  const m = engine.manifest;
+  const maxPromptTokens = Math.min(maxPromptArg > 0 ? maxPromptArg : Infinity, engine.maxContext - maxTokens);
+  const { budgets, oracle } = registerSpecs(engine, specs, {
+    budget: globalBudget,
+    beam: values.beam !== undefined ? num(values.beam, 'beam') : undefined,
+    topM: values['top-m'] !== undefined ? num(values['top-m'], 'top-m') : undefined,
+    minWeight: values['min-weight'] !== undefined ? num(values['min-weight'], 'min-weight') : undefined,
+  });
+
+  process.stderr.write(`model ${values.model} loaded in ${loadMs.toFixed(0)} ms; ${prompts.length} prompts x ${specs.length} drafters, ${maxTokens} new tokens each\n`);
+
+  const runs = new Map<string, (PromptRun | null)[]>(specs.map((s) => [s, []]));
+  const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
+  // warm-up (first runs pay JIT and allocation)
+  for (const spec of specs) {
+    const s = engine.createSession();
+    for await (const _ of s.generate({ promptTokens: engine.encodePrompt('def main():'), maxTokens: 8, sampling: greedy, drafter: spec, treeBudget: budgets.get(spec) })) void _;
+  }
+
+  for (let i = 0; i < prompts.length; i++) {
+    let promptTokens = engine.encodePrompt(prompts[i]);
+    if (promptTokens.length > maxPromptTokens) promptTokens = [promptTokens[0], ...promptTokens.slice(promptTokens.length - maxPromptTokens + 1)];
+    const others = specs.filter((s) => s !== 'plain');
+    const order = ['plain', ...others.map((_, j) => others[(i + j) % others.length])];
+    for (const spec of order) {
+      const session = engine.createSession();
+      let treeNodes = 0, rounds = 0, draftMs = 0, verifyMs = 0, accepted = 0;
+      const tokens: number[] = [];
+      let prefillMs = 0;
+      const tStart = performance.now();
+      for await (const ev of session.generate({
+        promptTokens,
+        maxTokens,
+        sampling: greedy,
+        drafter: spec,
+        treeBudget: budgets.get(spec),
+        onRound: (st) => {
+          rounds++;
+          treeNodes += st.treeSize;
+          draftMs += st.draftMs;
+          verifyMs += st.verifyMs;
+          accepted += st.accepted;
+        },
+      })) {
+        if (ev.type === 'tokens') tokens.push(...ev.tokens);
+        else prefillMs = ev.usage.prefillMs;
+      }
+      const decodeMs = performance.now() - tStart - prefillMs;
+      if (spec === 'plain') oracle.setReference([...promptTokens, ...tokens]);
+      runs.get(spec)!.push({ tokens, decodeMs, rounds, treeNodes, draftMs, verifyMs, accepted });
+    }
+    if (!values.quiet) {
+      const pr = runs.get('plain')![i]!;
+      const line = specs
+        .map((s) => {
+          const r = runs.get(s)![i]!;
+          return `${s} ${((r.tokens.length * 1000) / r.decodeMs).toFixed(0)}/s τ${(r.tokens.length / Math.max(1, r.rounds)).toFixed(1)}${s !== 'plain' && r.tokens.join() !== pr.tokens.join() ? ' DIFF' : ''}`;
+        })
+        .join(' | ');
+      process.stderr.write(`[${i + 1}/${prompts.length}] ${line}\n`);
+    }
+  }
+
+  const plainRuns = runs.get('plain')!;
+  const rows: [string, DrafterSummary][] = specs.map((s) => [s, summarize(runs.get(s)!, plainRuns)]);
+  const options = {
+    prompts: values.prompts,
+    n_prompts: prompts.length,
+    max_tokens: maxTokens,
+    max_prompt_tokens: maxPromptTokens,
+    budget: globalBudget,
+    beam: values.beam ?? null,
+    top_m: values['top-m'] ?? null,
+    min_weight: values['min-weight'] ?? null,
+    model: values.model,
+    runtime: 'onnxruntime-web wasm, 1 thread, Node',
+    greedy: true,
+  };
+  const heap = wasmHeapBytes();
+  const result = {
+    drafters: Object.fromEntries(rows),
+    machine: machineInfo(),
+    options,
+    model: { name: m.name, created: m.created, files: Object.keys(m.files), metrics: m.metrics ?? null },
+    wasm_heap_mib: heap === null ? null : heap / 2 ** 20,
+  };
+  process.stdout.write('\n' + printTable(rows, `(${prompts.length} prompts, ${maxTokens} new tokens, budget ${globalBudget}; speedup = median per-prompt tok/s ratio vs plain)`));
+  writeOutputs(values.json!, result, rows, `ctc-edge drafters: ${prompts.length} prompts, ${maxTokens} tokens, 1 wasm thread`);
+}
