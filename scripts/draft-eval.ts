@@ -19,7 +19,7 @@ import { fsShardSource } from '../src/node/fs-shard-source.js';
 import { CTCPrefixBeamSearch, ctcCollapse } from '../src/engine/ctc-decode.js';
 import { buildTree, childrenOf, treeFromSequences } from '../src/engine/tree.js';
 import { headTopM, medusaTree } from '../src/engine/drafters/medusa-tree.js';
-import { NgramDrafter } from '../src/engine/drafters/ngram.js';
+import { drafterFactories, NgramDrafter } from '../src/engine/drafters/index.js';
 import { ctcHeadConfig } from '../src/engine/drafters/ctc.js';
 import { ort } from '../src/engine/ort.js';
 import type { TokenTree } from '../src/engine/types.js';
@@ -133,5 +133,6 @@ if (ctcS) {
     .join(' | ')}\n`);
 }
 if (medS) for (const M of [2, 4]) report(`medusa top-${M}`, (c, b) => medusaTree(c.pending, headTopM(c.med!, 0, K, V, M), { budget: b }));
-const ng = new NgramDrafter({ costRatio: 0 });
+const ng = await drafterFactories(engine.manifest, { ngram: { costRatio: 0 } }).ngram(engine);
+if (!(ng instanceof NgramDrafter)) throw new Error('drafterFactories: ngram is not an NgramDrafter');
 report('ngram (no cost cut)', (c, b) => ng.draftSync(c.ctx, c.pending, b));
