@@ -2,7 +2,7 @@
  * Token files for the held-out metrics from the shipped tokenizer (no SentencePiece needed):
  * data/corpus/{train,val}.txt -> data/tokens/{train,val}.bin (uint16, each document = <s> + tokens).
  *
- *   npx tsx scripts/dev/tokenize-corpus.ts [--split val]
+ *   npx tsx scripts/experiments/tokenize-corpus.ts [--split val]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';

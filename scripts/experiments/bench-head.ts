@@ -4,7 +4,7 @@
  * wasm, one thread), both at P cached positions, the head seeing `--accept` new positions per
  * round (the tokens a round accepted). Prints medians and the median of per-repetition ratios.
  *
- *   npx tsx scripts/dev/bench-head.ts --head data/onnx/ctc2_head.int8.onnx --head data/onnx/medusa2_head.int8.onnx
+ *   npx tsx scripts/experiments/bench-head.ts --head data/onnx/ctc2_head.int8.onnx --head data/onnx/medusa2_head.int8.onnx
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
