@@ -3,7 +3,9 @@
  * One Engine per model per isolate; sessions are cheap (a KV cache and some arrays).
  */
 import type { Drafter, Manifest, ModelConfig, ShardSource } from './types.js';
-import { DecodingSession, EngineError, type EngineCore, type SessionSnapshot } from './decoder.js';
+import { DecodingSession, type EngineCore } from './decoder.js';
+import { EngineError } from './errors.js';
+import type { SessionSnapshot } from './snapshot.js';
 import { LanguageModel } from './language-model.js';
 import { loadArtifact, loadManifest } from './model-store.js';
 import { createSession, type OrtSession } from './ort.js';

@@ -109,6 +109,10 @@ export interface RoundStats {
   accepted: number;
   /** Draft tokens proposed on the accepted-or-rejected frontier (treeSize - 1). */
   proposed: number;
+  /** The round's steps (round.ts): draft; verify = the base model's pass only; accept; commit =
+   *  emit (detokenizing, stop strings) + commit (KV keep, hidden rows, tokens). */
   draftMs: number;
   verifyMs: number;
+  acceptMs: number;
+  commitMs: number;
 }

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Engine, EngineError, wasmHeapBytes, type GenerateEvent, type GenerateRequest, type DecodingSession } from '../../src/engine/index.js';
-import type { DraftContext, Drafter, SamplingParams, TokenTree } from '../../src/engine/types.js';
+import type { DraftContext, Drafter, RoundStats, SamplingParams, TokenTree } from '../../src/engine/types.js';
 import { buildTree } from '../../src/engine/tree.js';
 import { Rng } from '../../src/engine/sampling.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
@@ -134,6 +134,21 @@ describe('DecodingSession', () => {
     expect(r.done.usage.acceptedPredictionTokens + r.done.usage.rounds).toBe(r.tokens.length);
     expect(s.kvLength).toBe(s.tokens.length - 1);
     console.log(`reference drafter: ${r.tokens.length} tokens in ${r.done.usage.rounds} rounds`);
+  });
+
+  it('times each step of a round: draft, verify (the model pass alone), accept, commit; usage sums the rounds', async () => {
+    const prompt = engine.encodePrompt(PROMPT);
+    refDrafter.reference = [...prompt, ...plain.tokens];
+    const rounds: RoundStats[] = [];
+    const r = await collect(engine.createSession(), { promptTokens: prompt, maxTokens: 12, sampling: GREEDY, drafter: 'reference', onRound: (st) => rounds.push(st) });
+    const u = r.done.usage;
+    expect(rounds.length).toBe(u.rounds);
+    for (const key of ['draftMs', 'verifyMs', 'acceptMs', 'commitMs'] as const) {
+      for (const st of rounds) expect(st[key]).toBeGreaterThanOrEqual(0);
+      expect(u[key]).toBeCloseTo(rounds.reduce((a, st) => a + st[key], 0), 9);
+    }
+    expect(rounds.reduce((a, st) => a + st.accepted, 0)).toBe(u.acceptedPredictionTokens);
+    expect(rounds.reduce((a, st) => a + st.proposed - st.accepted, 0)).toBe(u.rejectedPredictionTokens);
   });
 
   it('reuses the KV of the common prefix and prefills only the rest', async () => {

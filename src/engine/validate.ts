@@ -1,0 +1,32 @@
+/** Request validation: what generate() refuses before it touches the session. */
+import { EngineError } from './errors.js';
+import type { GenerateRequest } from './decoder.js';
+
+/** Tree nodes per round, root included, when the request does not say. */
+export const DEFAULT_BUDGET = 16;
+/** Largest tree: one verify pass holds its nodes after the cache's partial last panel. */
+export const MAX_BUDGET = 64;
+
+/** Throws an EngineError naming the first thing wrong with the request. */
+export function validateRequest(req: GenerateRequest, vocabSize: number, maxContext: number): void {
+  const V = vocabSize;
+  const p = req.promptTokens;
+  if (!Array.isArray(p) || p.length === 0) throw new EngineError('invalid_request', 'promptTokens must hold at least one token');
+  for (const t of p) {
+    if (!Number.isInteger(t) || t < 0 || t >= V) throw new EngineError('invalid_request', `token id ${t} outside [0, ${V})`);
+  }
+  if (p.length >= maxContext) {
+    throw new EngineError(
+      'context_length_exceeded',
+      `prompt has ${p.length} tokens; the model's context is ${maxContext} (prompt + completion)`,
+    );
+  }
+  if (!Number.isInteger(req.maxTokens) || req.maxTokens < 0) throw new EngineError('invalid_request', 'maxTokens must be an integer >= 0');
+  const s = req.sampling;
+  if (!(s.temperature >= 0) || !(s.topP > 0 && s.topP <= 1) || !(Number.isInteger(s.topK) && s.topK >= 0) || !Number.isFinite(s.seed)) {
+    throw new EngineError('invalid_request', 'sampling: temperature >= 0, 0 < topP <= 1, integer topK >= 0, finite seed');
+  }
+  if (req.treeBudget !== undefined && !(Number.isInteger(req.treeBudget) && req.treeBudget >= 1 && req.treeBudget <= MAX_BUDGET)) {
+    throw new EngineError('invalid_request', `treeBudget must be an integer in [1, ${MAX_BUDGET}]`);
+  }
+}
