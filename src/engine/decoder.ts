@@ -59,12 +59,10 @@ export interface Usage {
   draftMs: number;
   /** The rounds' verify steps: the base model's tree passes only. */
   verifyMs: number;
-  /** The rounds' accept steps. Always set by the engine (optional only so that Usage values
-   *  built elsewhere without it still type-check). */
-  acceptMs?: number;
-  /** The rounds' emit (detokenizing, stop strings) and commit (KV keep, hidden rows) steps.
-   *  Always set by the engine, optional as acceptMs. */
-  commitMs?: number;
+  /** The rounds' accept steps. */
+  acceptMs: number;
+  /** The rounds' emit (detokenizing, stop strings) and commit (KV keep, hidden rows) steps. */
+  commitMs: number;
   prefillMs: number;
 }
 
@@ -281,8 +279,8 @@ function addRound(u: Usage, round: RoundResult): void {
   u.rejectedPredictionTokens += r.proposed - r.accepted;
   u.draftMs += r.draftMs;
   u.verifyMs += r.verifyMs;
-  u.acceptMs = (u.acceptMs ?? 0) + r.acceptMs;
-  u.commitMs = (u.commitMs ?? 0) + r.commitMs;
+  u.acceptMs += r.acceptMs;
+  u.commitMs += r.commitMs;
 }
 
 function now(): number {

@@ -414,7 +414,7 @@ async function jsonAsGenerated(
 
 const EMPTY_USAGE: DoDone['usage'] = {
   promptTokens: 0, cachedTokens: 0, completionTokens: 0, acceptedPredictionTokens: 0, rejectedPredictionTokens: 0,
-  rounds: 0, draftMs: 0, verifyMs: 0, prefillMs: 0,
+  rounds: 0, draftMs: 0, verifyMs: 0, acceptMs: 0, commitMs: 0, prefillMs: 0,
 };
 
 /** The session's stream broke before its last event: nothing of this request was kept (requests are atomic). */

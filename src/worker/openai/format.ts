@@ -49,7 +49,9 @@ export function toExtension(d: DoDone) {
       tokens_per_round: u.rounds ? round2(u.completionTokens / u.rounds) : null,
     },
     draft_ms: round2(u.draftMs),
-    verify_ms: round2(u.verifyMs),
+    verify_ms: round2(u.verifyMs), // the model pass over the tree only
+    accept_ms: round2(u.acceptMs),
+    commit_ms: round2(u.commitMs), // emit (stop text) + commit (KV compaction)
     prefill_ms: round2(u.prefillMs),
     persist_ms: d.persistMs === undefined ? null : round2(d.persistMs),
     restore: d.restore ? { ...d.restore, ms: round2(d.restore.ms) } : null,
