@@ -24,6 +24,8 @@ export const TENANTS = {
   bob: { key_sha256: [sha256('sk-bob')], max_tokens: 512, max_rounds: 1000, rpm: 0 },
   carol: { key_sha256: [sha256('sk-carol')], max_tokens: 256, max_rounds: 64, rpm: 0, drafter: 'plain' },
   limited: { key_sha256: [sha256('sk-limited')], max_tokens: 16, max_rounds: 4, rpm: 3 },
+  // Fuzzing (fuzz.test.ts): valid requests stay cheap.
+  fuzz: { key_sha256: [sha256('sk-fuzz')], max_tokens: 8, max_rounds: 4, rpm: 0 },
 };
 
 export interface Manifest {
