@@ -151,7 +151,7 @@ export class DecodingSession {
    * Restores state. With `kv` (the chunks of kvChunks/exportKV from position 0, covering at least
    * snap.kvLength positions) the continuation
    * is bit-identical; without, the KV is recomputed by a prefill on the next generate (same
-   * tokens; logits may differ in the last bits, see the report on dynamic quantization).
+   * tokens, and the same numbers: the graph sums attention panel by panel, so a prefill computes what decoding did).
    */
   static restore(core: EngineCore, snap: SessionSnapshot, kv?: Iterable<Uint8Array>): DecodingSession {
     checkSnapshot(snap, core.modelId);

@@ -66,13 +66,13 @@ export class LanguageModel {
     this.session = session;
     this.config = config;
     this.kvPool = new KVBufferPool(2 * config.max_seq_len * config.n_layers * 2 * config.n_heads * config.head_dim * 4);
-    if (!Number.isInteger(config.kv_panel)) throw new Error('base model: the manifest config has no kv_panel (re-export with scripts/export_onnx.py and scripts/shard.py)');
+    if (!Number.isInteger(config.kv_panel)) throw new Error('base model: the manifest config has no kv_panel (re-export with training/export_onnx.py and training/shard.py)');
     const need = ['input_ids', 'position_ids', 'attention_mask', 'past_key_0', 'past_value_0', 'past_tail', 'tail_groups'];
     for (const n of need) {
       if (!session.inputNames.includes(n)) throw new Error(`base model: missing input ${n} (has ${session.inputNames.join(', ')})`);
     }
     if (session.outputNames.includes('present_key_0')) {
-      throw new Error('base model: this graph returns the whole cache (present_*, KV interface 1); re-export it with scripts/export_onnx.py');
+      throw new Error('base model: this graph returns the whole cache (present_*, KV interface 1); re-export it with training/export_onnx.py');
     }
     for (const n of ['logits', 'hidden', 'new_kv']) {
       if (!session.outputNames.includes(n)) throw new Error(`base model: missing output ${n}`);

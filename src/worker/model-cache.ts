@@ -67,7 +67,7 @@ export class R2ShardSource implements ShardSource {
 }
 
 const engines = new Map<string, Promise<Engine>>();
-/** Load time of the engines this isolate loaded (for /health and the report). */
+/** Load time of the engines this isolate loaded (reported by GET /v1/sessions/{id}). */
 export const loadStats = new Map<string, { ms: number; at: string }>();
 
 export function getEngine(bucket: R2Bucket, model: string): Promise<Engine> {

@@ -42,12 +42,12 @@ async function generate(session: DecodingSession, req: GenerateRequest) {
 
 beforeAll(async () => {
   requireModel();
-  const lines = requireFile(join(ROOT, 'bench/prompts.jsonl'), 'scripts/make_fixtures.py (held-out prompts, one {"prompt"} per line)')
+  const lines = requireFile(join(ROOT, 'bench/prompts.jsonl'), 'training/make_fixtures.py (held-out prompts, one {"prompt"} per line)')
     .split('\n')
     .filter((l) => l.trim());
   engine = await Engine.load(fsShardSource(MODEL_DIR));
   for (const head of ['ctc_head', 'medusa_head']) {
-    if (!engine.manifest.files[head]) throw new Error(`${MODEL_DIR}/manifest.json has no ${head}: it is written by scripts/shard.py from the exported heads`);
+    if (!engine.manifest.files[head]) throw new Error(`${MODEL_DIR}/manifest.json has no ${head}: it is written by training/shard.py from the exported heads`);
   }
   registerDrafters(engine);
   engine.registerDrafter('oracle', () => oracle);

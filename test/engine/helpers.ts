@@ -21,7 +21,7 @@ export function requireFile(path: string, producer: string): string {
 }
 
 export function requireModel(): void {
-  requireFile(join(MODEL_DIR, 'manifest.json'), 'scripts/export_onnx.py, quantize.py and shard.py (model-shards/default)');
+  requireFile(join(MODEL_DIR, 'manifest.json'), 'training/export_onnx.py, quantize.py and shard.py (model-shards/default)');
 }
 
 /** The model's tokenizer when the model exists, else the training output (data/tokenizer). */
@@ -32,5 +32,5 @@ export async function loadTestTokenizer(): Promise<{ tok: TextTokenizer; from: s
     return { tok: new TextTokenizer(await loadArtifact(src, m, 'tokenizer')), from: MODEL_DIR };
   }
   const path = join(ROOT, 'data/tokenizer/tokenizer.json');
-  return { tok: new TextTokenizer(requireFile(path, 'scripts/train_tokenizer.py')), from: path };
+  return { tok: new TextTokenizer(requireFile(path, 'training/train_tokenizer.py')), from: path };
 }

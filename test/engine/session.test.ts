@@ -67,7 +67,7 @@ async function collect(session: DecodingSession, req: GenerateRequest): Promise<
 const PROMPT = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n';
 
 /**
- * The fixture comes from a PyTorch mirror of the row-wise int8 graph (scripts/reference.py). fp32 ORT
+ * The fixture comes from a PyTorch mirror of the row-wise int8 graph (training/reference.py). fp32 ORT
  * matches PyTorch to ~2e-5, but the int8 graph re-quantizes activations before every matmul, which can
  * turn a float rounding difference into one quantization step (logits move by up to ~0.2-0.5). So the
  * fixture keeps only prompts whose greedy path has a top-2 logit gap of at least `min_margin` at every
@@ -76,7 +76,7 @@ const PROMPT = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n
  */
 describe('greedy parity with the PyTorch reference (test/fixtures/greedy.json)', () => {
   it('plain greedy decoding reproduces the reference token for token', async () => {
-    const fx = JSON.parse(requireFile(join(FIXTURES, 'greedy.json'), 'scripts/make_fixtures.py (PyTorch reference of the quantized model)')) as {
+    const fx = JSON.parse(requireFile(join(FIXTURES, 'greedy.json'), 'training/make_fixtures.py (PyTorch reference of the quantized model)')) as {
       min_margin: number;
       prompts: { ids: number[]; greedy: number[] }[];
     };

@@ -63,7 +63,7 @@ describe('StreamDecoder', () => {
 describe('parity with the Python SentencePiece encoder', () => {
   it('encodes the fixture text to exactly the fixture ids and decodes it back', () => {
     const fx = JSON.parse(
-      requireFile(join(FIXTURES, 'tokenizer.json'), 'scripts/make_fixtures.py (Python SentencePiece on held-out text)'),
+      requireFile(join(FIXTURES, 'tokenizer.json'), 'training/make_fixtures.py (Python SentencePiece on held-out text)'),
     ) as { text: string; ids: number[] };
     const ids = tok.encode(fx.text);
     expect(ids.length).toBe(fx.ids.length);

@@ -5,7 +5,7 @@
  * last one pending) the head has seen positions 0..n-2, and its output at n-2 drafts the tokens
  * after the pending one.
  *
- * Graph (scripts/export_onnx.py build_prefix_head; m new positions, Ph cached, Hh heads of Dh):
+ * Graph (training/export_onnx.py build_prefix_head; m new positions, Ph cached, Hh heads of Dh):
  *   in:  hidden [1,m,d], next_ids int64 [1,m], position_ids int64 [1,m],
  *        attention_mask [1,1,m,Ph+m] (additive, causal), past_key / past_value [1,Hh,Ph,Dh]
  *   out: the read-out of the newest position (log_probs [slots, V'+1] or logits [k, V]),

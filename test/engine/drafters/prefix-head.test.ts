@@ -19,7 +19,7 @@ beforeAll(async () => {
   requireModel();
   engine = await Engine.load(fsShardSource(MODEL_DIR));
   for (const h of ['ctc2_head', 'medusa2_head']) {
-    if (!engine.manifest.files[h]) throw new Error(`${MODEL_DIR}/manifest.json has no ${h}: scripts/train_heads.py --kind ${h.split('_')[0]}, then export_onnx.py and shard.py`);
+    if (!engine.manifest.files[h]) throw new Error(`${MODEL_DIR}/manifest.json has no ${h}: training/train_heads.py --kind ${h.split('_')[0]}, then training/export_onnx.py and training/shard.py`);
   }
   registerDrafters(engine);
   d = engine.config.d_model;
