@@ -26,6 +26,7 @@ import { Miniflare } from 'miniflare';
 import { Engine, type GenerateEvent } from '../src/engine/index.js';
 import { registerDrafters } from '../src/engine/drafters/index.js';
 import { fsShardSource } from '../src/node/fs-shard-source.js';
+import { isolateInspector } from '../src/node/isolate-inspector.js';
 import { startBundle } from '../src/node/local-worker.js';
 import { seedModels } from '../src/node/r2-seed.js';
 
@@ -180,39 +181,6 @@ async function nodeTokensPerSecond(drafter: string): Promise<number> {
   await mf.dispose();
 }
 
-/** V8 inspector → Runtime.getHeapUsage of our worker's isolate (JS heap + ArrayBuffer backing stores).
- *  One connection for all samples: workerd's inspector hangs when a second session attaches. */
-async function inspector(port: number) {
-  const list = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as { id: string; webSocketDebuggerUrl: string }[];
-  const target = list.find((t) => t.id === 'core:user:') ?? list[0];
-  const WS = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ?? ((await import('undici')).WebSocket as unknown as typeof WebSocket);
-  const ws = new WS(target.webSocketDebuggerUrl);
-  await new Promise((r) => ws.addEventListener('open', r));
-  let id = 0;
-  const waiting = new Map<number, (r: unknown) => void>();
-  ws.addEventListener('message', (e) => {
-    const m = JSON.parse(String(e.data));
-    waiting.get(m.id)?.(m.result);
-    waiting.delete(m.id);
-  });
-  const call = <T>(method: string) =>
-    new Promise<T>((res) => {
-      const my = ++id;
-      waiting.set(my, res as (r: unknown) => void);
-      ws.send(JSON.stringify({ id: my, method, params: {} }));
-    });
-  await call('HeapProfiler.enable');
-  return {
-    heap: () => call<{ usedSize: number; totalSize: number; backingStorageSize: number }>('Runtime.getHeapUsage'),
-    /** workerd answers collectGarbage only once the isolate next runs: poke it with a request. */
-    gc: async (url: string) => {
-      const done = call<unknown>('HeapProfiler.collectGarbage');
-      await (await fetch(`${url}health`)).text();
-      await done;
-    },
-    close: () => ws.close(),
-  };
-}
 const INSPECTOR = 9341;
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 
@@ -260,7 +228,7 @@ for (const drafter of values.drafters!.split(',')) {
 
 // 5b. peak memory after a long context -------------------------------------------------------------------
 let peak = { usedSize: 0, totalSize: 0, backingStorageSize: 0, sum: 0 };
-const insp = await inspector(INSPECTOR);
+const insp = await isolateInspector(INSPECTOR);
 const sample = async () => {
   const h = await insp.heap();
   const sum = h.usedSize + h.backingStorageSize;

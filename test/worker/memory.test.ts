@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type OpenAI from 'openai';
 import { ROOT, startWorker, type Worker } from './harness';
+import { isolateInspector } from '../../src/node/isolate-inspector';
 
 const ISOLATE_LIMIT = 128 * 2 ** 20;
 const SESSIONS = 12; // ~6.5 MiB of KV each at 500 tokens: 78 MiB, well over the default 32 MiB budget
@@ -30,30 +31,6 @@ afterAll(async () => {
   await w?.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** One inspector connection (workerd's inspector hangs when a second one attaches). */
-async function inspector() {
-  const list = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as { id: string; webSocketDebuggerUrl: string }[];
-  const target = list.find((t) => t.id === 'core:user:') ?? list[0];
-  // Node 20 has no global WebSocket; undici (miniflare's HTTP client) has one.
-  const WS = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ?? ((await import('undici')).WebSocket as unknown as typeof WebSocket);
-  const ws = new WS(target.webSocketDebuggerUrl);
-  await new Promise((r) => ws.addEventListener('open', r));
-  let id = 0;
-  const waiting = new Map<number, (r: unknown) => void>();
-  ws.addEventListener('message', (e) => {
-    const m = JSON.parse(String(e.data)) as { id: number; result: unknown };
-    waiting.get(m.id)?.(m.result);
-    waiting.delete(m.id);
-  });
-  const call = <T,>(method: string) =>
-    new Promise<T>((res) => {
-      const my = ++id;
-      waiting.set(my, res as (r: unknown) => void);
-      ws.send(JSON.stringify({ id: my, method, params: {} }));
-    });
-  return { heap: () => call<{ usedSize: number; backingStorageSize: number }>('Runtime.getHeapUsage'), close: () => ws.close() };
-}
 
 interface Info {
   tokens: number;
@@ -76,7 +53,7 @@ describe('memory soak', () => {
       .filter((l) => l.trim())
       .map((l) => (JSON.parse(l) as { prompt: string }).prompt)
       .slice(0, SESSIONS);
-    const insp = await inspector();
+    const insp = await isolateInspector(port);
     let peak = { js: 0, buffers: 0, wasm: 0, total: 0 };
     let wasm = 0;
     const sample = async () => {
