@@ -25,6 +25,7 @@ import {
 import { ChatCompletionSchema, CompletionSchema, SESSION_ID_RE, type ChatCompletionBody, type CompletionBody } from './openai/schemas';
 import type { DoDone, DoEvent, DoGenerateRequest } from './protocol';
 import { authenticate, type Tenant } from './tenants';
+import { drainUnreadBody } from './body-drain';
 
 type AppEnv = { Bindings: Env; Variables: { tenant: Tenant } };
 
@@ -38,32 +39,10 @@ export function modelNames(env: Env): string[] {
     .filter(Boolean);
 }
 
-/**
- * A request answered before its body was read (an unknown path, a wrong method or key, a refused
- * parameter) still has its body on the way: closing on a client that is still writing makes it fail with
- * a broken pipe before it reads the answer. Read what is left, up to the body limit, before answering.
- */
-app.use('*', async (c, next) => {
-  await next();
-  const body = c.req.raw.body;
-  if (c.res.status < 400 || !body || c.req.raw.bodyUsed || body.locked) return;
-  const reader = body.getReader();
-  const deadline = Date.now() + DRAIN_MS;
-  let read = 0;
-  try {
-    while (read <= BODY_LIMIT && Date.now() < deadline) {
-      const r = await Promise.race([reader.read(), new Promise<null>((res) => setTimeout(() => res(null), Math.max(1, deadline - Date.now())))]);
-      if (r === null) break;
-      if (r.done) return;
-      read += r.value.byteLength;
-    }
-    await reader.cancel();
-  } catch {
-    // the client went away: nothing to answer
-  }
-});
-/** A client still sending after this long gets its answer anyway. */
-const DRAIN_MS = 2_000;
+/** Largest request body accepted (413 above). */
+const BODY_LIMIT = 256 * 1024;
+
+app.use('*', drainUnreadBody(BODY_LIMIT));
 
 // ------------------------------------------------------------------------------------------- errors
 app.onError((err, c) => {
@@ -123,7 +102,6 @@ const jsonOnly = async (c: Context<AppEnv>, next: () => Promise<void>) => {
   await next();
 };
 
-const BODY_LIMIT = 256 * 1024;
 const limitBody = bodyLimit({
   maxSize: BODY_LIMIT,
   onError: () => {
