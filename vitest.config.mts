@@ -18,6 +18,16 @@ export default defineConfig({
           hookTimeout: 120_000,
         },
       },
+      {
+        test: {
+          // transformers.js over model-hf/default (training/export_hf.py) vs the engine
+          name: 'hf',
+          include: ['test/hf/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
       'test/worker/vitest.config.{mts,ts}',
     ],
   },
