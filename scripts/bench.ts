@@ -6,6 +6,8 @@
  *                    [--drafters plain,ngram,medusa,ctc,ctc-ngram,oracle] [--budget 16] [--beam 8] [--top-m 4]
  *                    [--min-weight 0] [--json bench-results/bench.json] [--model model-shards/default]
  *   npm run bench -- --api http://127.0.0.1:8787 [--api-key sk-local-dev] ...   (through the HTTP API)
+ *   npm run bench -- --anchor transformers.js [--anchor-runtime wasm|cpu] [--drafters plain,ngram] ...
+ *                    (transformers.js generate() on model-hf/default vs the engine: scripts/bench/anchor.ts)
  *
  * Prompts longer than --max-prompt-tokens keep <s> and their last tokens; the default (0) keeps as
  * much as the context allows: prompt + max tokens <= the model's context (512). Prompt files:
@@ -29,7 +31,8 @@ import { parseBenchArgs } from './bench/options.js';
 
 const values = parseBenchArgs(import.meta.url);
 try {
-  if (values.api) await (await import('./bench/api.js')).runApiBench(values);
+  if (values.anchor) await (await import('./bench/anchor.js')).runAnchorBench(values);
+  else if (values.api) await (await import('./bench/api.js')).runApiBench(values);
   else await (await import('./bench/engine.js')).runEngineBench(values);
 } catch (e) {
   process.stderr.write(`${(e as Error)?.stack ?? e}\n`);

@@ -18,6 +18,9 @@ export const BENCH_OPTIONS = {
   json: { type: 'string', default: 'bench-results/bench.json' },
   model: { type: 'string', default: 'model-shards/default' },
   api: { type: 'string' },
+  /** `transformers.js`: scripts/bench/anchor.ts; `--anchor-runtime wasm|cpu` its ONNX runtime. */
+  anchor: { type: 'string' },
+  'anchor-runtime': { type: 'string', default: 'wasm' },
   'api-key': { type: 'string', default: 'sk-local-dev' },
   'api-model': { type: 'string', default: 'default' },
   quiet: { type: 'boolean', default: false },
