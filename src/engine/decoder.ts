@@ -40,6 +40,9 @@ export interface GenerateRequest {
   drafter?: string;
   /** Max tree nodes per round, root included (default 16). */
   treeBudget?: number;
+  /** Refuse (context_length_exceeded) a request whose prompt + max(1, maxTokens) does not fit the
+   *  context, instead of finishing with 'length' when the context is full. */
+  refuseOverContext?: boolean;
   signal?: AbortSignal;
   /** Called after every round (benchmarks). */
   onRound?: (stats: RoundStats) => void;
@@ -79,6 +82,8 @@ export interface EngineCore {
   readonly modelId: string;
   readonly stopTokens: ReadonlySet<number>;
   readonly prefillChunk: number;
+  /** Registered drafter names (valid values of GenerateRequest.drafter). */
+  readonly drafterNames: string[];
   makeDrafter(name: string): Promise<Drafter>;
 }
 
@@ -162,10 +167,19 @@ export class DecodingSession {
 
   // ---------------------------------------------------------------- generation
 
-  async *generate(req: GenerateRequest): AsyncGenerator<GenerateEvent> {
+  /**
+   * Throws the EngineError generate() would throw for this request (busy or released session, bad
+   * tokens, context, sampling, tree budget, drafter), without starting it: hosts call it before they
+   * commit to a response. generate() runs the same check.
+   */
+  check(req: GenerateRequest): void {
     if (this.busy) throw new EngineError('session_busy', 'this session is already generating');
     if (this.released) throw new EngineError('invalid_request', 'this session was released');
-    validateRequest(req, this.core.config.vocab_size, this.core.maxContext);
+    validateRequest(req, { vocabSize: this.core.config.vocab_size, maxContext: this.core.maxContext, drafters: this.core.drafterNames });
+  }
+
+  async *generate(req: GenerateRequest): AsyncGenerator<GenerateEvent> {
+    this.check(req);
     this.busy = true;
     try {
       yield* this.run(req);

@@ -1,4 +1,8 @@
-/** Request validation: what generate() refuses before it touches the session. */
+/**
+ * Request validation: what generate() refuses before it touches the session. The only check of a
+ * generation request: hosts (the Worker) call DecodingSession.check, which runs this, before they
+ * commit to a response, and word the errors from EngineError.code and .detail.
+ */
 import { EngineError } from './errors.js';
 import type { GenerateRequest } from './decoder.js';
 
@@ -7,26 +11,41 @@ export const DEFAULT_BUDGET = 16;
 /** Largest tree: one verify pass holds its nodes after the cache's partial last panel. */
 export const MAX_BUDGET = 64;
 
+/** What the request is checked against. */
+export interface ValidationLimits {
+  vocabSize: number;
+  maxContext: number;
+  /** Registered drafter names. */
+  drafters: readonly string[];
+}
+
 /** Throws an EngineError naming the first thing wrong with the request. */
-export function validateRequest(req: GenerateRequest, vocabSize: number, maxContext: number): void {
-  const V = vocabSize;
+export function validateRequest(req: GenerateRequest, limits: ValidationLimits): void {
+  const { vocabSize: V, maxContext } = limits;
   const p = req.promptTokens;
   if (!Array.isArray(p) || p.length === 0) throw new EngineError('invalid_request', 'promptTokens must hold at least one token');
   for (const t of p) {
-    if (!Number.isInteger(t) || t < 0 || t >= V) throw new EngineError('invalid_request', `token id ${t} outside [0, ${V})`);
+    if (!Number.isInteger(t) || t < 0 || t >= V) throw new EngineError('invalid_token', `token id ${t} outside [0, ${V})`, { token: t, vocabSize: V });
   }
+  const asked = Math.max(1, req.maxTokens);
+  const context = (over: 'prompt' | 'maxTokens', message: string) =>
+    new EngineError('context_length_exceeded', message, { promptTokens: p.length, maxTokens: asked, maxContext, over });
   if (p.length >= maxContext) {
-    throw new EngineError(
-      'context_length_exceeded',
-      `prompt has ${p.length} tokens; the model's context is ${maxContext} (prompt + completion)`,
-    );
+    throw context('prompt', `prompt has ${p.length} tokens; the model's context is ${maxContext} (prompt + completion)`);
   }
   if (!Number.isInteger(req.maxTokens) || req.maxTokens < 0) throw new EngineError('invalid_request', 'maxTokens must be an integer >= 0');
+  if (req.refuseOverContext && p.length + asked > maxContext) {
+    throw context('maxTokens', `prompt (${p.length} tokens) + maxTokens (${asked}) exceed the model's context of ${maxContext}`);
+  }
   const s = req.sampling;
   if (!(s.temperature >= 0) || !(s.topP > 0 && s.topP <= 1) || !(Number.isInteger(s.topK) && s.topK >= 0) || !Number.isFinite(s.seed)) {
     throw new EngineError('invalid_request', 'sampling: temperature >= 0, 0 < topP <= 1, integer topK >= 0, finite seed');
   }
   if (req.treeBudget !== undefined && !(Number.isInteger(req.treeBudget) && req.treeBudget >= 1 && req.treeBudget <= MAX_BUDGET)) {
     throw new EngineError('invalid_request', `treeBudget must be an integer in [1, ${MAX_BUDGET}]`);
+  }
+  const drafter = req.drafter ?? 'plain';
+  if (!limits.drafters.includes(drafter)) {
+    throw new EngineError('unknown_drafter', `unknown drafter "${drafter}" (have: ${limits.drafters.join(', ')})`, { drafter, drafters: [...limits.drafters] });
   }
 }

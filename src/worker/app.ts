@@ -5,6 +5,7 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
+import { methodNotAllowed } from 'hono/method-not-allowed';
 import { streamSSE } from 'hono/streaming';
 import { zValidator } from '@hono/zod-validator';
 import type { z } from 'zod';
@@ -23,7 +24,7 @@ import {
   type Ids,
 } from './openai/format';
 import { ChatCompletionSchema, CompletionSchema, SESSION_ID_RE, type ChatCompletionBody, type CompletionBody } from './openai/schemas';
-import type { DoDone, DoEvent, DoGenerateRequest } from './protocol';
+import type { DoDone, DoEvent, DoEventSource, DoFailure, DoGenerateRequest } from './protocol';
 import { authenticate, type Tenant } from './tenants';
 import { drainUnreadBody } from './body-drain';
 
@@ -55,6 +56,19 @@ app.onError((err, c) => {
   console.error('unhandled', err);
   return new ApiError(500, 'Internal server error.', 'server_error').toResponse();
 });
+// Known paths with the wrong method → 405 naming the allowed ones (hono's middleware, from the routes below).
+app.use(
+  '*',
+  methodNotAllowed({
+    app,
+    onMethodNotAllowed: (c, methods) => {
+      const allow = methods.join(', ');
+      return new ApiError(405, `Method ${c.req.method} is not allowed on ${new URL(c.req.url).pathname} (allowed: ${allow}).`, 'invalid_request_error', null, 'method_not_allowed', {
+        allow,
+      }).toResponse();
+    },
+  }),
+);
 app.notFound((c) => new ApiError(404, `Unknown request URL: ${c.req.method} ${new URL(c.req.url).pathname}.`, 'invalid_request_error', null, 'unknown_url').toResponse());
 
 /** zod failures → 400 in OpenAI's error shape, naming the first offending parameter. */
@@ -145,34 +159,17 @@ app.post('/v1/chat/completions', limitBody, auth, jsonOnly, validate(ChatComplet
 /** Session introspection and removal (tenant-scoped like everything else). */
 app.get('/v1/sessions/:id', auth, async (c) => {
   const id = sessionIdParam(c.req.param('id')!);
-  const res = await sessionStub(c.env, c.get('tenant'), id).fetch(`https://session/info?model=${encodeURIComponent(modelNames(c.env)[0] ?? '')}`);
-  if (!res.ok) throw ApiError.fromBody(res.status, await res.json().catch(() => null), passOn(res.headers));
-  return c.json({ id, object: 'session', ...((await res.json()) as object) });
+  const r = await sessionStub(c.env, c.get('tenant'), id).info(modelNames(c.env)[0] ?? null);
+  if (!r.ok) throw failed(r);
+  return c.json({ id, object: 'session', ...r.value });
 });
 
 app.delete('/v1/sessions/:id', auth, async (c) => {
   const id = sessionIdParam(c.req.param('id')!);
-  const res = await sessionStub(c.env, c.get('tenant'), id).fetch('https://session/session', { method: 'DELETE' });
-  if (!res.ok) throw ApiError.fromBody(res.status, await res.json().catch(() => null), passOn(res.headers));
+  const r = await sessionStub(c.env, c.get('tenant'), id).drop();
+  if (!r.ok) throw failed(r);
   return c.json({ id, object: 'session.deleted', deleted: true });
 });
-
-// Known paths with the wrong method → 405 (registered after the real handlers, so those match first).
-const METHODS: Record<string, string> = {
-  '/health': 'GET',
-  '/v1/models': 'GET',
-  '/v1/models/:model': 'GET',
-  '/v1/completions': 'POST',
-  '/v1/chat/completions': 'POST',
-  '/v1/sessions/:id': 'GET, DELETE',
-};
-for (const [path, allow] of Object.entries(METHODS)) {
-  app.all(path, (c) =>
-    new ApiError(405, `Method ${c.req.method} is not allowed on ${new URL(c.req.url).pathname} (allowed: ${allow}).`, 'invalid_request_error', null, 'method_not_allowed', {
-      allow,
-    }).toResponse(),
-  );
-}
 
 // ------------------------------------------------------------------------------------------- helpers
 function allowedModels(env: Env, tenant: Tenant): string[] {
@@ -244,18 +241,13 @@ async function generate(
   };
   // Ephemeral requests get a DO of their own (random name, nothing persisted).
   const stub = sessionStub(c.env, tenant, sessionId ?? `~ephemeral:${crypto.randomUUID()}`);
-  let res: Response;
+  let started: Awaited<ReturnType<typeof stub.generate>>;
   try {
-    res = await stub.fetch('https://session/generate', {
-      method: 'POST',
-      body: JSON.stringify(req),
-      headers: { 'content-type': 'application/json' },
-      signal: c.req.raw.signal,
-    });
+    started = await stub.generate(req);
   } catch {
     throw interrupted(); // the object was reset before it answered
   }
-  if (!res.ok || !res.body) throw ApiError.fromBody(res.status, await res.json().catch(() => null), passOn(res.headers));
+  if (!started.ok) throw failed(started);
 
   const ids: Ids = {
     id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${crypto.randomUUID().replace(/-/g, '')}`,
@@ -263,7 +255,7 @@ async function generate(
     model: body.model,
   };
   if (sessionId) c.header('x-session-id', sessionId);
-  const { events, cancel } = readEvents(res.body);
+  const { events, cancel } = readEvents(started.events);
   // A chat reply starts after "Assistant:"; drop the one space the model puts there (see chat-template.ts).
   const lastRole = kind === 'chat' ? (body as ChatCompletionBody).messages.at(-1)?.role : undefined;
   let atStart = kind === 'chat' && lastRole !== 'assistant' && !body.continue;
@@ -401,10 +393,9 @@ function interrupted(): ApiError {
     'Nothing of this request was kept; retry it.', 'service_unavailable', null, 'session_interrupted', { 'retry-after': '1' });
 }
 
-/** Headers of a session error response that the client must see (Retry-After of a 503 or 429). */
-function passOn(headers: Headers): Record<string, string> {
-  const retry = headers.get('retry-after');
-  return retry ? { 'retry-after': retry } : {};
+/** A session method's failure as the error the client gets (with its Retry-After, if any). */
+function failed(r: DoFailure): ApiError {
+  return ApiError.fromBody(r.error.status, r.error.body, r.error.headers ?? {});
 }
 
 /** `X-Fault` (JSON FaultSpec) where the deployment allows fault injection (FAULT_INJECTION=on; tests). */
@@ -418,23 +409,34 @@ function faultSpec(c: Context<AppEnv>): DoGenerateRequest['fault'] {
   }
 }
 
-/** Newline-delimited JSON events from the DO; `cancel` (client gone) cancels the DO's stream. */
-function readEvents(body: ReadableStream<Uint8Array>): { events: AsyncGenerator<DoEvent>; cancel: () => void } {
-  const reader = body.pipeThrough(new TextDecoderStream() as unknown as TransformStream<Uint8Array, string>).getReader();
-  const cancel = () => void reader.cancel().catch(() => {});
+/**
+ * The session's events as they come (batches over RPC). `cancel` (the client is gone) stops the engine at
+ * the next round boundary; the source is disposed of once read or cancelled.
+ */
+function readEvents(source: DoEventSource & Partial<Disposable>): { events: AsyncGenerator<DoEvent>; cancel: () => void } {
+  let finished = false;
+  const dispose = () => {
+    try {
+      source[Symbol.dispose]?.();
+    } catch {
+      // already gone
+    }
+  };
+  const cancel = () => {
+    if (finished) return;
+    finished = true;
+    void Promise.resolve(source.cancel()).catch(() => {}).finally(dispose);
+  };
   async function* events(): AsyncGenerator<DoEvent> {
-    let buf = '';
     try {
       for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        buf += value;
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line) yield JSON.parse(line) as DoEvent;
-        }
+        const batch = await source.next();
+        if (batch.length === 0) break;
+        yield* batch;
+      }
+      if (!finished) {
+        finished = true;
+        dispose();
       }
     } finally {
       cancel();

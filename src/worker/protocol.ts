@@ -1,8 +1,10 @@
 /**
- * What the worker sends to a session Durable Object and what comes back.
- * Request: POST https://session/generate with a DoGenerateRequest JSON body.
- * Response: an OpenAI error (non-2xx) when the request cannot start (validation that needs the model,
- * busy session, bad shard), else 200 with newline-delimited JSON DoEvents, ending with "done" or "error".
+ * What the Worker sends to a session Durable Object and what comes back, over RPC (session-do.ts):
+ * - `generate(DoGenerateRequest)`: a DoFailure when the request cannot start (validation that needs the
+ *   model, busy session, bad shard), else its DoStart and an RPC target whose `next()` gives the DoEvents
+ *   as they come (batches; [] at the end, after "done" or "error") and whose `cancel()` stops the engine
+ *   at the next round boundary (so does disposing of it: the Worker's request ending).
+ * - `info(model)`: SessionInfo or a DoFailure. `drop()`: null or a DoFailure.
  */
 import type { SamplingParams, Usage } from '../engine/index';
 import type { OpenAIErrorBody } from './openai/errors';
@@ -69,3 +71,35 @@ export interface DoError {
   headers?: Record<string, string>;
 }
 export type DoEvent = DoStart | DoTokens | DoDone | DoError;
+
+/** An OpenAI error as a session object returns it. */
+export interface DoFailure {
+  ok: false;
+  error: DoError;
+}
+
+/** A session method's outcome. */
+export type DoResult<T> = { ok: true; value: T } | DoFailure;
+
+/** The events of a started generation (an RPC target of the session object). */
+export interface DoEventSource {
+  /** The next events, at least one; [] once the generation has ended. */
+  next(): Promise<DoEvent[]>;
+  /** The reader is gone: stop the engine at the next round boundary; the request changes nothing. */
+  cancel(): void;
+}
+
+export interface SessionInfo {
+  tokens: number;
+  kv_tokens_in_memory: number;
+  kv_tokens_stored: number;
+  model: string | null;
+  in_memory: boolean;
+  busy: boolean;
+  text: string | null;
+  /** This isolate: ORT's wasm heap (only grows, so it is the peak) and model load times. */
+  isolate: { wasm_heap_bytes: number | null; model_loads: Record<string, { ms: number; at: string }> };
+  /** Drafters the model offers (valid values of the `drafter` parameter) and the default one. */
+  drafters: string[];
+  default_drafter: string | null;
+}

@@ -10,33 +10,51 @@
  * write fails, the object is evicted) changes nothing: the in-memory state is dropped and the stored one,
  * the last complete request, is what the next request sees. So a session never holds text its client was
  * not given, and retrying an interrupted request (the `openai` client does, on connection errors and 5xx)
- * is always safe. A client that disconnects aborts the engine at the next round boundary: the worker
- * cancels our response stream, and request.signal fires.
+ * is always safe. A client that disconnects aborts the engine at the next round boundary: the Worker
+ * cancels the generation's event source (or its request ends, which disposes of it).
+ *
+ * Called over RPC (protocol.ts): `generate`, `info`, `drop`. The pieces that need no Durable Object are
+ * plain modules: prompt assembly (prompt.ts), the default drafter (drafter-choice.ts), the isolate's
+ * memory budget (session-memory.ts), which stored KV a save keeps and a restore reads (kv-persist.ts), the
+ * events' queue (event-channel.ts) and the API errors of the engine's (engine-errors.ts).
  */
-import { DurableObject } from 'cloudflare:workers';
+import { DurableObject, RpcTarget } from 'cloudflare:workers';
 import type { DecodingSession, Engine, GenerateEvent, SessionSnapshot } from '../engine/index';
-import { EngineError } from '../engine/decoder';
-import type { Env } from './env';
-import { wasmHeapBytes } from '../engine/ort';
-import { getEngine, loadStats, modelLoadError } from './model-cache';
+import { EngineError } from '../engine/errors';
 import { ShardError } from '../engine/model-store';
-import { ApiError, badRequest } from './openai/errors';
-import type { DoDone, DoEvent, DoGenerateRequest, RestoreInfo } from './protocol';
+import { wasmHeapBytes } from '../engine/ort';
+import { defaultDrafter } from './drafter-choice';
+import { engineApiError, type ErrorContext } from './engine-errors';
+import type { Env } from './env';
+import { EventChannel } from './event-channel';
+import { persistsKv, restoresStoredKv, validStoredKv } from './kv-persist';
+import { getEngine, loadStats, modelLoadError } from './model-cache';
+import { ApiError } from './openai/errors';
+import { assemblePrompt, sameTokens } from './prompt';
+import type { DoDone, DoEvent, DoEventSource, DoFailure, DoGenerateRequest, DoResult, DoStart, RestoreInfo, SessionInfo } from './protocol';
+import { memoryBudgetBytes, ResidentSessions } from './session-memory';
 import { KV_CHUNK_BYTES, SessionStore, type KvChunk } from './session-store';
 
-export interface SessionInfo {
-  tokens: number;
-  kv_tokens_in_memory: number;
-  kv_tokens_stored: number;
-  model: string | null;
-  in_memory: boolean;
-  busy: boolean;
-  text: string | null;
-  /** This isolate: ORT's wasm heap (only grows, so it is the peak) and model load times. */
-  isolate: { wasm_heap_bytes: number | null; model_loads: Record<string, { ms: number; at: string }> };
-  /** Drafters the model offers (valid values of the `drafter` parameter) and the default one. */
-  drafters: string[];
-  default_drafter: string | null;
+export type { SessionInfo };
+
+/** A started generation's events, handed to the Worker over RPC (DoEventSource). */
+class GenerationEvents extends RpcTarget implements DoEventSource {
+  constructor(private readonly channel: EventChannel<DoEvent>) {
+    super();
+  }
+
+  next(): Promise<DoEvent[]> {
+    return this.channel.take();
+  }
+
+  cancel(): void {
+    this.channel.cancel();
+  }
+
+  /** The Worker disposed of its stub (or its request ended): the reader is gone. */
+  [Symbol.dispose](): void {
+    this.channel.cancel();
+  }
 }
 
 export class SessionDO extends DurableObject<Env> {
@@ -45,7 +63,8 @@ export class SessionDO extends DurableObject<Env> {
   private sessionModel: string | null = null;
   /** KV positions in SQLite that are identical to memory (contiguous from 0). */
   private storedKv = 0;
-  private busy = false;
+  /** Generating now (read by the isolate's memory table: a busy session is never dropped). */
+  busy = false;
   /** How the current in-memory session was brought back (reported once, on the next response). */
   private pendingRestore: RestoreInfo | undefined;
 
@@ -54,21 +73,41 @@ export class SessionDO extends DurableObject<Env> {
     this.store = new SessionStore(ctx.storage.sql, ctx.storage);
   }
 
-  async fetch(request: Request): Promise<Response> {
-    const url = new URL(request.url);
+  /** The session's size, text and model, and this isolate's memory and model loads. RPC method. */
+  async info(model: string | null): Promise<DoResult<SessionInfo>> {
     try {
-      if (request.method === 'POST' && url.pathname === '/generate') {
-        return await this.generate((await request.json()) as DoGenerateRequest, request.signal);
-      }
-      if (request.method === 'GET' && url.pathname === '/info') return Response.json(await this.info(url.searchParams.get('model')));
-      if (request.method === 'DELETE' && url.pathname === '/session') return await this.drop();
-      return new ApiError(404, 'unknown session operation').toResponse();
+      return { ok: true, value: await this.describe(model) };
     } catch (err) {
-      return toApiError(err).toResponse();
+      return failure(err);
     }
   }
 
-  private async info(model: string | null): Promise<SessionInfo> {
+  /** Deletes the session (memory and storage). RPC method. */
+  async drop(): Promise<DoResult<null>> {
+    try {
+      if (this.busy) throw new ApiError(409, 'Session is busy generating; retry when it finishes.', 'conflict_error', null, 'session_busy');
+      if (!this.session && !this.store.loadMeta()) throw sessionNotFound();
+      this.forget();
+      await this.store.clear();
+      return { ok: true, value: null };
+    } catch (err) {
+      return failure(err);
+    }
+  }
+
+  /**
+   * Starts a generation. RPC method: a DoFailure when it cannot start, else its start event and the
+   * source of its events (GenerationEvents), which the engine fills as it generates.
+   */
+  async generate(req: DoGenerateRequest): Promise<{ ok: true; start: DoStart; events: GenerationEvents } | DoFailure> {
+    try {
+      return await this.start(req);
+    } catch (err) {
+      return failure(err, req);
+    }
+  }
+
+  private async describe(model: string | null): Promise<SessionInfo> {
     const meta = this.session ? null : this.store.loadMeta();
     if (!this.session && !meta) throw sessionNotFound();
     const tokens = this.session ? [...this.session.tokens] : (meta?.tokens ?? []);
@@ -93,19 +132,11 @@ export class SessionDO extends DurableObject<Env> {
       text,
       isolate: { wasm_heap_bytes: wasmHeapBytes(), model_loads: Object.fromEntries(loadStats) },
       drafters: engine?.drafterNames ?? [],
-      default_drafter: engine ? defaultDrafter(engine) : null,
+      default_drafter: engine ? defaultDrafter(engine.drafterNames) : null,
     };
   }
 
-  private async drop(): Promise<Response> {
-    if (this.busy) return new ApiError(409, 'Session is busy generating; retry when it finishes.', 'conflict_error', null, 'session_busy').toResponse();
-    if (!this.session && !this.store.loadMeta()) throw sessionNotFound();
-    this.forget();
-    await this.store.clear();
-    return new Response(null, { status: 204 });
-  }
-
-  private async generate(req: DoGenerateRequest, requestSignal: AbortSignal): Promise<Response> {
+  private async start(req: DoGenerateRequest): Promise<{ ok: true; start: DoStart; events: GenerationEvents }> {
     if (this.busy) {
       throw new ApiError(409, 'Another request is generating in this session; retry when it finishes.', 'conflict_error', null, 'session_busy');
     }
@@ -120,39 +151,9 @@ export class SessionDO extends DurableObject<Env> {
       }
       const session = this.ensureSession(engine, req);
       const held = session.tokens;
-      const bos = engine.config.bos_id;
-
-      // The full context for this request. Text prompts reuse the held tokens for the longest prefix of
-      // the text they spell, so resending "prompt + completion so far" is an exact continuation.
-      let promptTokens: number[];
-      if (req.continue) {
-        if (held.length === 0) throw badRequest('Nothing to continue: this session holds no tokens yet.', 'continue', 'empty_session');
-        promptTokens = [...held];
-      } else if ('tokens' in req.prompt) {
-        promptTokens = req.prompt.tokens;
-        const V = engine.config.vocab_size;
-        const bad = promptTokens.find((t) => t >= V);
-        if (bad !== undefined) throw badRequest(`Token id ${bad} is outside the vocabulary [0, ${V}).`, req.promptParam, 'invalid_token');
-      } else {
-        promptTokens = reuseTextPrefix(engine, held, req.prompt.text, bos);
-      }
-
-      const ctxLimit = engine.maxContext;
-      const maxTokens = req.maxTokens ?? Math.min(req.tenantMaxTokens, ctxLimit - promptTokens.length);
-      if (promptTokens.length + Math.max(1, maxTokens) > ctxLimit) {
-        throw new ApiError(
-          400,
-          `This model's maximum context length is ${ctxLimit} tokens. However, you requested ${promptTokens.length + Math.max(1, maxTokens)} tokens ` +
-            `(${promptTokens.length} in the prompt, ${Math.max(1, maxTokens)} for the completion). Please reduce the prompt or max_tokens.`,
-          'invalid_request_error',
-          req.continue ? 'continue' : req.maxTokens === null || promptTokens.length >= ctxLimit ? req.promptParam : 'max_tokens',
-          'context_length_exceeded',
-        );
-      }
-      const drafter = req.drafter ?? defaultDrafter(engine);
-      if (!engine.drafterNames.includes(drafter)) {
-        throw badRequest(`Unknown drafter "${drafter}". This model has: ${engine.drafterNames.join(', ')}.`, 'drafter', 'unknown_drafter');
-      }
+      const promptTokens = assemblePrompt(engine, held, req.prompt, req.continue);
+      // max_tokens left to the server: what the tenant allows, within the room the context leaves.
+      const maxTokens = req.maxTokens ?? Math.min(req.tenantMaxTokens, engine.maxContext - promptTokens.length);
       // Without an explicit seed, an exact continuation keeps the session's seed (and so its RNG stream).
       const snapRng = session.snapshot().rng;
       const sampling = { ...req.sampling };
@@ -161,29 +162,30 @@ export class SessionDO extends DurableObject<Env> {
       }
 
       const abort = new AbortController();
-      const onAbort = () => abort.abort();
-      requestSignal?.addEventListener('abort', onAbort);
-      const gen = session.generate({
+      const genReq = {
         promptTokens,
         maxTokens,
         sampling,
         stop: req.stop,
         maxRounds: req.maxRounds,
-        drafter,
+        drafter: req.drafter ?? defaultDrafter(engine.drafterNames),
         treeBudget: req.treeBudget ?? undefined,
+        refuseOverContext: true,
         signal: abort.signal,
-      });
+      };
+      session.check(genReq); // the engine validates the request (tokens, context, drafter, ...)
+      const gen = session.generate(genReq);
       const restore = this.pendingRestore;
       this.pendingRestore = undefined;
-      const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+      const channel = new EventChannel<DoEvent>(() => abort.abort(), 16, WRITE_STALL_MS);
+      const start: DoStart = { type: 'start', promptTokens: promptTokens.length, restore };
       started = true;
       this.ctx.waitUntil(
-        this.drive(gen, writable, abort, req, engine, promptTokens.length, restore).finally(() => {
-          requestSignal?.removeEventListener('abort', onAbort);
+        this.drive(gen, channel, req, engine, restore).finally(() => {
           this.busy = false;
         }),
       );
-      return new Response(readable, { headers: { 'content-type': 'application/x-ndjson' } });
+      return { ok: true, start, events: new GenerationEvents(channel) };
     } finally {
       if (!started) this.busy = false;
     }
@@ -192,36 +194,17 @@ export class SessionDO extends DurableObject<Env> {
   /** Runs the generation to its end (even if the reader goes away: then it aborts), persists, reports. */
   private async drive(
     gen: AsyncGenerator<GenerateEvent>,
-    writable: WritableStream<Uint8Array>,
-    abort: AbortController,
+    channel: EventChannel<DoEvent>,
     req: DoGenerateRequest,
     engine: Engine,
-    promptLength: number,
     restore: RestoreInfo | undefined,
   ): Promise<void> {
-    const writer = writable.getWriter();
-    const enc = new TextEncoder();
-    let readerGone = false;
-    const send = async (ev: DoEvent) => {
-      if (readerGone) return;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      try {
-        // A reader that stops reading without cancelling must not hold the session lock forever.
-        const stalled = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('stalled')), WRITE_STALL_MS);
-        });
-        await Promise.race([writer.write(enc.encode(JSON.stringify(ev) + '\n')), stalled]);
-      } catch {
-        readerGone = true; // client disconnected (or stalled): stop at the next round boundary
-        abort.abort();
-      } finally {
-        clearTimeout(timer);
-      }
-    };
+    // A reader that goes away (cancels, or stalls past WRITE_STALL_MS) aborts the engine at the next
+    // round boundary (the channel's onCancel); later sends are dropped.
+    const send = (ev: DoEvent) => channel.send(ev);
     let done: DoDone | null = null;
     let tokenEvents = 0;
     try {
-      await send({ type: 'start', promptTokens: promptLength, restore });
       for await (const ev of gen) {
         if (ev.type === 'tokens') {
           if (ev.text) await send({ type: 'tokens', text: ev.text });
@@ -229,13 +212,13 @@ export class SessionDO extends DurableObject<Env> {
             this.ctx.abort('fault injection: evicted mid-stream'); // resets this object, as an eviction does
           }
           // ORT's wasm runs synchronously: without a macrotask turn per round the event loop would not
-          // flush the stream to the client, deliver other requests (409s) or notice a disconnect.
+          // deliver the events to the reader, other requests (409s) or a cancel.
           await new Promise((r) => setTimeout(r, 0));
         } else {
           done = { type: 'done', finishReason: ev.finishReason, usage: ev.usage, sessionTokens: 0, restore };
         }
       }
-      if (!done || done.finishReason === 'aborted' || readerGone) {
+      if (!done || done.finishReason === 'aborted' || channel.gone) {
         // Not run to its end: the session goes back to its last complete request (see the top of the file).
         this.forget();
         return;
@@ -250,49 +233,31 @@ export class SessionDO extends DurableObject<Env> {
     } catch (err) {
       // An engine or storage failure mid-request: drop memory, storage has the last complete state.
       this.forget();
-      const e = toApiError(err, req.model);
-      await send({ type: 'error', status: e.status, body: e.toJSON(), headers: e.headers });
+      await send(failure(err, req).error);
     } finally {
-      // Unlock before the stream ends: a client that saw the end may send its next request at once.
+      // Unlock before the events end: a client that saw the end may send its next request at once.
       this.busy = false;
-      // close() would wait for a stalled write; abort() fails it instead.
-      await (readerGone ? writer.abort() : writer.close()).catch(() => {});
+      channel.close();
     }
   }
 
   /**
-   * Bounds the memory sessions hold in this isolate (KV + hidden row: 13,312 bytes/token; 128 MB per isolate, ORT's heap
-   * takes ~40 MB of it, and many session objects can share an isolate). An ephemeral session is never used
-   * again: drop it now. Persistent ones stay in memory (the fast path) until the isolate's sessions exceed
-   * SESSION_MEMORY_MB; then the least recently used idle ones drop their state, which they restore from
-   * SQLite when next used (a few ms, see docs/SERVING.md).
+   * Bounds the memory sessions hold in this isolate (session-memory.ts). An ephemeral session is never used
+   * again: drop it now. A persistent one stays in memory until the isolate's sessions exceed
+   * SESSION_MEMORY_MB; then the least recently used idle ones drop their state.
    */
   private releaseMemory(req: DoGenerateRequest): void {
     if (req.sessionId === null) {
       this.forget();
       return;
     }
-    const budget = Number(this.env.SESSION_MEMORY_MB ?? DEFAULT_SESSION_MEMORY_MB) * 2 ** 20;
-    const key = this.ctx.id.toString();
-    resident.set(key, { ref: new WeakRef(this), bytes: this.session ? this.session.kvLength * this.session.kvBytesPerToken : 0, used: Date.now() });
-    let total = 0;
-    for (const [k, r] of resident) {
-      if (r.ref.deref() === undefined) resident.delete(k); // the runtime evicted that object
-      else total += r.bytes;
-    }
-    if (total <= budget) return;
-    const lru = [...resident.entries()].sort((a, b) => a[1].used - b[1].used);
-    for (const [k, r] of lru) {
-      if (total <= budget) break;
-      const obj = r.ref.deref();
-      if (!obj || obj === this || obj.busy) continue;
-      obj.forget(); // its buffers serve the next session instead of becoming garbage
-      total -= r.bytes;
-    }
+    const bytes = this.session ? this.session.kvLength * this.session.kvBytesPerToken : 0;
+    resident.set(this.ctx.id.toString(), this, bytes, Date.now());
+    resident.enforce(memoryBudgetBytes(this.env.SESSION_MEMORY_MB), this);
   }
 
   /** Drops the in-memory session; the next request restores the stored one (the last complete request). */
-  private forget(): void {
+  forget(): void {
     this.session?.release();
     this.session = null;
     this.sessionModel = null;
@@ -313,10 +278,8 @@ export class SessionDO extends DurableObject<Env> {
       const snap = meta.state as SessionSnapshot;
       const t0 = performance.now();
       const kvLen = this.store.kvLength();
-      // Stored KV is read only if this very graph wrote it: a re-export of the model under the same
-      // name (another sha256) keeps the conversation's tokens and recomputes their KV.
       const sameGraph = meta.modelSha === engine.modelId;
-      if (sameGraph && this.env.KV_PERSIST !== 'never' && kvLen > 0 && kvLen >= snap.kvLength) {
+      if (restoresStoredKv({ sameGraph, persistKv: persistsKv(this.env.KV_PERSIST), storedKv: kvLen, snapshotKv: snap.kvLength })) {
         // Stored chunks may run past kvLength only if a save was cut short: take exactly kvLength.
         session = engine.restoreSession(snap, this.store.loadKv(kvLen));
         this.storedKv = snap.kvLength;
@@ -339,9 +302,8 @@ export class SessionDO extends DurableObject<Env> {
     const session = this.session;
     if (!session || req.sessionId === null) return; // ephemeral sessions are never written
     const snap = session.snapshot();
-    const persistKv = this.env.KV_PERSIST !== 'never';
-    // Memory kept positions [0, cachedTokens) of the previous state untouched; later ones were rewritten.
-    const valid = persistKv ? Math.min(this.storedKv, cachedTokens, snap.kvLength) : 0;
+    const persistKv = persistsKv(this.env.KV_PERSIST);
+    const valid = validStoredKv({ storedKv: this.storedKv, cachedTokens, kvLength: snap.kvLength, persistKv });
     const chunks = (from: number) => (persistKv ? session.stateChunks(from, KV_CHUNK_BYTES) : []);
     try {
       this.storedKv = this.store.save({ model: req.model, modelSha: engine.modelId, tokens: snap.tokens, state: snap }, valid,
@@ -367,79 +329,23 @@ function sessionNotFound(): ApiError {
   return new ApiError(404, 'No such session: it was never used, or it was deleted.', 'not_found_error', 'session_id', 'session_not_found');
 }
 
-/** A stream write not taken by the reader within this time counts as a disconnect. */
+/** Events not taken by the reader within this time count as a disconnect. */
 const WRITE_STALL_MS = 30_000;
 
-/**
- * Default SESSION_MEMORY_MB: KV held in memory by the idle session objects of one isolate. An isolate has
- * 128 MB: ORT's wasm heap takes ~35-40 MiB, the JS heap ~15, the request running now its own KV (~6.5 MiB
- * at 500 tokens) plus the recycled buffers, and the JS engine lets tens of MiB of garbage pile up before
- * it collects. Measured (test/worker/memory.test.ts, 12 sessions of 500 tokens): a peak of 109-116 MiB at 16,
- * ~136 MiB at 32. So 16: two full-context sessions stay in memory, the others restore from storage.
- */
-export const DEFAULT_SESSION_MEMORY_MB = 16;
-/** Session objects of this isolate that hold state in memory (for releaseMemory's LRU), by object id.
- *  Weak references: an object the runtime evicts must not be kept alive by this table. */
-const resident = new Map<string, { ref: WeakRef<SessionDO>; bytes: number; used: number }>();
+/** Session objects of this isolate that hold state in memory (weak references; releaseMemory). */
+const resident = new ResidentSessions<SessionDO>();
 
-/**
- * The drafter used when neither the request nor the tenant names one: the fastest measured on long
- * held-out prompts (README "Results"). That is prompt lookup today: each draft head's pass costs more
- * than the tokens it adds to the lookup's tree (`ctc2-ngram` 1.59x plain vs `ngram` 1.79x), so a head
- * drafter is there to be chosen per request or tenant, not the default.
- */
-export function defaultDrafter(engine: Engine): string {
-  for (const name of ['ngram', 'ctc-ngram', 'plain']) if (engine.drafterNames.includes(name)) return name;
-  return engine.drafterNames[0];
+/** Any failure in a session method as the API error the Worker returns. */
+function failure(err: unknown, req?: Pick<DoGenerateRequest, 'model'> & ErrorContext): DoFailure {
+  const e = toApiError(err, req);
+  return { ok: false, error: { type: 'error', status: e.status, body: e.toJSON(), headers: e.headers } };
 }
 
-/**
- * Prompt ids for `text`: `<s>` + the held tokens for the longest prefix of the text they spell (up to the
- * first stop token) + the encoding of the rest. When the text extends what the session holds, the result
- * starts with exactly the held tokens, so the engine reuses their KV and the output matches one long run.
- */
-export function reuseTextPrefix(engine: Engine, held: readonly number[], text: string, bos: number): number[] {
-  const fresh = () => [bos, ...engine.tokenizer.encode(text)];
-  if (held.length < 2 || held[0] !== bos) return fresh();
-  let body = held.slice(1);
-  const stopAt = body.findIndex((t) => engine.stopTokens.has(t));
-  if (stopAt >= 0) body = body.slice(0, stopAt);
-  const dec = (k: number) => engine.tokenizer.decode(body.slice(0, k));
-  let k: number;
-  if (text.startsWith(dec(body.length))) k = body.length;
-  else {
-    // Largest k whose decoding is a prefix of the text (binary search; decoding is concatenative).
-    let lo = 0;
-    let hi = body.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (text.startsWith(dec(mid))) lo = mid;
-      else hi = mid - 1;
-    }
-    k = lo;
-  }
-  if (k === 0) return fresh();
-  const rest = text.slice(dec(k).length);
-  return [bos, ...body.slice(0, k), ...(rest ? engine.tokenizer.encode(rest) : [])];
-}
-
-function sameTokens(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function toApiError(err: unknown, model = 'default'): ApiError {
+function toApiError(err: unknown, req?: Pick<DoGenerateRequest, 'model'> & ErrorContext): ApiError {
   if (err instanceof ApiError) return err;
   // A draft head's shards load on first use, so a bad or unreadable one shows up here: a 503 naming it.
-  if (err instanceof ShardError || (err as { name?: string })?.name === 'ShardError') return modelLoadError(model, err);
-  if (err instanceof EngineError || (err as { name?: string })?.name === 'EngineError') {
-    const e = err as EngineError;
-    if (e.code === 'session_busy') return new ApiError(409, e.message, 'conflict_error', null, 'session_busy');
-    if (e.code === 'unknown_drafter') return badRequest(e.message, 'drafter', 'unknown_drafter');
-    if (e.code === 'context_length_exceeded') return badRequest(e.message, 'prompt', 'context_length_exceeded');
-    return badRequest(e.message, null, e.code);
-  }
+  if (err instanceof ShardError) return modelLoadError(req?.model ?? 'default', err);
+  if (err instanceof EngineError) return engineApiError(err, req ?? { promptParam: 'prompt', continue: false, maxTokens: null });
   console.error('session error', err);
   return new ApiError(500, `Internal error: ${(err as Error)?.message ?? String(err)}`, 'server_error');
 }

@@ -10,8 +10,6 @@
  */
 import { z } from 'zod';
 
-/** Model context (tokens, prompt + completion). The DO re-checks against the loaded model. */
-export const MAX_CONTEXT = 512;
 /** Session ids: what we put in a Durable Object name after "<tenant>:". */
 export const SESSION_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -28,7 +26,8 @@ const ignored = {
 
 const common = {
   model: z.string().min(1).max(128),
-  max_tokens: z.number().int().min(1).max(MAX_CONTEXT).nullish(),
+  /** Bounded by the tenant's max_tokens here, and by the model's context (its manifest) in the engine. */
+  max_tokens: z.number().int().min(1).nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
   /** Extension: top-k filtering, 0 = off. */
@@ -86,7 +85,7 @@ export type ChatMessage = z.infer<typeof ChatMessageSchema>;
 export const ChatCompletionSchema = z.strictObject({
   ...common,
   messages: z.array(ChatMessageSchema).min(1),
-  max_completion_tokens: z.number().int().min(1).max(MAX_CONTEXT).nullish(),
+  max_completion_tokens: z.number().int().min(1).nullish(),
   logprobs: neutral(z.boolean(), (v) => !v, 'logprobs'),
   top_logprobs: neutral(z.number().int(), () => false, 'top_logprobs'),
   tools: neutral(z.array(z.unknown()), (v) => v.length === 0, 'tools'),

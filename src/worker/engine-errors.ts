@@ -1,0 +1,43 @@
+/**
+ * EngineError -> the API's error, by its code (the engine validates every generation request and words
+ * nothing for HTTP; this is where its errors get OpenAI's messages, params and codes). Plain, tested in Node.
+ */
+import { EngineError } from '../engine/errors';
+import { ApiError, badRequest } from './openai/errors';
+
+/** The request an engine error is about, as the API saw it. */
+export interface ErrorContext {
+  /** Name of the prompt's field ("prompt" or "messages"). */
+  promptParam: string;
+  /** The request continues the session (no prompt of its own). */
+  continue: boolean;
+  /** The client's max_tokens, or null when it left it to the server. */
+  maxTokens: number | null;
+}
+
+export function engineApiError(e: EngineError, ctx: ErrorContext): ApiError {
+  const d = e.detail;
+  switch (e.code) {
+    case 'session_busy':
+      return new ApiError(409, 'Another request is generating in this session; retry when it finishes.', 'conflict_error', null, 'session_busy');
+    case 'unknown_drafter':
+      return badRequest(`Unknown drafter "${d.drafter}". This model has: ${(d.drafters ?? []).join(', ')}.`, 'drafter', 'unknown_drafter');
+    case 'invalid_token':
+      return badRequest(`Token id ${d.token} is outside the vocabulary [0, ${d.vocabSize}).`, ctx.promptParam, 'invalid_token');
+    case 'context_length_exceeded': {
+      const p = d.promptTokens ?? 0;
+      const m = d.maxTokens ?? 1;
+      const param = ctx.continue ? 'continue' : ctx.maxTokens === null || d.over === 'prompt' ? ctx.promptParam : 'max_tokens';
+      return badRequest(
+        `This model's maximum context length is ${d.maxContext} tokens. However, you requested ${p + m} tokens ` +
+          `(${p} in the prompt, ${m} for the completion). Please reduce the prompt or max_tokens.`,
+        param,
+        'context_length_exceeded',
+      );
+    }
+    default:
+      return badRequest(e.message, null, e.code);
+  }
+}
+
+export { EngineError };
