@@ -28,7 +28,10 @@ and k after the head split; attention scale 1/sqrt(64), 4 query heads and 4 K/V 
 w_gate_up rows split into gate_proj then up_proj); pre-norm residual blocks and a final norm; no
 biases anywhere (attention_bias, mlp_bias false); the LM head is the embedding (tie_word_embeddings).
 The fused wqkv rows are q_proj, k_proj, v_proj in that order. So a PyTorch checkpoint written from
-these weights under Llama's parameter names would load into transformers' LlamaForCausalLM unchanged.
+these weights under Llama's parameter names (hf_state_dict) would load into transformers'
+LlamaForCausalLM unchanged. The export checks it: Llama's forward written from transformers' definition
+(llama_logits, driven by config.json) must give training/model.py's logits on random tokens (max
+difference under 1e-4; it prints the difference).
 
 The attention inside the graph is summed in the shipped graph's way (training/export_onnx.py,
 panel_attention): the key/value positions are grouped in panels of 32 by absolute position (the
@@ -44,6 +47,7 @@ import argparse, json, os
 import numpy as np
 import onnx
 import torch
+import torch.nn.functional as F
 from onnx import TensorProto
 
 from training.export_onnx import embed_lookup, np32, PANEL
@@ -152,6 +156,68 @@ def build_hf_decoder(model: BaseModel, panel=PANEL):
     return g.model()
 
 
+def hf_state_dict(model: BaseModel):
+    """The weights under transformers' LlamaForCausalLM names (nn.Linear layout [out, in])."""
+    d, f = model.cfg.d_model, model.cfg.ffn_hidden
+    sd = {"model.embed_tokens.weight": model.embed.weight, "model.norm.weight": model.norm.weight,
+          "lm_head.weight": model.embed.weight}
+    for i, b in enumerate(model.blocks):
+        p = f"model.layers.{i}."
+        q, k, v = b.attn.wqkv.weight.split(d, dim=0)
+        gate, up = b.mlp.w_gate_up.weight.split(f, dim=0)
+        sd.update({p + "input_layernorm.weight": b.attn_norm.weight, p + "post_attention_layernorm.weight": b.mlp_norm.weight,
+                   p + "self_attn.q_proj.weight": q, p + "self_attn.k_proj.weight": k, p + "self_attn.v_proj.weight": v,
+                   p + "self_attn.o_proj.weight": b.attn.wo.weight, p + "mlp.gate_proj.weight": gate,
+                   p + "mlp.up_proj.weight": up, p + "mlp.down_proj.weight": b.mlp.w_down.weight})
+    return {k: t.detach() for k, t in sd.items()}
+
+
+@torch.no_grad()
+def llama_logits(sd, c, ids):
+    """LlamaForCausalLM's forward written from its definition (LlamaRMSNorm, LlamaRotaryEmbedding with
+    default rope, apply_rotary_pos_emb / rotate_half, eager attention with repeat_kv, LlamaMLP), over
+    the weights `sd` under Llama's names and the config dict `c` (config.json). ids [B,T] -> [B,T,V]."""
+    def rms(x, w):
+        x32 = x.to(torch.float32)
+        return w * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + c["rms_norm_eps"]))
+
+    B, T = ids.shape
+    H, KV, D = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
+    inv_freq = 1.0 / (c["rope_theta"] ** (torch.arange(0, D, 2, dtype=torch.int64).float() / D))
+    pos = torch.arange(T)[None].expand(B, T)
+    freqs = (inv_freq[None, :, None] @ pos[:, None, :].float()).transpose(1, 2)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos()[:, None], emb.sin()[:, None]
+    rot = lambda x: torch.cat((-x[..., D // 2:], x[..., :D // 2]), dim=-1)
+    causal = torch.full((T, T), float("-inf")).triu(1)
+    lin = lambda x, name: x @ sd[name].t() + (sd[name.replace("weight", "bias")] if name.replace("weight", "bias") in sd else 0)
+    x = sd["model.embed_tokens.weight"][ids]
+    for i in range(c["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        h = rms(x, sd[p + "input_layernorm.weight"])
+        q = lin(h, p + "self_attn.q_proj.weight").view(B, T, H, D).transpose(1, 2)
+        k = lin(h, p + "self_attn.k_proj.weight").view(B, T, KV, D).transpose(1, 2)
+        v = lin(h, p + "self_attn.v_proj.weight").view(B, T, KV, D).transpose(1, 2)
+        q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
+        k, v = k.repeat_interleave(H // KV, dim=1), v.repeat_interleave(H // KV, dim=1)
+        att = torch.softmax(q @ k.transpose(2, 3) * D ** -0.5 + causal, dim=-1, dtype=torch.float32)
+        x = x + lin((att @ v).transpose(1, 2).reshape(B, T, H * D), p + "self_attn.o_proj.weight")
+        h = rms(x, sd[p + "post_attention_layernorm.weight"])
+        x = x + lin(F.silu(lin(h, p + "mlp.gate_proj.weight")) * lin(h, p + "mlp.up_proj.weight"), p + "mlp.down_proj.weight")
+    x = rms(x, sd["model.norm.weight"])
+    return x @ (sd["model.embed_tokens.weight"] if c["tie_word_embeddings"] else sd["lm_head.weight"]).t()
+
+
+def check_llama_math(base: BaseModel, config: dict, tol=1e-4):
+    """training/model.py's forward vs Llama's on the same weights; exits if they differ."""
+    ids = torch.randint(0, config["vocab_size"], (2, 96), generator=torch.Generator().manual_seed(0))
+    ours, _ = base(ids)
+    diff = (llama_logits(hf_state_dict(base), config, ids) - ours).abs().max().item()
+    print(f"Llama forward (config.json, Llama parameter names) vs training/model.py: max |logit diff| {diff:.2e}")
+    if not diff < tol:
+        raise SystemExit(f"the architecture does not match Llama's math (max logit diff {diff} >= {tol})")
+
+
 def read_artifact(model_dir, name):
     """An artifact of a shard folder (manifest.json + sha256-checked shards), reassembled."""
     import hashlib
@@ -215,13 +281,16 @@ def main():
         raise SystemExit(f"{args.model_dir} uses kv_panel {mc['kv_panel']}; this export sums panels of {PANEL}")
     bos, eos = mc["bos_id"], mc["eos_id"]
 
+    config = hf_config(base.cfg, bos, eos)
+    with torch.no_grad():
+        check_llama_math(base, config)
     os.makedirs(os.path.join(args.out, "onnx"), exist_ok=True)
     onnx_path = os.path.join(args.out, "onnx", "model_quantized.onnx")
     model = quantize(build_hf_decoder(base), "rowwise")
     save(model, onnx_path)
 
     with open(os.path.join(args.out, "config.json"), "w") as f:
-        json.dump(hf_config(base.cfg, bos, eos), f, indent=2)
+        json.dump(config, f, indent=2)
         f.write("\n")
     with open(os.path.join(args.out, "generation_config.json"), "w") as f:
         json.dump({"bos_token_id": bos, "eos_token_id": eos, "pad_token_id": 0, "do_sample": False,
