@@ -5,10 +5,14 @@
  *
  * Both rules always emit one bonus token from the target distribution at the last accepted node,
  * so a round makes progress even when every draft token is rejected.
+ *
+ * With penalties (SamplingParams frequency/presence/repetition) the distribution at a node depends on
+ * the tokens before it: `history` is the committed tokens' (the root included), and the walk extends a
+ * copy of it with each accepted token, so every node sees what plain decoding would have generated.
  */
 import type { SamplingParams, TokenTree } from './types.js';
 import { childrenOf } from './tree.js';
-import { argmax, isGreedy, Rng, sampleFrom, targetDistribution } from './sampling.js';
+import { argmax, isGreedy, processLogits, Rng, sampleFrom, targetDistribution, type TokenHistory } from './sampling.js';
 
 export interface Acceptance {
   /** Accepted node indices, root first (always starts with 0). */
@@ -25,15 +29,18 @@ function row(logits: Float32Array, V: number, i: number): Float32Array {
  * Greedy: descend while some child's token equals the argmax at its parent (siblings are
  * distinct, so at most one child matches). The bonus is the argmax at the last accepted node.
  */
-export function acceptGreedy(tree: TokenTree, logits: Float32Array, V: number): Acceptance {
+export function acceptGreedy(tree: TokenTree, logits: Float32Array, V: number, params?: SamplingParams, history?: TokenHistory): Acceptance {
   const children = childrenOf(tree);
   const path = [0];
   let node = 0;
+  const h = params && history ? history.fork() : undefined;
   for (;;) {
-    const best = argmax(row(logits, V, node));
+    const r = row(logits, V, node);
+    const best = argmax(params ? processLogits(r, params, h) : r);
     const next = children[node].find((c) => tree.tokens[c] === best);
     if (next === undefined) return { path, bonus: best };
     path.push(next);
+    h?.push(best);
     node = next;
   }
 }
@@ -55,13 +62,15 @@ export function acceptSampling(
   V: number,
   params: SamplingParams,
   rng: Rng,
+  history?: TokenHistory,
 ): Acceptance {
-  if (isGreedy(params)) return acceptGreedy(tree, logits, V);
+  if (isGreedy(params)) return acceptGreedy(tree, logits, V, params, history);
   const children = childrenOf(tree);
   const path = [0];
   let node = 0;
+  const h = history?.fork();
   for (;;) {
-    const p = targetDistribution(row(logits, V, node), params);
+    const p = targetDistribution(row(logits, V, node), params, h);
     let accepted = -1;
     for (const c of children[node]) {
       const px = p[tree.tokens[c]];
@@ -76,6 +85,7 @@ export function acceptSampling(
     }
     if (accepted < 0) return { path, bonus: sampleFrom(p, rng) };
     path.push(accepted);
+    h?.push(tree.tokens[accepted]);
     node = accepted;
   }
 }

@@ -12,7 +12,7 @@ import { EngineError } from './errors.js';
 import type { LanguageModel } from './language-model.js';
 import { syncPrefix, sameTokens } from './prefix-sync.js';
 import { playRound, type RoundResult } from './round.js';
-import { Rng } from './sampling.js';
+import { Rng, TokenHistory, type TokenLogprob } from './sampling.js';
 import { SessionState } from './session-state.js';
 import { bytesPerPosition, checkSnapshot, exportState, restoreSnapshot, stateChunks, takeSnapshot, type SessionSnapshot } from './snapshot.js';
 import { StopText } from './stop-text.js';
@@ -43,6 +43,8 @@ export interface GenerateRequest {
   /** Refuse (context_length_exceeded) a request whose prompt + max(1, maxTokens) does not fit the
    *  context, instead of finishing with 'length' when the context is full. */
   refuseOverContext?: boolean;
+  /** Log-probabilities of every emitted token with this many alternatives each (0-20); default none. */
+  logprobs?: number;
   signal?: AbortSignal;
   /** Called after every round (benchmarks). */
   onRound?: (stats: RoundStats) => void;
@@ -70,7 +72,7 @@ export interface Usage {
 }
 
 export type GenerateEvent =
-  | { type: 'tokens'; tokens: number[]; text: string }
+  | { type: 'tokens'; tokens: number[]; text: string; logprobs?: TokenLogprob[] }
   | { type: 'done'; finishReason: FinishReason; text: string; usage: Usage };
 
 /** What a session needs from the engine (kept narrow to avoid an import cycle). */
@@ -91,8 +93,8 @@ export class DecodingSession {
   private readonly core: EngineCore;
   private readonly state: SessionState;
   private drafters = new Map<string, Drafter>();
-  /** Streaming text state carried into a continuation request (after 'rounds'). */
-  private carry: StopText | null = null;
+  /** Streaming text state and penalty history carried into a continuation request (after 'rounds'). */
+  private carry: { text: StopText; history: TokenHistory } | null = null;
   private busy = false;
   private released = false;
 
@@ -194,9 +196,9 @@ export class DecodingSession {
     const s = this.state;
     const usage = newUsage(req.promptTokens.length);
     const drafter = await this.drafter(req.drafter ?? 'plain');
-    const stopText = this.startText(req);
+    const { text: stopText, history } = this.startText(req);
     let released = '';
-    if (req.signal?.aborted) return yield* this.finish('aborted', stopText, released, usage);
+    if (req.signal?.aborted) return yield* this.finish('aborted', { text: stopText, history }, released, usage);
 
     // 1. Bring the KV cache in line with the prompt (room for the whole request first, so rounds
     //    append in place).
@@ -211,17 +213,17 @@ export class DecodingSession {
     for (;;) {
       const n = s.tokens.length;
       const left = req.maxTokens - usage.completionTokens;
-      if (req.signal?.aborted) return yield* this.finish('aborted', stopText, released, usage);
-      if (left <= 0 || n >= maxContext) return yield* this.finish('length', stopText, released, usage);
-      if (usage.rounds >= maxRounds) return yield* this.finish('rounds', stopText, released, usage);
+      if (req.signal?.aborted) return yield* this.finish('aborted', { text: stopText, history }, released, usage);
+      if (left <= 0 || n >= maxContext) return yield* this.finish('length', { text: stopText, history }, released, usage);
+      if (usage.rounds >= maxRounds) return yield* this.finish('rounds', { text: stopText, history }, released, usage);
       // A round emits depth + 1 tokens at most: keep within max tokens and the context.
       const maxDepth = Math.min(left - 1, maxContext - n - 1);
-      const r = await playRound(s, { drafter, model, sampling: req.sampling, rng: s.rng!, budget, maxDepth, left, stopTokens, text: stopText });
+      const r = await playRound(s, { drafter, model, sampling: req.sampling, rng: s.rng!, budget, maxDepth, left, stopTokens, text: stopText, history, logprobs: req.logprobs });
       addRound(usage, r);
       req.onRound?.(r.stats);
       released += r.text;
-      yield { type: 'tokens', tokens: r.tokens, text: r.text };
-      if (r.stopped) return yield* this.finish('stop', stopText, released, usage);
+      yield { type: 'tokens', tokens: r.tokens, text: r.text, ...(r.logprobs ? { logprobs: r.logprobs } : {}) };
+      if (r.stopped) return yield* this.finish('stop', { text: stopText, history }, released, usage);
     }
   }
 
@@ -230,7 +232,7 @@ export class DecodingSession {
    * stream and the streaming text state, so splitting a generation by maxRounds yields exactly
    * what one request would have.
    */
-  private startText(req: GenerateRequest): StopText {
+  private startText(req: GenerateRequest): { text: StopText; history: TokenHistory } {
     const s = this.state;
     const continuation = sameTokens(req.promptTokens, s.tokens) && s.rngSeed === req.sampling.seed && s.rng !== null;
     if (!continuation) {
@@ -239,7 +241,8 @@ export class DecodingSession {
     }
     const carry = continuation ? this.carry : null;
     this.carry = null;
-    return carry ? carry.continueWith(req.stop) : new StopText(this.core.tokenizer.streamDecoder(), req.stop);
+    if (carry) return { text: carry.text.continueWith(req.stop), history: carry.history };
+    return { text: new StopText(this.core.tokenizer.streamDecoder(), req.stop), history: TokenHistory.fromPrompt(req.promptTokens) };
   }
 
   /**
@@ -247,10 +250,10 @@ export class DecodingSession {
    * stop string) released last, so the 'tokens' texts always concatenate to the 'done' text, then
    * 'done'. 'rounds' carries the text state into a continuation instead.
    */
-  private *finish(reason: FinishReason, stopText: StopText, released: string, usage: Usage): Generator<GenerateEvent> {
-    if (reason === 'rounds') this.carry = stopText;
+  private *finish(reason: FinishReason, state: { text: StopText; history: TokenHistory }, released: string, usage: Usage): Generator<GenerateEvent> {
+    if (reason === 'rounds') this.carry = state;
     else {
-      const rest = stopText.flush();
+      const rest = state.text.flush();
       if (rest) {
         released += rest;
         yield { type: 'tokens', tokens: [], text: rest };

@@ -15,9 +15,10 @@ export interface EngineErrorDetail {
   maxTokens?: number;
   maxContext?: number;
   over?: 'prompt' | 'maxTokens';
-  /** invalid_token: the token id and the vocabulary size. */
+  /** invalid_token: the token id, the vocabulary size, and where it was (the prompt unless `field`). */
   token?: number;
   vocabSize?: number;
+  field?: 'logitBias';
   /** unknown_drafter: the name asked for and the names the engine has. */
   drafter?: string;
   drafters?: string[];

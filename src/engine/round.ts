@@ -17,7 +17,7 @@
 import { accept } from './acceptance.js';
 import type { ForwardResult, LanguageModel } from './language-model.js';
 import type { KVCache } from './kv-cache.js';
-import type { Rng } from './sampling.js';
+import { hasLogitProcessing, tokenLogprobs, type Rng, type TokenHistory, type TokenLogprob } from './sampling.js';
 import type { SessionState } from './session-state.js';
 import type { StopText } from './stop-text.js';
 import { cutBudget, cutDepth, pathTokens, validateTree } from './tree.js';
@@ -38,6 +38,11 @@ export interface RoundContext {
   stopTokens: ReadonlySet<number>;
   /** The request's stop-text state (detokenizer, stop strings, held text). */
   text: StopText;
+  /** The tokens before the pending one as the penalties see them (prompt + generated); the round adds
+   *  the tokens it emits. */
+  history: TokenHistory;
+  /** Log-probabilities of the emitted tokens, with this many alternatives each; undefined: none. */
+  logprobs?: number;
 }
 
 export interface RoundResult {
@@ -47,6 +52,8 @@ export interface RoundResult {
   text: string;
   /** A stop token or a completed stop string ended the generation. */
   stopped: boolean;
+  /** Per emitted token (RoundContext.logprobs), from the verify pass's row of its parent node. */
+  logprobs?: TokenLogprob[];
   stats: RoundStats;
 }
 
@@ -58,14 +65,18 @@ export async function playRound(s: SessionState, r: RoundContext): Promise<Round
   const t1 = now();
   const verified = await verifyTree(r.model, tree, s.kv);
   const t2 = now();
-  const { path, candidates } = acceptPath(tree, verified.logits, r.model.config.vocab_size, r.sampling, r.rng);
+  const V = r.model.config.vocab_size;
+  const { path, candidates } = acceptPath(tree, verified.logits, V, r.sampling, r.rng, r.history);
   const t3 = now();
   const out = emitTokens(candidates, r.stopTokens, r.text, r.left);
+  const logprobs = r.logprobs === undefined ? undefined : emittedLogprobs(verified.logits, V, path, out.tokens, r.sampling, r.history, r.logprobs);
   commitPath(s, P, verified.hidden, path, out.tokens);
+  for (const t of out.tokens) r.history.push(t);
   const t4 = now();
   const accepted = Math.min(path.length - 1, out.tokens.length); // draft tokens accepted and emitted
   return {
     ...out,
+    ...(logprobs ? { logprobs } : {}),
     stats: { treeSize: tree.tokens.length, accepted, proposed: tree.tokens.length - 1, draftMs: t1 - t0, verifyMs: t2 - t1, acceptMs: t3 - t2, commitMs: t4 - t3 },
   };
 }
@@ -109,9 +120,25 @@ export async function verifyTree(model: LanguageModel, tree: TokenTree, kv: KVCa
  * or lossless sampling with `rng`). Out: path = accepted node ids, root first (length a + 1);
  * candidates = the tokens of path[1..] then the bonus token (length a + 1).
  */
-export function acceptPath(tree: TokenTree, logits: Float32Array, V: number, sampling: SamplingParams, rng: Rng): { path: number[]; candidates: number[] } {
-  const acc = accept(tree, logits, V, sampling, rng);
+export function acceptPath(tree: TokenTree, logits: Float32Array, V: number, sampling: SamplingParams, rng: Rng, history?: TokenHistory): { path: number[]; candidates: number[] } {
+  // The history matters only to penalties: without them, no copy of it per round.
+  const acc = accept(tree, logits, V, sampling, rng, hasLogitProcessing(sampling) ? history : undefined);
   return { path: acc.path, candidates: [...pathTokens(tree, acc.path.slice(1)), acc.bonus] };
+}
+
+/**
+ * The emitted tokens' log-probabilities: token k was chosen at node path[k] (row path[k] of logits
+ * [S, V]), after the history plus the tokens emitted before it, the distribution plain decoding
+ * would have used at that position.
+ */
+export function emittedLogprobs(logits: Float32Array, V: number, path: readonly number[], emitted: readonly number[], sampling: SamplingParams, history: TokenHistory, top: number): TokenLogprob[] {
+  const h = hasLogitProcessing(sampling) ? history.fork() : undefined;
+  return emitted.map((t, k) => {
+    const node = path[k];
+    const lp = tokenLogprobs(logits.subarray(node * V, (node + 1) * V), sampling, h, t, top);
+    h?.push(t);
+    return lp;
+  });
 }
 
 /**

@@ -3,7 +3,9 @@
  *
  * Losslessness rests on one rule: plain decoding and every speculative acceptance step compute
  * the target distribution with the SAME function (`targetDistribution`), so the processing
- * (temperature -> top-k -> top-p) can never drift between the two paths.
+ * (penalties -> logit bias -> temperature -> top-k -> top-p) can never drift between the two paths.
+ * Penalties read the tokens before the position (TokenHistory): at a tree node, the committed tokens
+ * plus the path to that node, exactly what plain decoding would have emitted by then.
  */
 import type { SamplingParams } from './types.js';
 
@@ -83,20 +85,79 @@ export function argmax(row: ArrayLike<number>): number {
   return best;
 }
 
+/**
+ * The tokens before a position, as the penalties see them: how often each token occurs in the prompt
+ * and the generated tokens (`seen`, repetition penalty) and in the generated tokens of this request alone
+ * (`generated`, frequency and presence penalties).
+ */
+export class TokenHistory {
+  private constructor(
+    readonly seen: Map<number, number>,
+    readonly generated: Map<number, number>,
+  ) {}
+
+  /** The history at the start of a request: its prompt, nothing generated yet. */
+  static fromPrompt(prompt: readonly number[]): TokenHistory {
+    const h = new TokenHistory(new Map(), new Map());
+    for (const t of prompt) h.seen.set(t, (h.seen.get(t) ?? 0) + 1);
+    return h;
+  }
+
+  /** A generated token. */
+  push(t: number): void {
+    this.seen.set(t, (this.seen.get(t) ?? 0) + 1);
+    this.generated.set(t, (this.generated.get(t) ?? 0) + 1);
+  }
+
+  /** An independent copy (a tree walk extends it along one path). */
+  fork(): TokenHistory {
+    return new TokenHistory(new Map(this.seen), new Map(this.generated));
+  }
+}
+
+/** True when the parameters change the logits before temperature (penalties or a logit bias). */
+export function hasLogitProcessing(params: SamplingParams): boolean {
+  return (
+    (params.frequencyPenalty ?? 0) !== 0 ||
+    (params.presencePenalty ?? 0) !== 0 ||
+    (params.repetitionPenalty ?? 1) !== 1 ||
+    (params.logitBias !== undefined && Object.keys(params.logitBias).length > 0)
+  );
+}
+
+/**
+ * The logits row after the penalties and the logit bias (a copy; the row itself when there are none):
+ * repetition penalty over every seen token (x > 0: x / r, else x * r), then minus frequency * count +
+ * presence for each generated token, then plus the bias.
+ */
+export function processLogits(row: ArrayLike<number>, params: SamplingParams, history?: TokenHistory): ArrayLike<number> {
+  if (!hasLogitProcessing(params)) return row;
+  const out = Float32Array.from(row);
+  const r = params.repetitionPenalty ?? 1;
+  if (history && r !== 1) for (const t of history.seen.keys()) out[t] = out[t] > 0 ? out[t] / r : out[t] * r;
+  const f = params.frequencyPenalty ?? 0;
+  const pr = params.presencePenalty ?? 0;
+  if (history && (f !== 0 || pr !== 0)) for (const [t, c] of history.generated) out[t] -= c * f + pr;
+  if (params.logitBias) for (const [t, b] of Object.entries(params.logitBias)) out[Number(t)] += b;
+  return out;
+}
+
 /** True when the parameters mean greedy decoding (temperature 0). */
 export function isGreedy(params: SamplingParams): boolean {
   return !(params.temperature > 0);
 }
 
 /**
- * Target distribution p [V] from one logits row [V]: temperature -> top-k -> top-p -> normalize.
+ * Target distribution p [V] from one logits row [V]: penalties and logit bias (processLogits, with the
+ * history before the position) -> temperature -> top-k -> top-p -> normalize.
  * Greedy (temperature 0) gives a one-hot at argmax. Returned in float64 and normalized to sum 1.
  *
  * top-k keeps every token whose scaled logit is >= the k-th largest (ties at the boundary kept).
  * top-p keeps the smallest prefix of tokens sorted by probability (desc, index asc on ties)
  * whose cumulative probability reaches topP; at least one token is always kept.
  */
-export function targetDistribution(row: ArrayLike<number>, params: SamplingParams): Float64Array {
+export function targetDistribution(raw: ArrayLike<number>, params: SamplingParams, history?: TokenHistory): Float64Array {
+  const row = processLogits(raw, params, history);
   const V = row.length;
   const p = new Float64Array(V);
   if (isGreedy(params)) {
@@ -208,7 +269,44 @@ export function sampleFrom(p: ArrayLike<number>, rng: Rng): number {
 }
 
 /** Plain sampling of one token from a logits row (what plain decoding does). */
-export function sampleToken(row: ArrayLike<number>, params: SamplingParams, rng: Rng): number {
-  if (isGreedy(params)) return argmax(row);
-  return sampleFrom(targetDistribution(row, params), rng);
+export function sampleToken(row: ArrayLike<number>, params: SamplingParams, rng: Rng, history?: TokenHistory): number {
+  if (isGreedy(params)) return argmax(processLogits(row, params, history));
+  return sampleFrom(targetDistribution(row, params, history), rng);
+}
+
+/** A token's log-probability and the most likely alternatives at one position. */
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+  /** The `top` most likely tokens, most likely first (ties: lower id first). */
+  top: { token: number; logprob: number }[];
+}
+
+/**
+ * Log-probabilities at one position: log-softmax of the logits after the penalties and the logit bias
+ * (processLogits), at temperature 1 and before top-k / top-p, so they are defined for greedy decoding
+ * too and do not depend on which drafter proposed the token.
+ */
+export function tokenLogprobs(row: ArrayLike<number>, params: SamplingParams, history: TokenHistory | undefined, token: number, top: number): TokenLogprob {
+  const x = processLogits(row, params, history);
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) if (x[i] > max) max = x[i];
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) sum += Math.exp(x[i] - max);
+  const lse = max + Math.log(sum);
+  const best: number[] = [];
+  if (top > 0) {
+    // Partial selection of the `top` largest (top <= 20, V ~ 10^4).
+    for (let i = 0; i < x.length; i++) {
+      if (best.length === top && x[i] <= x[best[best.length - 1]]) continue;
+      let j = best.length < top ? best.length : best.length - 1;
+      if (best.length < top) best.push(i);
+      while (j > 0 && x[best[j - 1]] < x[i]) {
+        best[j] = best[j - 1];
+        j--;
+      }
+      best[j] = i;
+    }
+  }
+  return { token, logprob: x[token] - lse, top: best.map((t) => ({ token: t, logprob: x[t] - lse })) };
 }

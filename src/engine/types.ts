@@ -100,6 +100,16 @@ export interface SamplingParams {
   /** 0 disables top-k. */
   topK: number;
   seed: number;
+  /** Subtracted from a token's logit once per time it was generated in this request (OpenAI's
+   *  frequency_penalty, [-2, 2]; default 0). */
+  frequencyPenalty?: number;
+  /** Subtracted from a token's logit if it was generated in this request (presence_penalty, [-2, 2]). */
+  presencePenalty?: number;
+  /** CTRL / Hugging Face repetition penalty over the prompt and the generated tokens: a seen token's
+   *  positive logit is divided by it, a negative one multiplied (> 0; default 1 = off). */
+  repetitionPenalty?: number;
+  /** Added to the logits of these token ids (OpenAI's logit_bias, [-100, 100]). */
+  logitBias?: Record<number, number>;
 }
 
 /** Per-round statistics surfaced to usage and the benchmark. */

@@ -11,6 +11,9 @@ export const DEFAULT_BUDGET = 16;
 /** Largest tree: one verify pass holds its nodes after the cache's partial last panel. */
 export const MAX_BUDGET = 64;
 
+/** Most alternatives per token in logprobs. */
+export const MAX_TOP_LOGPROBS = 20;
+
 /** What the request is checked against. */
 export interface ValidationLimits {
   vocabSize: number;
@@ -40,6 +43,21 @@ export function validateRequest(req: GenerateRequest, limits: ValidationLimits):
   const s = req.sampling;
   if (!(s.temperature >= 0) || !(s.topP > 0 && s.topP <= 1) || !(Number.isInteger(s.topK) && s.topK >= 0) || !Number.isFinite(s.seed)) {
     throw new EngineError('invalid_request', 'sampling: temperature >= 0, 0 < topP <= 1, integer topK >= 0, finite seed');
+  }
+  const pen = (x: number | undefined, lo: number, hi: number) => x === undefined || (Number.isFinite(x) && x >= lo && x <= hi);
+  if (!pen(s.frequencyPenalty, -2, 2) || !pen(s.presencePenalty, -2, 2)) {
+    throw new EngineError('invalid_request', 'sampling: frequencyPenalty and presencePenalty must be in [-2, 2]');
+  }
+  if (!(s.repetitionPenalty === undefined || (Number.isFinite(s.repetitionPenalty) && s.repetitionPenalty > 0))) {
+    throw new EngineError('invalid_request', 'sampling: repetitionPenalty must be > 0');
+  }
+  for (const [k, b] of Object.entries(s.logitBias ?? {})) {
+    const t = Number(k);
+    if (!Number.isInteger(t) || t < 0 || t >= V) throw new EngineError('invalid_token', `logitBias token id ${k} outside [0, ${V})`, { token: t, vocabSize: V, field: 'logitBias' });
+    if (!(Number.isFinite(b) && b >= -100 && b <= 100)) throw new EngineError('invalid_request', `logitBias of token ${k} must be in [-100, 100]`);
+  }
+  if (req.logprobs !== undefined && !(Number.isInteger(req.logprobs) && req.logprobs >= 0 && req.logprobs <= MAX_TOP_LOGPROBS)) {
+    throw new EngineError('invalid_request', `logprobs must be an integer in [0, ${MAX_TOP_LOGPROBS}]`);
   }
   if (req.treeBudget !== undefined && !(Number.isInteger(req.treeBudget) && req.treeBudget >= 1 && req.treeBudget <= MAX_BUDGET)) {
     throw new EngineError('invalid_request', `treeBudget must be an integer in [1, ${MAX_BUDGET}]`);

@@ -23,6 +23,7 @@ export function engineApiError(e: EngineError, ctx: ErrorContext): ApiError {
     case 'unknown_drafter':
       return badRequest(`Unknown drafter "${d.drafter}". This model has: ${(d.drafters ?? []).join(', ')}.`, 'drafter', 'unknown_drafter');
     case 'invalid_token':
+      if (d.field === 'logitBias') return badRequest(`logit_bias: token id ${d.token} is outside the vocabulary [0, ${d.vocabSize}).`, 'logit_bias', 'invalid_token');
       return badRequest(`Token id ${d.token} is outside the vocabulary [0, ${d.vocabSize}).`, ctx.promptParam, 'invalid_token');
     case 'context_length_exceeded': {
       const p = d.promptTokens ?? 0;

@@ -318,3 +318,100 @@ describe('DecodingSession', () => {
     expect(ok.tokens.length).toBeGreaterThan(0);
   });
 });
+
+/**
+ * Penalties, logit bias and log-probabilities act on the target distribution at each position: plain and
+ * speculative decoding (any drafter) give the same greedy tokens and the same logprobs.
+ */
+describe('penalties, logit bias and logprobs (the target distribution, whichever drafter)', () => {
+  const PEN: SamplingParams = { ...GREEDY, frequencyPenalty: 0.9, presencePenalty: 0.6, repetitionPenalty: 1.3 };
+  const N = 32;
+  let prompt: number[];
+  let base: Awaited<ReturnType<typeof collect>>;
+  let pen: Awaited<ReturnType<typeof collect>>;
+
+  beforeAll(async () => {
+    const { registerDrafters } = await import('../../src/engine/drafters/index.js');
+    if (!engine.drafterNames.includes('ngram')) registerDrafters(engine);
+    prompt = engine.encodePrompt('x = 1\nx = 1\nx = 1\nx = 1\n');
+    base = await collect(engine.createSession(), { promptTokens: prompt, maxTokens: N, sampling: GREEDY });
+    pen = await collect(engine.createSession(), { promptTokens: prompt, maxTokens: N, sampling: PEN, logprobs: 3 });
+  });
+
+  const logprobsOf = (r: { events: GenerateEvent[] }) => r.events.flatMap((e) => (e.type === 'tokens' ? (e.logprobs ?? []) : []));
+
+  it('greedy with penalties: another text than without, and token-identical with the reference and n-gram drafters', async () => {
+    expect(pen.tokens).not.toEqual(base.tokens);
+    refDrafter.reference = [...prompt, ...pen.tokens];
+    const ref = await collect(engine.createSession(), { promptTokens: prompt, maxTokens: N, sampling: PEN, drafter: 'reference', treeBudget: 12, logprobs: 3 });
+    expect(ref.tokens).toEqual(pen.tokens);
+    expect(ref.done.usage.rounds).toBeLessThan(pen.done.usage.rounds);
+    const ng = await collect(engine.createSession(), { promptTokens: prompt, maxTokens: N, sampling: PEN, drafter: 'ngram', logprobs: 3 });
+    expect(ng.tokens).toEqual(pen.tokens);
+    // The unpenalised reference drafter proposes the repetitive text: rejected, the output is unchanged.
+    refDrafter.reference = [...prompt, ...base.tokens];
+    const wrong = await collect(engine.createSession(), { promptTokens: prompt, maxTokens: N, sampling: PEN, drafter: 'reference', treeBudget: 12 });
+    expect(wrong.tokens).toEqual(pen.tokens);
+    // Logprobs: one per emitted token, the same whichever drafter proposed it (same positions, same rows).
+    for (const r of [ref, ng]) {
+      const a = logprobsOf(pen);
+      const b = logprobsOf(r);
+      expect(b.map((x) => x.token)).toEqual(pen.tokens);
+      for (let i = 0; i < a.length; i++) {
+        expect(b[i].logprob).toBeCloseTo(a[i].logprob, 4);
+        expect(b[i].top.map((t) => t.token)).toEqual(a[i].top.map((t) => t.token));
+      }
+    }
+  });
+
+  it('logprobs: the greedy token is the most likely one, alternatives sorted, probabilities sum to at most 1', () => {
+    const lps = logprobsOf(pen);
+    expect(lps.length).toBe(pen.tokens.length);
+    for (const lp of lps) {
+      expect(lp.top.length).toBe(3);
+      expect(lp.top[0].token).toBe(lp.token);
+      expect(lp.top[0].logprob).toBeCloseTo(lp.logprob, 10);
+      expect(lp.logprob).toBeLessThanOrEqual(0);
+      for (let i = 1; i < lp.top.length; i++) expect(lp.top[i].logprob).toBeLessThanOrEqual(lp.top[i - 1].logprob);
+      expect(lp.top.reduce((s, t) => s + Math.exp(t.logprob), 0)).toBeLessThanOrEqual(1 + 1e-9);
+    }
+    // No logprobs unless asked.
+    expect(logprobsOf(base)).toEqual([]);
+  });
+
+  it('logit bias: -100 bans a token, +100 forces one, in plain and speculative decoding', async () => {
+    const first = base.tokens[0];
+    const banned = await collect(engine.createSession(), { promptTokens: prompt, maxTokens: 8, sampling: { ...GREEDY, logitBias: { [first]: -100 } } });
+    expect(banned.tokens).not.toContain(first);
+    const forced = engine.tokenizer.encode(' z')[0];
+    for (const drafter of ['plain', 'ngram']) {
+      const r = await collect(engine.createSession(), { promptTokens: prompt, maxTokens: 6, sampling: { ...HOT, logitBias: { [forced]: 100 } }, drafter });
+      expect(r.tokens).toEqual(Array(6).fill(forced));
+    }
+  });
+
+  it('penalised sampling: a maxRounds continuation reproduces one long request (the history carries over)', async () => {
+    const sampling = { ...HOT, frequencyPenalty: 0.5, presencePenalty: 0.5, repetitionPenalty: 1.2 };
+    const whole = await collect(engine.createSession(), { promptTokens: prompt, maxTokens: 20, sampling });
+    const s = engine.createSession();
+    let got: number[] = [];
+    for (let i = 0; i < 20 && got.length < whole.tokens.length; i++) {
+      const r = await collect(s, { promptTokens: i === 0 ? prompt : [...s.tokens], maxTokens: 20 - got.length, sampling, maxRounds: 4 });
+      got = got.concat(r.tokens);
+      if (r.done.finishReason !== 'rounds') break;
+    }
+    expect(got).toEqual(whole.tokens);
+  });
+
+  it('refuses penalties, biases and logprobs out of range', async () => {
+    const s = engine.createSession();
+    const bad = async (sampling: Partial<SamplingParams>, extra: Partial<GenerateRequest> = {}) =>
+      expect(collect(s, { promptTokens: prompt, maxTokens: 1, sampling: { ...GREEDY, ...sampling }, ...extra })).rejects.toThrow(EngineError);
+    await bad({ frequencyPenalty: 2.5 });
+    await bad({ presencePenalty: -3 });
+    await bad({ repetitionPenalty: 0 });
+    await bad({ logitBias: { [engine.config.vocab_size]: 1 } });
+    await bad({ logitBias: { 5: 101 } });
+    await bad({}, { logprobs: 21 });
+  });
+});

@@ -9,10 +9,15 @@
  * chi-square goodness-of-fit test against the exact distribution. The same statistic must reject
  * deliberately broken acceptance rules (always accept the argmax child, no renormalization after a
  * rejection, Medusa's typical acceptance). Seeds are fixed, so the test is deterministic.
+ *
+ * A penalised case (frequency, presence and repetition penalties, a logit bias) checks that the
+ * penalties act on the target distribution at every tree node as plain decoding applies them (the
+ * history extended along the path): tree sampling must fit the exact penalised distribution, and a
+ * rule that penalises every node with the round's starting history only must be rejected.
  */
 import { describe, expect, it } from 'vitest';
 import { acceptSampling, type Acceptance } from '../../src/engine/acceptance.js';
-import { Rng, argmax, sampleFrom, sampleToken, targetDistribution } from '../../src/engine/sampling.js';
+import { Rng, TokenHistory, argmax, sampleFrom, sampleToken, targetDistribution } from '../../src/engine/sampling.js';
 import { buildTree, childrenOf, validateTree } from '../../src/engine/tree.js';
 import { goodnessOfFit } from './stats.js';
 import type { SamplingParams, TokenTree } from '../../src/engine/types.js';
@@ -78,7 +83,7 @@ function verifyLogits(ctx: readonly number[], tree: TokenTree): Float32Array {
   return out;
 }
 
-type AcceptFn = (tree: TokenTree, logits: Float32Array, V: number, params: SamplingParams, rng: Rng) => Acceptance;
+type AcceptFn = (tree: TokenTree, logits: Float32Array, V: number, params: SamplingParams, rng: Rng, history?: TokenHistory) => Acceptance;
 
 function row(l: Float32Array, i: number) {
   return l.subarray(i * V, (i + 1) * V);
@@ -146,31 +151,67 @@ const brokenTypical: AcceptFn = (tree, logits, _V, params, rng) => {
   }
 };
 
-/** One sample of GEN tokens through speculative rounds. */
+/** Broken (penalised case): every node's distribution uses the round's starting history, as if the
+ *  accepted path's tokens had not been generated. */
+const brokenStaleHistory: AcceptFn = (tree, logits, V_, params, rng, history) => acceptSamplingWith(tree, logits, V_, params, rng, () => history);
+
+/** The correct rule with a chosen history per node (for brokenStaleHistory). */
+function acceptSamplingWith(tree: TokenTree, logits: Float32Array, _V: number, params: SamplingParams, rng: Rng, historyAt: () => TokenHistory | undefined): Acceptance {
+  const ch = childrenOf(tree);
+  const path = [0];
+  let node = 0;
+  for (;;) {
+    const p = targetDistribution(row(logits, node), params, historyAt());
+    let acc = -1;
+    for (const c of ch[node]) {
+      let mass = 0;
+      for (const x of p) mass += x;
+      const px = p[tree.tokens[c]];
+      if (px > 0 && (px >= mass || rng.next() * mass < px)) { acc = c; break; }
+      p[tree.tokens[c]] = 0;
+    }
+    if (acc < 0) return { path, bonus: sampleFrom(p, rng) };
+    path.push(acc);
+    node = acc;
+  }
+}
+
+/** One sample of GEN tokens through speculative rounds (the penalties' history as the engine keeps it). */
 function sampleSpeculative(accept: AcceptFn, params: SamplingParams, rng: Rng, budget: number): number[] {
   const ctx = [...PROMPT];
-  ctx.push(sampleToken(logitsAfter(TARGET, ctx), params, rng)); // the first pending token (prefill)
+  const h = TokenHistory.fromPrompt(PROMPT);
+  ctx.push(sampleToken(logitsAfter(TARGET, ctx), params, rng, h)); // the first pending token (prefill)
+  h.push(ctx[ctx.length - 1]);
   while (ctx.length - PROMPT.length < GEN) {
     const tree = draftTree(ctx, budget);
-    const { path, bonus } = accept(tree, verifyLogits(ctx, tree), V, params, rng);
-    for (let i = 1; i < path.length; i++) ctx.push(tree.tokens[path[i]]);
-    ctx.push(bonus);
+    const { path, bonus } = accept(tree, verifyLogits(ctx, tree), V, params, rng, h);
+    const emitted = [...path.slice(1).map((n) => tree.tokens[n]), bonus];
+    for (const t of emitted) {
+      ctx.push(t);
+      h.push(t);
+    }
   }
   return ctx.slice(PROMPT.length, PROMPT.length + GEN);
 }
 
 function samplePlain(params: SamplingParams, rng: Rng): number[] {
   const ctx = [...PROMPT];
-  while (ctx.length - PROMPT.length < GEN) ctx.push(sampleToken(logitsAfter(TARGET, ctx), params, rng));
+  const h = TokenHistory.fromPrompt(PROMPT);
+  while (ctx.length - PROMPT.length < GEN) {
+    ctx.push(sampleToken(logitsAfter(TARGET, ctx), params, rng, h));
+    h.push(ctx[ctx.length - 1]);
+  }
   return ctx.slice(PROMPT.length);
 }
 
-/** Exact probability of every GEN-token outcome (index = base-V number). */
+/** Exact probability of every GEN-token outcome (index = base-V number), penalties included. */
 function exactDistribution(params: SamplingParams): Float64Array {
   const out = new Float64Array(V ** GEN);
   const rec = (ctx: number[], prob: number, depth: number, idx: number) => {
     if (depth === GEN) { out[idx] += prob; return; }
-    const p = targetDistribution(logitsAfter(TARGET, ctx), params);
+    const h = TokenHistory.fromPrompt(PROMPT);
+    for (const t of ctx.slice(PROMPT.length)) h.push(t);
+    const p = targetDistribution(logitsAfter(TARGET, ctx), params, h);
     for (let v = 0; v < V; v++) if (p[v] > 0) rec([...ctx, v], prob * p[v], depth + 1, idx * V + v);
   };
   rec([...PROMPT], 1, 0, 0);
@@ -225,6 +266,29 @@ describe('lossless tree sampling (engine acceptance.ts) against the exact distri
       for (const g of Object.values(broken)) expect(g.pValue).toBeLessThan(ALPHA);
     }, 60000);
   }
+
+  it('penalised (frequency 0.7, presence 0.5, repetition 1.4, a logit bias): plain and tree sampling fit; a stale history is rejected', () => {
+    const params: SamplingParams = { temperature: 1, topP: 1, topK: 0, seed: 0, frequencyPenalty: 0.7, presencePenalty: 0.5, repetitionPenalty: 1.4, logitBias: { 3: 0.6 } };
+    const exact = exactDistribution(params);
+    const unpenalised = exactDistribution({ temperature: 1, topP: 1, topK: 0, seed: 0 });
+    let tv = 0;
+    for (let i = 0; i < exact.length; i++) tv += Math.abs(exact[i] - unpenalised[i]) / 2;
+    expect(tv).toBeGreaterThan(0.1); // the penalties change the distribution a lot
+    const rngPlain = Rng.fromSeed(21);
+    const plainFit = goodnessOfFit(histogram(N, () => samplePlain(params, rngPlain)), exact, N);
+    const rngSpec = Rng.fromSeed(22);
+    const spec = goodnessOfFit(histogram(N, () => sampleSpeculative(acceptSampling, params, rngSpec, 12)), exact, N);
+    const rngSpec2 = Rng.fromSeed(23);
+    const specSmall = goodnessOfFit(histogram(N, () => sampleSpeculative(acceptSampling, params, rngSpec2, 3)), exact, N);
+    const rngStale = Rng.fromSeed(24);
+    const stale = goodnessOfFit(histogram(N, () => sampleSpeculative(brokenStaleHistory, params, rngStale, 12)), exact, N);
+    const fmt = (g: ReturnType<typeof goodnessOfFit>) => `chi2=${g.chi2.toFixed(1)} df=${g.df} p=${g.pValue.toExponential(2)} tv=${g.tv.toFixed(4)}`;
+    console.log(`[penalised] tv to unpenalised ${tv.toFixed(3)}\n  plain ${fmt(plainFit)}\n  tree(12) ${fmt(spec)}\n  tree(3) ${fmt(specSmall)}\n  broken stale history: ${fmt(stale)}`);
+    expect(plainFit.pValue).toBeGreaterThan(ALPHA);
+    expect(spec.pValue).toBeGreaterThan(ALPHA);
+    expect(specSmall.pValue).toBeGreaterThan(ALPHA);
+    expect(stale.pValue).toBeLessThan(ALPHA);
+  }, 60000);
 
   it('the drafted trees actually get accepted sometimes (the test exercises the tree path)', () => {
     const params = { temperature: 1, topP: 1, topK: 0, seed: 0 };
