@@ -32,8 +32,8 @@ export interface TransformersJsModel {
   encode(text: string): number[];
   decode(ids: number[]): string;
   /**
-   * Greedy generate() from these prompt ids: the new tokens (a final <s>/eos, which ends a completion,
-   * dropped, as the engine never emits it), and when the first new token came (the end of prefill).
+   * Greedy generate() from these prompt ids: the new tokens (with the <s>/eos that ends a completion
+   * early, as the engine's token events have it too), and when the first new token came (the end of prefill).
    */
   generate(promptIds: number[], maxNewTokens: number): Promise<{ tokens: number[]; totalMs: number; prefillMs: number }>;
 }
@@ -82,7 +82,6 @@ async function load(runtime: TransformersJsRuntime, name: string): Promise<Trans
       ? { device: 'cpu' as const, session_options: { intraOpNumThreads: 1, interOpNumThreads: 1 } }
       : { device: { model: '' } as unknown as 'wasm' }),
   });
-  const eos = new Set([model.generation_config?.eos_token_id].flat().filter((x): x is number => typeof x === 'number'));
   return {
     runtime,
     runtimeName: runtime === 'wasm' ? `onnxruntime-web ${versions.web ?? '?'} wasm, 1 thread` : `onnxruntime-node ${versions.node ?? '?'} cpu, 1 thread`,
@@ -105,7 +104,6 @@ async function load(runtime: TransformersJsRuntime, name: string): Promise<Trans
       })) as { tolist(): bigint[][] };
       const t1 = performance.now();
       const tokens = out.tolist()[0].slice(promptIds.length).map(Number);
-      if (tokens.length && eos.has(tokens[tokens.length - 1])) tokens.pop();
       return { tokens, totalMs: t1 - t0, prefillMs: (firstAt || t1) - t0 };
     },
   };

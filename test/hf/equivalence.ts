@@ -13,10 +13,14 @@ import { MODEL_DIR, ROOT, requireModel } from '../engine/helpers.js';
 
 export const MAX_NEW_TOKENS = 48;
 
-/** Short prompts, and held-out long ones (300-450 tokens: the attention then spans many panels). */
+/**
+ * Short prompts, and held-out long ones (300-450 tokens: the attention then spans many panels; the
+ * model ends its completion of long prompt 50 with <s> after 4 tokens, so stopping is compared too).
+ */
 export function equivalencePrompts(): string[] {
-  const long = readFileSync(join(ROOT, 'bench/prompts-long.jsonl'), 'utf8').split('\n').filter(Boolean)
-    .slice(0, 2).map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+  const longAll = readFileSync(join(ROOT, 'bench/prompts-long.jsonl'), 'utf8').split('\n').filter(Boolean)
+    .map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+  const long = [longAll[0], longAll[1], longAll[50]];
   const heldout = readFileSync(join(ROOT, 'bench/prompts.jsonl'), 'utf8').split('\n').filter(Boolean)
     .slice(0, 2).map((l) => (JSON.parse(l) as { prompt: string }).prompt);
   return ['def fib(n):\n', 'import os\nimport sys\n\n\ndef main():\n', '    def write(self, data):\n', ...heldout, ...long];
