@@ -9,7 +9,7 @@ writes, from the same weights as the shipped model:
                           separated by <s> in the training corpus), greedy by default
   tokenizer.json          the shipped tokenizer (from the model's shards) plus a post-processor that
                           puts <s> first, as LlamaTokenizer does (the engine adds <s> itself)
-  tokenizer_config.json   LlamaTokenizerFast, add_bos_token, the chat template of the manifest
+  tokenizer_config.json   LlamaTokenizerFast, add_bos_token, the API's chat template (CHAT_TEMPLATE)
   onnx/model_quantized.onnx
                           the standard decoder-with-past interface of Optimum exports:
                             inputs  input_ids int64 [batch, seq], attention_mask int64 [batch, past+seq],
@@ -229,6 +229,18 @@ def read_artifact(model_dir, name):
     return manifest, data
 
 
+# The chat template of the API's /v1/chat/completions (src/worker/openai/chat-template.ts, renderChat):
+# "Role: content" paragraphs, ending with "Assistant:"; a last assistant message is left open. <s> first,
+# as the engine puts it before every prompt.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}"
+    "{% set label = 'User' if m.role == 'user' else ('Assistant' if m.role == 'assistant' else 'System') %}"
+    "{% if loop.last and m.role == 'assistant' %}{{ label }}:{% if m.content %} {{ m.content }}{% endif %}"
+    "{% else %}{{ label }}: {{ m.content }}\n\n{% endif %}{% endfor %}"
+    "{% if messages[-1].role != 'assistant' %}Assistant:{% endif %}"
+)
+
+
 def hf_config(cfg: ModelConfig, bos, eos):
     return {
         "architectures": ["LlamaForCausalLM"],
@@ -314,7 +326,7 @@ def main():
                    "bos_token": bos_piece, "eos_token": added[eos], "unk_token": added.get(0, "<unk>"),
                    "pad_token": added.get(0, "<unk>"), "clean_up_tokenization_spaces": False,
                    "legacy": False, "model_max_length": base.cfg.max_seq_len,
-                   "chat_template": manifest.get("chat_template")}, f, indent=2)
+                   "chat_template": CHAT_TEMPLATE}, f, indent=2)
         f.write("\n")
     sizes = {p: os.path.getsize(os.path.join(args.out, p)) for p in
              ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model_quantized.onnx")}

@@ -31,6 +31,8 @@ export interface TransformersJsModel {
   /** AutoTokenizer's ids of a text (with <s> first, as the tokenizer's post-processor adds it). */
   encode(text: string): number[];
   decode(ids: number[]): string;
+  /** The tokenizer's chat template applied to messages, tokenized. */
+  chatIds(messages: { role: string; content: string }[]): number[];
   /**
    * Greedy generate() from these prompt ids: the new tokens (with the <s>/eos that ends a completion
    * early, as the engine's token events have it too), and when the first new token came (the end of prefill).
@@ -88,6 +90,10 @@ async function load(runtime: TransformersJsRuntime, name: string): Promise<Trans
     version: tf.env.version,
     encode: (text) => (tokenizer(text).input_ids.tolist() as bigint[][])[0].map(Number),
     decode: (ids) => tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false }),
+    chatIds: (messages) => {
+      const ids = tokenizer.apply_chat_template(messages, { tokenize: true, return_tensor: false, return_dict: false }) as unknown as number[];
+      return ids.map(Number);
+    },
     async generate(promptIds, maxNewTokens) {
       const ids = new tf.Tensor('int64', BigInt64Array.from(promptIds.map(BigInt)), [1, promptIds.length]);
       const mask = new tf.Tensor('int64', new BigInt64Array(promptIds.length).fill(1n), [1, promptIds.length]);

@@ -5,6 +5,7 @@
  * fixed panels, so its one-pass prefill and the engine's prefill in pieces give the same bits.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { renderChat } from '../../src/worker/openai/chat-template.js';
 import { MAX_NEW_TOKENS, enginePlain, equivalencePrompts, firstDifference, promptIds, setup, type Setup } from './equivalence.js';
 
 let s: Setup;
@@ -22,6 +23,19 @@ describe('transformers.js (onnxruntime-web wasm) vs the engine, greedy', () => {
       const ids = s.engine.encodePrompt(p);
       expect(s.tjs.encode(p)).toEqual(ids);
       expect(s.tjs.decode(ids)).toBe(p);
+    }
+  });
+
+  it('the chat template renders conversations as /v1/chat/completions does', () => {
+    const conversations = [
+      [{ role: 'user', content: 'Write a function that reverses a list.' }],
+      [{ role: 'system', content: 'You write Python.' }, { role: 'user', content: 'Sort a dict by value.' },
+        { role: 'assistant', content: 'sorted(d.items(), key=lambda kv: kv[1])' }, { role: 'user', content: 'And reversed?' }],
+      [{ role: 'user', content: 'Continue:' }, { role: 'assistant', content: 'def f(x):' }],
+    ] as const;
+    for (const c of conversations) {
+      const messages = c.map((m) => ({ ...m }));
+      expect(s.tjs.chatIds(messages)).toEqual(s.engine.encodePrompt(renderChat(messages)));
     }
   });
 
