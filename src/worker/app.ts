@@ -10,11 +10,15 @@ import { streamSSE } from 'hono/streaming';
 import { zValidator } from '@hono/zod-validator';
 import type { z } from 'zod';
 import type { Env } from './env';
-import { ApiError } from './openai/errors';
+import { ApiError, badRequest } from './openai/errors';
 import { renderChat, STOP_SEQUENCES, trimReplyStart } from './openai/chat-template';
 import {
   chatChunk,
+  chatLogprobs,
   chatResponse,
+  completionLogprobs,
+  mergeDone,
+  type ChoiceOut,
   completionChunk,
   completionResponse,
   toExtension,
@@ -23,8 +27,8 @@ import {
   usageChunk,
   type Ids,
 } from './openai/format';
-import { ChatCompletionSchema, CompletionSchema, SESSION_ID_RE, type ChatCompletionBody, type CompletionBody } from './openai/schemas';
-import type { DoDone, DoEvent, DoEventSource, DoFailure, DoGenerateRequest } from './protocol';
+import { ChatCompletionSchema, CompletionSchema, MAX_CHOICES, SESSION_ID_RE, type ChatCompletionBody, type CompletionBody } from './openai/schemas';
+import type { DoDone, DoEvent, DoEventSource, DoFailure, DoGenerateRequest, DoLogprob, DoStart } from './protocol';
 import { authenticate, type Tenant } from './tenants';
 import { drainUnreadBody } from './body-drain';
 
@@ -140,11 +144,12 @@ app.get('/v1/models/:model', auth, (c) => {
 app.post('/v1/completions', limitBody, auth, jsonOnly, validate(CompletionSchema), rateLimit, async (c) => {
   const body = c.req.valid('json') as CompletionBody;
   const prompt = body.prompt;
-  let p: DoGenerateRequest['prompt'];
-  if (typeof prompt === 'string') p = { text: prompt };
-  else if (typeof prompt[0] === 'string') p = { text: prompt[0] as string };
-  else if (Array.isArray(prompt[0])) p = { tokens: prompt[0] as number[] };
-  else p = { tokens: prompt as number[] };
+  // A string, a list of strings, token ids, or a list of token-id lists: one choice (x n) per prompt.
+  let p: DoGenerateRequest['prompt'][];
+  if (typeof prompt === 'string') p = [{ text: prompt }];
+  else if (typeof prompt[0] === 'string') p = (prompt as string[]).map((text) => ({ text }));
+  else if (Array.isArray(prompt[0])) p = (prompt as number[][]).map((tokens) => ({ tokens }));
+  else p = [{ tokens: prompt as number[] }];
   return generate(c, body, p, 'prompt', 'completion', body.stop);
 });
 
@@ -153,7 +158,7 @@ app.post('/v1/chat/completions', limitBody, auth, jsonOnly, validate(ChatComplet
   const userStops = body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   const stops = [...STOP_SEQUENCES, ...userStops.filter((s) => !STOP_SEQUENCES.includes(s))];
   if (body.max_completion_tokens != null && body.max_tokens == null) body.max_tokens = body.max_completion_tokens;
-  return generate(c, body, { text: renderChat(body.messages) }, 'messages', 'chat', stops);
+  return generate(c, body, [{ text: renderChat(body.messages) }], 'messages', 'chat', stops);
 });
 
 /** Session introspection and removal (tenant-scoped like everything else). */
@@ -207,10 +212,17 @@ function resolveSessionId(c: Context<AppEnv>, bodyId: string | null | undefined)
   return header ?? bodyId ?? null;
 }
 
+/** One choice being generated: its start, its events, and how to stop it. */
+interface Job {
+  start: DoStart;
+  events: AsyncGenerator<DoEvent>;
+  cancel: () => void;
+}
+
 async function generate(
   c: Context<AppEnv>,
   body: CompletionBody | ChatCompletionBody,
-  prompt: DoGenerateRequest['prompt'],
+  prompts: DoGenerateRequest['prompt'][],
   promptParam: string,
   kind: 'completion' | 'chat',
   stop: string | string[] | null | undefined,
@@ -223,31 +235,63 @@ async function generate(
   const sessionId = resolveSessionId(c, body.session_id);
   if (body.continue && sessionId === null) throw new ApiError(400, '`continue` needs a session (X-Session-Id header or session_id).', 'invalid_request_error', 'continue', 'missing_session');
 
-  const req: DoGenerateRequest = {
+  // Choices: n per prompt, prompt after prompt (choice k is prompt floor(k / n)), each in its own session.
+  const n = body.n ?? 1;
+  const choices = prompts.length * n;
+  if (choices > MAX_CHOICES) throw badRequest(`n x prompts asks for ${choices} choices; at most ${MAX_CHOICES} per request.`, 'n', 'invalid_value');
+  if (choices > 1 && sessionId !== null) {
+    throw badRequest('Several choices (n > 1 or several prompts) each need a session of their own: send them without a session id.', n > 1 ? 'n' : promptParam, 'invalid_value');
+  }
+  const chat = kind === 'chat' ? (body as ChatCompletionBody) : null;
+  if (chat && chat.top_logprobs != null && !chat.logprobs) throw badRequest('top_logprobs needs logprobs: true.', 'top_logprobs', 'invalid_value');
+  const logprobs = chat ? (chat.logprobs ? (chat.top_logprobs ?? 0) : null) : ((body as CompletionBody).logprobs ?? null);
+  const echo = !chat && (body as CompletionBody).echo === true;
+  if (echo && logprobs !== null) throw badRequest("echo with logprobs is not supported: the prompt's log-probabilities are not computed.", 'echo', 'unsupported_parameter');
+
+  const request = (k: number): DoGenerateRequest => ({
     tenant: tenant.name,
     sessionId,
     model: body.model,
-    prompt,
+    prompt: prompts[Math.floor(k / n)],
     promptParam,
     continue: body.continue ?? false,
     maxTokens: body.max_tokens ?? null,
     tenantMaxTokens: tenant.max_tokens,
     maxRounds: tenant.max_rounds,
-    sampling: { temperature: body.temperature ?? 1, topP: body.top_p ?? 1, topK: body.top_k ?? 0, seed: body.seed ?? -1 },
+    sampling: {
+      temperature: body.temperature ?? 1,
+      topP: body.top_p ?? 1,
+      topK: body.top_k ?? 0,
+      // Choice k of a seeded request: seed + k (each choice its own stream, all reproducible).
+      seed: body.seed == null ? -1 : (body.seed + k) % 2 ** 32,
+      ...(body.frequency_penalty ? { frequencyPenalty: body.frequency_penalty } : {}),
+      ...(body.presence_penalty ? { presencePenalty: body.presence_penalty } : {}),
+      ...(body.repetition_penalty != null && body.repetition_penalty !== 1 ? { repetitionPenalty: body.repetition_penalty } : {}),
+      ...(body.logit_bias && Object.keys(body.logit_bias).length ? { logitBias: body.logit_bias } : {}),
+    },
     stop: stop == null ? [] : typeof stop === 'string' ? [stop] : stop,
     drafter: body.drafter ?? tenant.drafter ?? null, // request, then tenant, then the model's default
     treeBudget: body.tree_budget ?? null,
+    logprobs,
+    echo,
+    user: body.user ?? null,
     fault: faultSpec(c),
+  });
+  const startJob = async (k: number): Promise<Job> => {
+    // Ephemeral requests get a DO of their own (random name, nothing persisted).
+    const stub = sessionStub(c.env, tenant, sessionId ?? `~ephemeral:${crypto.randomUUID()}`);
+    let started: Awaited<ReturnType<typeof stub.generate>>;
+    try {
+      started = await stub.generate(request(k));
+    } catch {
+      throw interrupted(); // the object was reset before it answered
+    }
+    if (!started.ok) throw failed(started);
+    const { events, cancel } = readEvents(started.events);
+    // Echo: the prompt's text comes first, as if generated.
+    return { start: started.start, events: echo ? prepend({ type: 'tokens', text: started.start.echoText ?? '' }, events) : events, cancel };
   };
-  // Ephemeral requests get a DO of their own (random name, nothing persisted).
-  const stub = sessionStub(c.env, tenant, sessionId ?? `~ephemeral:${crypto.randomUUID()}`);
-  let started: Awaited<ReturnType<typeof stub.generate>>;
-  try {
-    started = await stub.generate(req);
-  } catch {
-    throw interrupted(); // the object was reset before it answered
-  }
-  if (!started.ok) throw failed(started);
+  const first = await startJob(0); // before answering: an error of the first choice has its own status
 
   const ids: Ids = {
     id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${crypto.randomUUID().replace(/-/g, '')}`,
@@ -255,52 +299,131 @@ async function generate(
     model: body.model,
   };
   if (sessionId) c.header('x-session-id', sessionId);
-  const { events, cancel } = readEvents(started.events);
   // A chat reply starts after "Assistant:"; drop the one space the model puts there (see chat-template.ts).
-  const lastRole = kind === 'chat' ? (body as ChatCompletionBody).messages.at(-1)?.role : undefined;
-  let atStart = kind === 'chat' && lastRole !== 'assistant' && !body.continue;
-  const shape = (text: string) => {
-    const out = trimReplyStart(text, atStart);
-    if (out) atStart = false;
-    return out;
+  const lastRole = chat?.messages.at(-1)?.role;
+  const shaper = () => {
+    let atStart = kind === 'chat' && lastRole !== 'assistant' && !body.continue;
+    return (text: string) => {
+      const out = trimReplyStart(text, atStart);
+      if (out) atStart = false;
+      return out;
+    };
   };
+  const firstOfPrompt = Array.from({ length: choices }, (_, k) => k % n === 0);
+  /** A choice's logprobs in the route's format; `offset`: where its tokens start in the choice's text. */
+  const formatLogprobs = (lps: DoLogprob[], offset: number) => (logprobs === null ? null : chat ? chatLogprobs(lps) : completionLogprobs(lps, offset));
+  const render = (outs: ChoiceOut[], done: DoDone) => (kind === 'chat' ? chatResponse(ids, outs, done) : completionResponse(ids, outs, done));
 
   if (!body.stream) {
-    const render = (text: string, done: DoDone) => JSON.stringify(kind === 'chat' ? chatResponse(ids, text, done) : completionResponse(ids, text, done));
-    return jsonAsGenerated(c, render, events, shape, cancel);
+    if (choices === 1) {
+      const lps: DoLogprob[] = [];
+      const events = tap(first.events, (ev) => {
+        if (ev.type === 'tokens' && ev.logprobs) lps.push(...ev.logprobs);
+      });
+      const renderOne = (text: string, done: DoDone) =>
+        JSON.stringify(render([{ index: 0, text, finishReason: done.finishReason, logprobs: formatLogprobs(lps, 0) }], done));
+      return jsonAsGenerated(c, renderOne, events, shaper(), first.cancel);
+    }
+    // Several choices: generated one after another, answered together.
+    const outs: ChoiceOut[] = [];
+    const dones: DoDone[] = [];
+    for (let k = 0; k < choices; k++) {
+      const job = k === 0 ? first : await startJob(k);
+      const shape = shaper();
+      let text = '';
+      const lps: DoLogprob[] = [];
+      let done: DoDone | null = null;
+      try {
+        for await (const ev of job.events) {
+          if (ev.type === 'tokens') {
+            text += shape(ev.text);
+            if (ev.logprobs) lps.push(...ev.logprobs);
+          } else if (ev.type === 'done') done = ev;
+          else if (ev.type === 'error') throw ApiError.fromBody(ev.status, ev.body, ev.headers);
+        }
+      } catch (err) {
+        job.cancel();
+        throw err instanceof ApiError ? err : interrupted();
+      }
+      if (!done) throw interrupted();
+      dones.push(done);
+      outs.push({ index: k, text, finishReason: done.finishReason, logprobs: formatLogprobs(lps, 0) });
+    }
+    return c.json(render(outs, mergeDone(dones, firstOfPrompt)));
   }
 
   const includeUsage = body.stream_options?.include_usage === true;
   const usageField = includeUsage ? null : undefined; // OpenAI sends usage: null on every chunk when asked
   return streamSSE(c, async (sse) => {
-    sse.onAbort(cancel); // cancels the DO stream → the engine stops within one round
+    let current = first;
+    sse.onAbort(() => current.cancel()); // cancels the DO's generation → the engine stops within one round
     const send = (obj: unknown) => sse.writeSSE({ data: JSON.stringify(obj) });
-    if (kind === 'chat') await send(chatChunk(ids, { role: 'assistant', content: '' }, null, usageField));
-    let ended = false;
-    try {
-      for await (const ev of events) {
-        if (sse.aborted) return;
-        if (ev.type === 'tokens') {
-          const text = shape(ev.text);
-          if (!text) continue;
-          await send(kind === 'chat' ? chatChunk(ids, { content: text }, null, usageField) : completionChunk(ids, text, null, usageField));
-        } else if (ev.type === 'done') {
-          ended = true;
-          const finish = toFinishReason(ev.finishReason);
-          await send(kind === 'chat' ? chatChunk(ids, {}, finish, usageField) : completionChunk(ids, '', finish, usageField));
-          if (includeUsage) await send(usageChunk(kind, ids, toUsage(ev.usage), toExtension(ev)));
-        } else if (ev.type === 'error') {
-          ended = true;
-          await send(ev.body); // OpenAI streams errors as a data line carrying {"error": {...}}
+    const dones: DoDone[] = [];
+    for (let k = 0; k < choices; k++) {
+      if (k > 0) {
+        try {
+          current = await startJob(k);
+        } catch (err) {
+          await send((err instanceof ApiError ? err : interrupted()).toJSON());
+          break;
         }
       }
-    } catch {
-      // The session object went away mid-stream (evicted, reset): the stream reader failed.
+      if (sse.aborted) return current.cancel();
+      const shape = shaper();
+      if (kind === 'chat') await send(chatChunk(ids, { role: 'assistant', content: '' }, null, usageField, k));
+      let ended = false;
+      let failed = false;
+      let offset = 0;
+      try {
+        for await (const ev of current.events) {
+          if (sse.aborted) return;
+          if (ev.type === 'tokens') {
+            const text = shape(ev.text);
+            const lp = ev.logprobs?.length ? formatLogprobs(ev.logprobs, offset) : null;
+            offset += text.length;
+            if (!text && !lp) continue;
+            await send(kind === 'chat' ? chatChunk(ids, { content: text }, null, usageField, k, lp) : completionChunk(ids, text, null, usageField, k, lp));
+          } else if (ev.type === 'done') {
+            ended = true;
+            dones.push(ev);
+            const finish = toFinishReason(ev.finishReason);
+            await send(kind === 'chat' ? chatChunk(ids, {}, finish, usageField, k) : completionChunk(ids, '', finish, usageField, k));
+          } else if (ev.type === 'error') {
+            ended = true;
+            failed = true;
+            await send(ev.body); // OpenAI streams errors as a data line carrying {"error": {...}}
+          }
+        }
+      } catch {
+        // The session object went away mid-stream (evicted, reset): the event source failed.
+      }
+      if (sse.aborted) return;
+      if (!ended) {
+        await send(interrupted().toJSON());
+        failed = true;
+      }
+      if (failed) break;
     }
-    if (sse.aborted) return;
-    if (!ended) await send(interrupted().toJSON());
+    if (includeUsage && dones.length === choices) {
+      const done = mergeDone(dones, firstOfPrompt);
+      await send(usageChunk(kind, ids, toUsage(done.usage), toExtension(done)));
+    }
     await sse.writeSSE({ data: '[DONE]' });
   });
+}
+
+/** `first`, then the events of `rest`. */
+async function* prepend(first: DoEvent, rest: AsyncGenerator<DoEvent>): AsyncGenerator<DoEvent> {
+  yield first;
+  yield* rest;
+}
+
+/** The events of `source`, each shown to `see` first. */
+async function* tap(source: AsyncGenerator<DoEvent>, see: (ev: DoEvent) => void): AsyncGenerator<DoEvent> {
+  for await (const ev of source) {
+    see(ev);
+    yield ev;
+  }
 }
 
 /**

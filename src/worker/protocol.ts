@@ -27,6 +27,12 @@ export interface DoGenerateRequest {
   stop: string[];
   drafter: string | null;
   treeBudget: number | null;
+  /** Log-probabilities of the generated tokens with this many alternatives each; null: none. */
+  logprobs: number | null;
+  /** Return the prompt's text (DoStart.echoText) to prepend to the completion. */
+  echo: boolean;
+  /** The client's `user` (recorded with the session, reported by info). */
+  user: string | null;
   /** Fault injection, only where the deployment sets FAULT_INJECTION=on (tests): from `X-Fault` (JSON). */
   fault?: FaultSpec;
 }
@@ -49,10 +55,21 @@ export interface DoStart {
   type: 'start';
   promptTokens: number;
   restore?: RestoreInfo;
+  /** The prompt as text (requests with `echo`). */
+  echoText?: string;
+}
+/** A token's log-probability as the API reports it: its text and UTF-8 bytes, and the alternatives. */
+export interface DoLogprob {
+  token: string;
+  bytes: number[];
+  logprob: number;
+  top: { token: string; bytes: number[]; logprob: number }[];
 }
 export interface DoTokens {
   type: 'tokens';
   text: string;
+  /** Requests with logprobs: one per generated token of this event (stop tokens excluded). */
+  logprobs?: DoLogprob[];
 }
 export interface DoDone {
   type: 'done';
@@ -102,4 +119,6 @@ export interface SessionInfo {
   /** Drafters the model offers (valid values of the `drafter` parameter) and the default one. */
   drafters: string[];
   default_drafter: string | null;
+  /** The `user` of the last request that ran in this object (held in memory). */
+  user: string | null;
 }

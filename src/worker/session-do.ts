@@ -21,6 +21,7 @@
 import { DurableObject, RpcTarget } from 'cloudflare:workers';
 import type { DecodingSession, Engine, GenerateEvent, SessionSnapshot } from '../engine/index';
 import { EngineError } from '../engine/errors';
+import type { TokenLogprob } from '../engine/sampling';
 import { ShardError } from '../engine/model-store';
 import { wasmHeapBytes } from '../engine/ort';
 import { defaultDrafter } from './drafter-choice';
@@ -31,7 +32,7 @@ import { persistsKv, restoresStoredKv, validStoredKv } from './kv-persist';
 import { getEngine, loadStats, modelLoadError } from './model-cache';
 import { ApiError } from './openai/errors';
 import { assemblePrompt, sameTokens } from './prompt';
-import type { DoDone, DoEvent, DoEventSource, DoFailure, DoGenerateRequest, DoResult, DoStart, RestoreInfo, SessionInfo } from './protocol';
+import type { DoDone, DoEvent, DoEventSource, DoFailure, DoGenerateRequest, DoLogprob, DoResult, DoStart, RestoreInfo, SessionInfo } from './protocol';
 import { memoryBudgetBytes, ResidentSessions } from './session-memory';
 import { KV_CHUNK_BYTES, SessionStore, type KvChunk } from './session-store';
 
@@ -67,6 +68,8 @@ export class SessionDO extends DurableObject<Env> {
   busy = false;
   /** How the current in-memory session was brought back (reported once, on the next response). */
   private pendingRestore: RestoreInfo | undefined;
+  /** The `user` of the last request (reported by info). */
+  private lastUser: string | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -133,6 +136,7 @@ export class SessionDO extends DurableObject<Env> {
       isolate: { wasm_heap_bytes: wasmHeapBytes(), model_loads: Object.fromEntries(loadStats) },
       drafters: engine?.drafterNames ?? [],
       default_drafter: engine ? defaultDrafter(engine.drafterNames) : null,
+      user: this.lastUser,
     };
   }
 
@@ -171,6 +175,7 @@ export class SessionDO extends DurableObject<Env> {
         drafter: req.drafter ?? defaultDrafter(engine.drafterNames),
         treeBudget: req.treeBudget ?? undefined,
         refuseOverContext: true,
+        logprobs: req.logprobs ?? undefined,
         signal: abort.signal,
       };
       session.check(genReq); // the engine validates the request (tokens, context, drafter, ...)
@@ -179,6 +184,8 @@ export class SessionDO extends DurableObject<Env> {
       this.pendingRestore = undefined;
       const channel = new EventChannel<DoEvent>(() => abort.abort(), 16, WRITE_STALL_MS);
       const start: DoStart = { type: 'start', promptTokens: promptTokens.length, restore };
+      if (req.echo) start.echoText = 'text' in req.prompt && !req.continue ? req.prompt.text : engine.tokenizer.decode(promptTokens);
+      if (req.user !== null) this.lastUser = req.user;
       started = true;
       this.ctx.waitUntil(
         this.drive(gen, channel, req, engine, restore).finally(() => {
@@ -207,7 +214,8 @@ export class SessionDO extends DurableObject<Env> {
     try {
       for await (const ev of gen) {
         if (ev.type === 'tokens') {
-          if (ev.text) await send({ type: 'tokens', text: ev.text });
+          const logprobs = ev.logprobs && apiLogprobs(engine, ev.logprobs);
+          if (ev.text || logprobs?.length) await send({ type: 'tokens', text: ev.text, ...(logprobs ? { logprobs } : {}) });
           if (req.fault?.evictAfterTokens !== undefined && ++tokenEvents >= req.fault.evictAfterTokens) {
             this.ctx.abort('fault injection: evicted mid-stream'); // resets this object, as an eviction does
           }
@@ -327,6 +335,18 @@ function failAfter(chunks: (from: number) => Iterable<KvChunk>): (from: number) 
 
 function sessionNotFound(): ApiError {
   return new ApiError(404, 'No such session: it was never used, or it was deleted.', 'not_found_error', 'session_id', 'session_not_found');
+}
+
+/** The engine's logprobs with token texts and bytes, stop tokens left out (they have no text). */
+function apiLogprobs(engine: Engine, lps: TokenLogprob[]): DoLogprob[] {
+  const enc = new TextEncoder();
+  const piece = (t: number) => {
+    const token = engine.tokenizer.decode([t]);
+    return { token, bytes: Array.from(enc.encode(token)) };
+  };
+  return lps
+    .filter((lp) => !engine.stopTokens.has(lp.token))
+    .map((lp) => ({ ...piece(lp.token), logprob: lp.logprob, top: lp.top.map((t) => ({ ...piece(t.token), logprob: t.logprob })) }));
 }
 
 /** Events not taken by the reader within this time count as a disconnect. */

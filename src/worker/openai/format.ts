@@ -1,6 +1,6 @@
 /** Response and SSE chunk shapes of OpenAI's completions and chat completions APIs. */
 import type { Usage } from '../../engine/index';
-import type { DoDone } from '../protocol';
+import type { DoDone, DoLogprob } from '../protocol';
 
 export type FinishReason = 'stop' | 'length' | null;
 
@@ -71,13 +71,58 @@ export interface Ids {
   model: string;
 }
 
-export function completionChunk(ids: Ids, text: string, finish: FinishReason, usage?: OpenAIUsage | null) {
+/** Chat's logprobs of some tokens: `content` per token with its `top_logprobs` alternatives. */
+export function chatLogprobs(lps: readonly DoLogprob[]) {
+  return {
+    content: lps.map((l) => ({ token: l.token, logprob: l.logprob, bytes: l.bytes, top_logprobs: l.top.map((t) => ({ token: t.token, logprob: t.logprob, bytes: t.bytes })) })),
+    refusal: null,
+  };
+}
+
+/** The completions route's (legacy) logprobs of some tokens; `offset` is the first token's place in the choice's text. */
+export function completionLogprobs(lps: readonly DoLogprob[], offset: number) {
+  const text_offset: number[] = [];
+  for (const l of lps) {
+    text_offset.push(offset);
+    offset += l.token.length;
+  }
+  return {
+    tokens: lps.map((l) => l.token),
+    token_logprobs: lps.map((l) => l.logprob),
+    top_logprobs: lps.map((l) => Object.fromEntries(l.top.map((t) => [t.token, t.logprob]))),
+    text_offset,
+  };
+}
+
+/** Usage and our extension of several choices: prompt tokens once per prompt (`firstOfPrompt`), the rest summed. */
+export function mergeDone(dones: readonly DoDone[], firstOfPrompt: readonly boolean[]): DoDone {
+  if (dones.length === 1) return dones[0];
+  const usage = { ...dones[0].usage };
+  for (const k of Object.keys(usage) as (keyof typeof usage)[]) {
+    const once = k === 'promptTokens' || k === 'cachedTokens' || k === 'prefillMs';
+    usage[k] = dones.reduce((s, d, i) => s + (once && !firstOfPrompt[i] ? 0 : d.usage[k]), 0);
+  }
+  const last = dones[dones.length - 1];
+  const persist = dones.some((d) => d.persistMs !== undefined) ? dones.reduce((s, d) => s + (d.persistMs ?? 0), 0) : undefined;
+  return { ...last, usage, restore: dones[0].restore, ...(persist !== undefined ? { persistMs: persist } : {}) };
+}
+
+/** One choice of a response. */
+export interface ChoiceOut {
+  index: number;
+  text: string;
+  finishReason: DoDone['finishReason'];
+  /** Formatted logprobs (chatLogprobs / completionLogprobs), or null. */
+  logprobs: unknown;
+}
+
+export function completionChunk(ids: Ids, text: string, finish: FinishReason, usage?: OpenAIUsage | null, index = 0, logprobs: unknown = null) {
   return {
     id: ids.id,
     object: 'text_completion' as const,
     created: ids.created,
     model: ids.model,
-    choices: [{ index: 0, text, logprobs: null, finish_reason: finish }],
+    choices: [{ index, text, logprobs, finish_reason: finish }],
     ...(usage !== undefined ? { usage } : {}),
   };
 }
@@ -87,6 +132,8 @@ export function chatChunk(
   delta: { role?: 'assistant'; content?: string },
   finish: FinishReason,
   usage?: OpenAIUsage | null,
+  index = 0,
+  logprobs: unknown = null,
 ) {
   return {
     id: ids.id,
@@ -94,7 +141,7 @@ export function chatChunk(
     created: ids.created,
     model: ids.model,
     system_fingerprint: null,
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    choices: [{ index, delta, logprobs, finish_reason: finish }],
     ...(usage !== undefined ? { usage } : {}),
   };
 }
@@ -113,33 +160,31 @@ export function usageChunk(kind: 'completion' | 'chat', ids: Ids, usage: OpenAIU
   };
 }
 
-export function completionResponse(ids: Ids, text: string, done: DoDone) {
+export function completionResponse(ids: Ids, choices: readonly ChoiceOut[], done: DoDone) {
   return {
     id: ids.id,
     object: 'text_completion' as const,
     created: ids.created,
     model: ids.model,
-    choices: [{ index: 0, text, logprobs: null, finish_reason: toFinishReason(done.finishReason) }],
+    choices: choices.map((ch) => ({ index: ch.index, text: ch.text, logprobs: ch.logprobs, finish_reason: toFinishReason(ch.finishReason) })),
     usage: toUsage(done.usage),
     ctc_edge: toExtension(done),
   };
 }
 
-export function chatResponse(ids: Ids, text: string, done: DoDone) {
+export function chatResponse(ids: Ids, choices: readonly ChoiceOut[], done: DoDone) {
   return {
     id: ids.id,
     object: 'chat.completion' as const,
     created: ids.created,
     model: ids.model,
     system_fingerprint: null,
-    choices: [
-      {
-        index: 0,
-        message: { role: 'assistant' as const, content: text, refusal: null },
-        logprobs: null,
-        finish_reason: toFinishReason(done.finishReason),
-      },
-    ],
+    choices: choices.map((ch) => ({
+      index: ch.index,
+      message: { role: 'assistant' as const, content: ch.text, refusal: null },
+      logprobs: ch.logprobs,
+      finish_reason: toFinishReason(ch.finishReason),
+    })),
     usage: toUsage(done.usage),
     ctc_edge: toExtension(done),
   };

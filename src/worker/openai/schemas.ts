@@ -16,7 +16,17 @@ export const SESSION_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const neutral = <T extends z.ZodType>(schema: T, ok: (v: z.infer<T>) => boolean, what: string) =>
   schema.nullish().refine((v) => v === null || v === undefined || ok(v as z.infer<T>), { message: `${what} is not supported` });
 
-/** Accepted and ignored: they change nothing a stateless text generator does. */
+/** Most choices per request (n x prompts). */
+export const MAX_CHOICES = 16;
+/** Most alternatives per token in logprobs / top_logprobs. */
+export const MAX_TOP_LOGPROBS = 20;
+
+/** logit_bias: token ids (as JSON object keys) -> a bias in [-100, 100]; at most 300 of them. */
+const logitBias = z
+  .record(z.string().regex(/^(0|[1-9]\d{0,9})$/, 'keys must be token ids'), z.number().min(-100).max(100))
+  .refine((v) => Object.keys(v).length <= 300, { message: 'at most 300 tokens' });
+
+/** Accepted and ignored (user is recorded with the session): they change nothing a text generator does. */
 const ignored = {
   user: z.string().max(256).nullish(),
   metadata: z.record(z.string(), z.string()).nullish(),
@@ -38,10 +48,13 @@ const common = {
   stream_options: z
     .strictObject({ include_usage: z.boolean().nullish(), include_obfuscation: neutral(z.boolean(), (v) => !v, 'stream_options.include_obfuscation') })
     .nullish(),
-  n: neutral(z.number().int(), (v) => v === 1, 'n other than 1'),
-  presence_penalty: neutral(z.number(), (v) => v === 0, 'presence_penalty'),
-  frequency_penalty: neutral(z.number(), (v) => v === 0, 'frequency_penalty'),
-  logit_bias: neutral(z.record(z.string(), z.number()), (v) => Object.keys(v).length === 0, 'logit_bias'),
+  /** Choices per prompt (one after another, each in an ephemeral session of its own). */
+  n: z.number().int().min(1).max(MAX_CHOICES).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  /** Extension: CTRL / Hugging Face repetition penalty over prompt + completion (1 = off). */
+  repetition_penalty: z.number().gt(0).max(10).nullish(),
+  logit_bias: logitBias.nullish(),
   ...ignored,
   /** Extension: drafter name (none, prompt lookup, ctc, ...), validated against the engine. */
   drafter: z.string().min(1).max(64).nullish(),
@@ -61,10 +74,12 @@ export const CompletionSchema = z.strictObject({
     .union([z.string(), z.array(z.string()).min(1), tokenIds, z.array(tokenIds).min(1)], {
       error: 'expected a string, an array of strings, an array of token ids or an array of token-id arrays',
     })
-    .refine((p) => typeof p === 'string' || typeof p[0] === 'number' || p.length === 1, { message: 'only one prompt per request is supported' }),
-  echo: neutral(z.boolean(), (v) => !v, 'echo'),
+    .refine((p) => typeof p === 'string' || typeof p[0] === 'number' || p.length <= MAX_CHOICES, { message: `at most ${MAX_CHOICES} prompts per request` }),
+  /** Prepend the prompt to the completion text. */
+  echo: z.boolean().nullish(),
   suffix: neutral(z.string(), (v) => v === '', 'suffix'),
-  logprobs: neutral(z.number().int(), () => false, 'logprobs'),
+  /** Legacy form: the log-probabilities of each token with this many alternatives. */
+  logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
   best_of: neutral(z.number().int(), (v) => v === 1, 'best_of other than 1'),
 });
 export type CompletionBody = z.infer<typeof CompletionSchema>;
@@ -86,8 +101,8 @@ export const ChatCompletionSchema = z.strictObject({
   ...common,
   messages: z.array(ChatMessageSchema).min(1),
   max_completion_tokens: z.number().int().min(1).nullish(),
-  logprobs: neutral(z.boolean(), (v) => !v, 'logprobs'),
-  top_logprobs: neutral(z.number().int(), () => false, 'top_logprobs'),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
   tools: neutral(z.array(z.unknown()), (v) => v.length === 0, 'tools'),
   tool_choice: neutral(z.unknown(), (v) => v === 'none', 'tool_choice'),
   parallel_tool_calls: z.boolean().nullish(), // meaningless without tools
