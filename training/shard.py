@@ -6,6 +6,10 @@ costs one small re-fetch, and large enough that a 6 MB model is only a handful o
 Each shard and each reassembled file carry a sha256 that the loader checks before use.
 
   /usr/bin/python3 -m training.shard --name default
+
+The manifest's second base file `base_webgpu` (the WebGPU variant, training/export_webgpu.py) is written
+when data/onnx/base.webgpu.onnx exists. Without the held-out data (data/tokens/val.bin,
+data/corpus/val.txt) the held-out metrics are carried over from the existing manifest.
 """
 import argparse, datetime, glob, hashlib, json, math, os
 
@@ -73,6 +77,8 @@ def main():
     args = ap.parse_args()
     out_dir = os.path.join("model-shards", args.name)
     os.makedirs(out_dir, exist_ok=True)
+    old_manifest = os.path.join(out_dir, "manifest.json")
+    old_metrics = json.load(open(old_manifest)).get("metrics") if os.path.exists(old_manifest) else None
     for old in glob.glob(os.path.join(out_dir, "*.bin")):
         os.remove(old)
     export = json.load(open(os.path.join(args.onnx, "export.json")))
@@ -107,7 +113,18 @@ def main():
             cfg["quantization"] = "int8-rowwise" if kind.endswith("2") else "int8-dynamic"
             cfg["train_summary"] = export[f"{kind}_head"]["summary"]
             files[f"{kind}_head"] = write_file(out_dir, f"{kind}_head", open(path, "rb").read(), cfg)
-    metrics = heldout_metrics(args.base_checkpoint, args.data, args.corpus)
+    webgpu = os.path.join(args.onnx, "base.webgpu.onnx")
+    if os.path.exists(webgpu):
+        # the base model for onnxruntime-web's WebGPU provider (no MatMulInteger kernel there): the fp32
+        # graph with fp16 weights; the browser engine loads it instead of `base` when it runs on WebGPU
+        files["base_webgpu"] = write_file(out_dir, "base_webgpu", open(webgpu, "rb").read(),
+                                          {"quantization": "fp16-weights", "kv_interface": 2, "execution_provider": "webgpu"})
+    have_val = all(os.path.exists(p) for p in (os.path.join(args.data, "val.bin"), os.path.join(args.corpus, "val.txt")))
+    if have_val or not old_metrics:
+        metrics = heldout_metrics(args.base_checkpoint, args.data, args.corpus)
+    else:
+        print(f"no held-out data in {args.data} / {args.corpus}: held-out metrics kept from the previous manifest")
+        metrics = {k: v for k, v in old_metrics.items() if k.startswith("heldout_") or k == "bytes_per_token"}
     metrics.update({"train_tokens": export["train"]["tokens"], "train_steps": export["train"]["step"],
                     "train_minutes": round(export["train"]["elapsed"] / 60, 2)})
     manifest = {
