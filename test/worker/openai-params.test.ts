@@ -5,14 +5,22 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type OpenAI from 'openai';
-import { startWorker, type Worker } from './harness';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TextTokenizer } from '../../src/engine/index';
+import { MODEL_DIR, readManifest, startWorker, type Worker } from './harness';
 
 let w: Worker;
 let client: OpenAI;
+let tok: TextTokenizer;
 beforeAll(async () => {
   w = await startWorker(inject('workerBundleDir'));
   client = w.client('sk-bob');
+  const m = readManifest();
+  tok = new TextTokenizer(Buffer.concat(m.files.tokenizer.shards.map((s) => readFileSync(join(MODEL_DIR, s.path)))).toString('utf8'));
 });
+/** The model's token ids of a text (for logit_bias and token-id prompts). */
+const tokenIdsOf = (text: string) => tok.encode(text);
 afterAll(async () => {
   await w?.dispose();
 });
@@ -154,27 +162,16 @@ describe('logit_bias', () => {
   it('-100 bans a token, +100 forces one; streamed the same', async () => {
     const base = await complete({ prompt: P, max_tokens: 6, logprobs: 0 });
     const firstToken = (base.choices[0].logprobs as unknown as CompletionLogprobs).tokens[0];
-    const tokenIds = await tokenIdsOf(firstToken);
+    const tokenIds = tokenIdsOf(firstToken);
     const banned = await complete({ prompt: P, max_tokens: 6, logit_bias: { [tokenIds[0]]: -100 } });
     expect(banned.choices[0].text.startsWith(firstToken)).toBe(false);
-    const forcedId = (await tokenIdsOf(' z'))[0];
+    const forcedId = (tokenIdsOf(' z'))[0];
     const forced = await complete({ prompt: P, max_tokens: 5, temperature: 1, seed: 1, logit_bias: { [forcedId]: 100 } });
     expect(forced.choices[0].text).toBe(' z'.repeat(5));
     const s = await completeStreamed({ prompt: P, max_tokens: 5, temperature: 1, seed: 1, logit_bias: { [forcedId]: 100 } });
     expect(s.texts[0]).toBe(' z'.repeat(5));
   });
 });
-
-/** Token ids of a text: the echo of a token-id prompt decodes them, so search the single ids that spell it. */
-async function tokenIdsOf(text: string): Promise<number[]> {
-  const { TextTokenizer } = await import('../../src/engine/index');
-  const { readManifest, MODEL_DIR } = await import('./harness');
-  const { readFileSync } = await import('node:fs');
-  const { join } = await import('node:path');
-  const m = readManifest();
-  const tok = new TextTokenizer(Buffer.concat(m.files.tokenizer.shards.map((s) => readFileSync(join(MODEL_DIR, s.path)))).toString('utf8'));
-  return tok.encode(text);
-}
 
 describe('n, echo, prompt arrays', () => {
   it('n = 3 sampled with a seed: three choices with their index, reproducible, streamed the same; usage adds up', async () => {
@@ -202,7 +199,7 @@ describe('n, echo, prompt arrays', () => {
     expect(r.choices[0].text).toBe(P + plainRun.choices[0].text);
     const s = await completeStreamed({ prompt: P, echo: true });
     expect(s.texts[0]).toBe(r.choices[0].text);
-    const ids = [1, ...(await tokenIdsOf('def add(a, b):'))];
+    const ids = [1, ...(tokenIdsOf('def add(a, b):'))];
     const t = await complete({ prompt: ids, echo: true, max_tokens: 4 });
     expect(t.choices[0].text.startsWith('def add(a, b):')).toBe(true);
   });
@@ -217,7 +214,7 @@ describe('n, echo, prompt arrays', () => {
     expect(s.texts).toEqual(r.choices.map((c) => c.text));
     const twice = await complete({ prompt: prompts.slice(0, 2), n: 2 });
     expect(twice.choices.map((c) => c.text)).toEqual([alone[0], alone[0], alone[1], alone[1]].map((a) => a.choices[0].text));
-    const ids = await complete({ prompt: [[1, ...(await tokenIdsOf('import os\n'))], [1, ...(await tokenIdsOf('class Stack:\n'))]] });
+    const ids = await complete({ prompt: [[1, ...(tokenIdsOf('import os\n'))], [1, ...(tokenIdsOf('class Stack:\n'))]] });
     expect(ids.choices.map((c) => c.text)).toEqual([alone[1].choices[0].text, alone[2].choices[0].text]);
   });
 });
