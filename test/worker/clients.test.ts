@@ -23,6 +23,7 @@ interface Reference {
   prompt_tokens: number;
   completion_tokens: number;
   finish_reason: string;
+  accepted_prediction_tokens: number;
 }
 let chatRef: Reference;
 
@@ -38,6 +39,7 @@ beforeAll(async () => {
     prompt_tokens: chat.usage!.prompt_tokens,
     completion_tokens: chat.usage!.completion_tokens,
     finish_reason: chat.choices[0].finish_reason,
+    accepted_prediction_tokens: chat.usage!.completion_tokens_details!.accepted_prediction_tokens!,
   };
   // the reference is a real completion
   expect(chatRef.text.length).toBeGreaterThan(0);
@@ -62,6 +64,19 @@ describe('Vercel AI SDK (ai + @ai-sdk/openai-compatible)', () => {
     expect(r.usage.outputTokens).toBe(chatRef.completion_tokens);
     expect(r.usage.totalTokens).toBe(chatRef.prompt_tokens + chatRef.completion_tokens);
     expect(r.finishReason).toBe(sdkFinish(chatRef.finish_reason));
+  });
+
+  it('our parameters through providerOptions, the drafter\'s count in providerMetadata', async () => {
+    // the default drafter drafts (accepted tokens, as the openai client saw them); plain drafts nothing; same text
+    const byDefault = await generateText({ model: provider().chatModel('default'), system: SYSTEM, prompt: USER, temperature: 0, maxOutputTokens: MAX, maxRetries: 0 });
+    expect(byDefault.providerMetadata?.['ctc-edge']?.acceptedPredictionTokens).toBe(chatRef.accepted_prediction_tokens);
+    expect(chatRef.accepted_prediction_tokens).toBeGreaterThan(0);
+    const plain = await generateText({
+      model: provider().chatModel('default'), system: SYSTEM, prompt: USER, temperature: 0, maxOutputTokens: MAX, maxRetries: 0,
+      providerOptions: { 'ctc-edge': { drafter: 'plain' } },
+    });
+    expect(plain.text).toBe(chatRef.text);
+    expect(plain.providerMetadata?.['ctc-edge']?.acceptedPredictionTokens).toBe(0);
   });
 
   it('streamText, chat model: the chunks add up to the same text, usage at the end', async () => {
