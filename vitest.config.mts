@@ -29,6 +29,7 @@ export default defineConfig({
         },
       },
       'test/worker/vitest.config.{mts,ts}',
+      'test/browser/vitest.config.{mts,ts}',
     ],
   },
 });
