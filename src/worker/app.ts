@@ -44,10 +44,7 @@ export function modelNames(env: Env): string[] {
     .filter(Boolean);
 }
 
-/** Largest request body accepted (413 above). */
-const BODY_LIMIT = 256 * 1024;
-
-app.use('*', drainUnreadBody(BODY_LIMIT));
+app.use('*', drainUnreadBody());
 
 // ------------------------------------------------------------------------------------------- errors
 app.onError((err, c) => {
@@ -120,6 +117,7 @@ const jsonOnly = async (c: Context<AppEnv>, next: () => Promise<void>) => {
   await next();
 };
 
+const BODY_LIMIT = 256 * 1024;
 const limitBody = bodyLimit({
   maxSize: BODY_LIMIT,
   onError: () => {
