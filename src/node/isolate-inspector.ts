@@ -12,16 +12,21 @@ export async function isolateInspector(port: number) {
   await new Promise((r) => ws.addEventListener('open', r));
   let id = 0;
   const waiting = new Map<number, (r: unknown) => void>();
+  const listeners = new Map<string, ((params: unknown) => void)[]>();
   ws.addEventListener('message', (e) => {
-    const m = JSON.parse(String(e.data)) as { id: number; result: unknown };
+    const m = JSON.parse(String(e.data)) as { id?: number; result?: unknown; method?: string; params?: unknown };
+    if (m.id === undefined) {
+      for (const f of listeners.get(m.method ?? '') ?? []) f(m.params);
+      return;
+    }
     waiting.get(m.id)?.(m.result);
     waiting.delete(m.id);
   });
-  const call = <T,>(method: string) =>
+  const call = <T,>(method: string, params: object = {}) =>
     new Promise<T>((res) => {
       const my = ++id;
       waiting.set(my, res as (r: unknown) => void);
-      ws.send(JSON.stringify({ id: my, method, params: {} }));
+      ws.send(JSON.stringify({ id: my, method, params }));
     });
   await call('HeapProfiler.enable');
   return {
@@ -32,6 +37,10 @@ export async function isolateInspector(port: number) {
       await (await fetch(`${url}health`)).text();
       await done;
     },
+    /** Any DevTools protocol method (Debugger.enable, Debugger.pause, ...). */
+    call,
+    /** DevTools protocol events (Debugger.paused, ...). */
+    on: (event: string, f: (params: unknown) => void) => listeners.set(event, [...(listeners.get(event) ?? []), f]),
     close: () => ws.close(),
   };
 }

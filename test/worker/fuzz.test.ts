@@ -18,12 +18,15 @@
  *   FUZZ_RUNS=<n>    requests per run (default 1000)
  *   FUZZ_LOG=<file>  append one line per request (time, status, request; failures also in full, as JSON)
  *   FUZZ_KEEP_GOING=1  exploration: record every failing run (with its FUZZ_PATH) instead of stopping at the first
+ *   FUZZ_INSPECT=<port>  attach V8's inspector on this port; when the worker stops answering, pause its isolate
+ *                    and print where its JavaScript is (a hang in JS shows its stack)
  */
 import { appendFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { isolateInspector } from '../../src/node/isolate-inspector';
 import { startWorker, type Worker } from './harness';
 
 const CI_SEED = 20260501;
@@ -45,7 +48,8 @@ const GREEDY = { model: 'default', prompt: 'def add(a, b):\n', max_tokens: 8, te
 const greedy = async () => (await w.client(BOB).completions.create(GREEDY)).choices[0].text;
 
 // Only the default model: the harness's deliberately broken models answer 503 by design.
-const start = () => startWorker(inject('workerBundleDir'), { vars: { MODEL_NAMES: 'default' } });
+const INSPECT = process.env.FUZZ_INSPECT ? Number(process.env.FUZZ_INSPECT) : undefined;
+const start = () => startWorker(inject('workerBundleDir'), { vars: { MODEL_NAMES: 'default' }, inspectorPort: INSPECT });
 
 beforeAll(async () => {
   w = await start();
@@ -99,7 +103,7 @@ const RAW = '\u0000raw:';
 const raw = (token: string) => RAW + token;
 const rawNumbers = fc.constantFrom('1e999', '-1e999', '-0', '0.0', '1.0', '8.0', '8e0', '0.8e1', '1E1', '9007199254740993', '123456789012345678901234567890', '1e-400', '4.0000000000000001', '-0.0').map(raw);
 const RAW_IN_JSON = /"\\u0000raw:((?:[^"\\]|\\.)*)"/g;
-const serialize = (v: unknown) => JSON.stringify(v).replace(RAW_IN_JSON, (m) => (JSON.parse(m) as string).slice(RAW.length));
+const serialize = (v: unknown) => (JSON.stringify(v) ?? 'undefined').replace(RAW_IN_JSON, (m) => (JSON.parse(m) as string).slice(RAW.length));
 
 const hostileNumber = fc.oneof(
   fc.integer(),
@@ -627,10 +631,33 @@ async function sendChecked(req: FuzzRequest): Promise<void> {
     log(`FAIL ${Date.now() - t}ms ${lastStatus} ${show(req)}\n  ${(err as Error).message.split('\n')[0]}\n  exact: ${exact(req)}`);
     if (!(await healthy())) {
       console.log(`[fuzz] the worker is unresponsive after: ${(err as Error).message.split('\n')[0]}; restarting it`);
+      if (INSPECT) await printIsolateStack(INSPECT);
       await w.dispose().catch(() => {});
       w = await start();
     }
     throw err;
+  }
+}
+
+/**
+ * FUZZ_INSPECT: pause the worker's isolate and print its JavaScript stack. An isolate whose thread is stuck
+ * outside JavaScript (in the runtime or V8 itself) cannot pause: then say so (look with `gdb -p <workerd pid>`).
+ */
+async function printIsolateStack(port: number): Promise<void> {
+  type Frame = { functionName: string; url: string; location: { lineNumber: number; columnNumber: number } };
+  const within = <T,>(ms: number, p: Promise<T>) => Promise.race([p, new Promise<null>((r) => setTimeout(() => r(null), ms))]);
+  const insp = await within(10_000, isolateInspector(port));
+  if (!insp) return console.log('[fuzz] the inspector did not answer in 10 s: the isolate is stuck outside JavaScript');
+  try {
+    const paused = new Promise<Frame[]>((res) => insp.on('Debugger.paused', (p) => res((p as { callFrames: Frame[] }).callFrames)));
+    void insp.call('Debugger.enable');
+    void insp.call('Debugger.pause');
+    const frames = await within(10_000, paused);
+    if (!frames) console.log('[fuzz] the isolate did not pause within 10 s: it is stuck outside JavaScript');
+    else console.log(`[fuzz] the isolate paused in:\n${frames.map((f) => `  at ${f.functionName || '(anonymous)'} ${f.url}:${f.location.lineNumber + 1}:${f.location.columnNumber + 1}`).join('\n')}`);
+    void insp.call('Debugger.resume');
+  } finally {
+    insp.close();
   }
 }
 
