@@ -237,3 +237,30 @@ export async function rowDrift(engine: Engine, prompt: string, k: number): Promi
   b.release();
   return { maxAbsDiff, argmaxAgree, rows: k, kvDiff };
 }
+
+/** One benchmark run of a prompt (the fields scripts/bench/stats.ts summarizes). */
+export interface BenchRun {
+  tokens: number[];
+  decodeMs: number;
+  rounds: number;
+  treeNodes: number;
+  draftMs: number;
+  verifyMs: number;
+  accepted: number;
+}
+
+/** Greedy runs of one prompt with each drafter, in the order given (callers rotate it per prompt). */
+export async function benchPrompt(engine: Engine, prompt: string, drafters: string[], maxTokens: number, treeBudget = 16): Promise<Record<string, BenchRun>> {
+  const out: Record<string, BenchRun> = {};
+  for (const d of drafters) {
+    const r = await complete(engine, { prompt, maxTokens, drafter: d, treeBudget });
+    out[d] = { tokens: r.tokens, decodeMs: r.decodeMs, rounds: r.usage.rounds, treeNodes: r.treeNodes, draftMs: r.usage.draftMs, verifyMs: r.usage.verifyMs, accepted: r.usage.acceptedPredictionTokens };
+  }
+  return out;
+}
+
+/** ORT's wasm heap and (Chromium only) the JS heap, in bytes. The wasm heap only grows: read after a workload, it is its peak. */
+export function heapBytes(): { wasm: number | null; js: number | null } {
+  const mem = (performance as Performance & { memory?: { usedJSHeapSize: number } }).memory;
+  return { wasm: wasmHeapBytes(), js: mem ? mem.usedJSHeapSize : null };
+}

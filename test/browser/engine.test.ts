@@ -4,7 +4,8 @@
  * shards checked and cached so that a reload downloads nothing; a corrupt cached shard replaced.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launch, MODEL_DIR, nodeGreedy, pageUrl, runDemo, skipLine, type Browser, type Page } from './helpers.js';
+import { mkdirSync } from 'node:fs';
+import { launch, MODEL_DIR, nodeGreedy, pageUrl, runDemo, SHOTS, skipLine, type Browser, type Page } from './helpers.js';
 import { watch } from '../../src/node/chromium.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +21,8 @@ describe.skipIf(skip !== null)('engine in the browser, provider wasm', () => {
   const shardRequests: string[] = [];
   beforeAll(async () => {
     browser = await launch();
-    page = await browser.newPage();
+    mkdirSync(SHOTS, { recursive: true });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('request', (r) => {
       if (r.url().includes('/models/default/') && r.url().endsWith('.bin')) shardRequests.push(r.url().split('/').pop()!);
     });
@@ -42,6 +44,7 @@ describe.skipIf(skip !== null)('engine in the browser, provider wasm', () => {
       expect(run.tokens).toEqual(want);
     }
     expect(await page.textContent('#f-provider')).toBe('this browser (wasm)');
+    await page.screenshot({ path: join(SHOTS, 'demo-browser-wasm.png'), fullPage: true });
     // the first load fetched the base model and the tokenizer, each shard once
     expect([...shardRequests].sort()).toEqual([...loadShards].sort());
     expect(w.errors).toEqual([]);
