@@ -249,7 +249,7 @@ def build_medusa_head(base, head):
     return g.model()
 
 
-def build_prefix_head(base, head):
+def build_prefix_head(base, head, shortlist=0):
     """Head v2 (PrefixDraftHead) with its own KV cache; one run per round.
 
     inputs  hidden f32 [1,m,d] (the base model's hidden rows of the m positions the head has not
@@ -257,7 +257,10 @@ def build_prefix_head(base, head):
             attention_mask f32 [1,1,m,Ph+m] (additive, causal), past_key / past_value f32 [1,Hh,Ph,Dh]
     outputs ctc2: log_probs f32 [slots, V'+1] (blank last) from the newest position;
             medusa2: logits f32 [k, V']; new_key / new_value f32 [1,Hh,m,Dh] (the head appends them)
-    V' = the head's shortlist (its `shortlist_ids`: class i is that token), or the vocabulary."""
+    V' = the head's shortlist (its `shortlist_ids`: class i is that token), or the vocabulary; shortlist > 0
+    keeps only its first N classes (the most frequent tokens: a smaller read-out; the rest stay reachable
+    through prompt lookup). The graph's metadata `dynamic_weights` names the MatMul weights that see
+    the newest row only (quantize.py --dynamic-weights auto: row-exactness buys nothing there)."""
     c = head.cfg
     d, nh = c.d_model, c.n_heads
     D = d // nh
@@ -308,6 +311,8 @@ def build_prefix_head(base, head):
     u = g.rms_norm(x, np32(head.norm.weight), c.norm_eps, "head_norm")
     u = g.op("Reshape", [u, g.shape_const([1, d])])                                          # [1,d]
     ids = head.shortlist_ids.cpu().numpy()
+    if shortlist:
+        ids = ids[:shortlist]
     n = len(ids)
     table = g.init("lm_shortlist", np32(base.embed.weight).T[:, ids].copy())                 # [d,V']
     if c.kind == "ctc2":
@@ -327,7 +332,11 @@ def build_prefix_head(base, head):
         stacked = g.op("Reshape", [g.linear(u, w_all, b_all, hint="heads"), g.shape_const([c.k, d])])
         outs = g.op("Add", [u, g.silu(stacked)])                                              # [k,d]
         g.output(g.op("MatMul", [outs, table]), "logits", F32, [c.k, n])
-    return g.model()
+    m = g.model()
+    newest = ["wo", "w_gate_up", "w_down", "lm_shortlist"] + (
+        ["upsample", "in_proj", "out_proj", "ff1", "ff2", "slot_out"] if c.kind == "ctc2" else ["heads"])
+    onnx.helper.set_model_props(m, {"dynamic_weights": ",".join(newest)})
+    return m
 
 
 def load_checkpoint(path):
@@ -347,13 +356,20 @@ def main():
     ap.add_argument("--ctc-shortlist", type=int, default=0,
                     help="CTC head proposes only the N most frequent training tokens (0 = all)")
     ap.add_argument("--data", default="data/tokens")
+    ap.add_argument("--only", default="", help="comma-separated subset of base,ctc,medusa,ctc2,medusa2 to export "
+                                                "(export.json then lists only those; default: all)")
+    ap.add_argument("--v2-shortlist", type=int, default=0,
+                    help="head v2: read out only the first N classes of its shortlist (0 = all it was trained with)")
     args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    want = lambda kind: not only or kind in only
     os.makedirs(args.out, exist_ok=True)
     st = load_checkpoint(args.base)
     base = BaseModel(ModelConfig(**st["config"]))
     base.load_state_dict(st["model"])
     base.eval()
-    save(build_base(base, args.kv_panel), os.path.join(args.out, "base.onnx"))
+    if want("base"):
+        save(build_base(base, args.kv_panel), os.path.join(args.out, "base.onnx"))
     info = {"config": base.cfg.to_dict(), "kv_panel": args.kv_panel, "train": {k: st.get(k) for k in ("step", "tokens", "elapsed", "val_loss")}}
     from training.model import CTCDraftHead, MedusaHeads
     shortlist = None
@@ -365,6 +381,8 @@ def main():
         info["ctc_shortlist_coverage"] = float(counts[shortlist].sum() / counts.sum())
     for kind, path, cls, build in (("ctc", args.ctc, CTCDraftHead, lambda b, h: build_ctc_head(b, h, shortlist)),
                                    ("medusa", args.medusa, MedusaHeads, build_medusa_head)):
+        if not want(kind):
+            continue
         if not path or not os.path.exists(path):
             print(f"no {kind} head at {path}; skipped")
             continue
@@ -376,15 +394,16 @@ def main():
         info[f"{kind}_head"] = {"config": hs["config"], "summary": hs.get("summary")}
     from training.model import PrefixDraftHead, PrefixHeadConfig
     for kind, path in (("ctc2", args.ctc2), ("medusa2", args.medusa2)):
-        if not path or not os.path.exists(path):
+        if not want(kind) or not path or not os.path.exists(path):
             continue
         hs = load_checkpoint(path)
         head = PrefixDraftHead(PrefixHeadConfig(**hs["config"]))
         head.load_state_dict(hs["model"])
         head.eval()
-        save(build_prefix_head(base, head), os.path.join(args.out, f"{kind}_head.onnx"))
+        save(build_prefix_head(base, head, args.v2_shortlist), os.path.join(args.out, f"{kind}_head.onnx"))
+        ids = [int(i) for i in head.shortlist_ids][:args.v2_shortlist or None]
         info[f"{kind}_head"] = {"config": hs["config"], "summary": hs.get("summary"),
-                                "shortlist": [int(i) for i in head.shortlist_ids] if head.cfg.shortlist_size else None}
+                                "shortlist": ids if head.cfg.shortlist_size or args.v2_shortlist else None}
     with open(os.path.join(args.out, "export.json"), "w") as f:
         json.dump(info, f, indent=2)
     print(f"exported to {args.out}: " + ", ".join(sorted(os.listdir(args.out))))

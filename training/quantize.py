@@ -29,7 +29,10 @@ def quantize_weight(w):
     return q, scale
 
 
-def quantize(model, method, pow2=False):
+def quantize(model, method, pow2=False, dynamic=()):
+    """dynamic: weight names whose MatMuls use DynamicQuantizeMatMul even when method is rowwise
+    (where the activation has one row, or rows that are always computed together, row-exactness
+    buys nothing and the row-wise pattern's six extra ops per MatMul cost time)."""
     g = model.graph
     inits = {i.name: i for i in g.initializer}
     targets = {}
@@ -62,7 +65,7 @@ def quantize(model, method, pow2=False):
     for n in g.node:
         if n.op_type == "MatMul" and n.input[1] in quant:
             a, (wq, ws), y = n.input[0], quant[n.input[1]], n.output[0]
-            if method == "dynamic":
+            if method == "dynamic" or n.input[1] in dynamic:
                 nodes.append(helper.make_node("DynamicQuantizeMatMul", [a, wq, ws], [y], domain="com.microsoft"))
                 continue
             if a not in row_q:
@@ -104,8 +107,16 @@ def main():
     ap.add_argument("dst")
     ap.add_argument("--method", choices=["rowwise", "dynamic"], default="rowwise")
     ap.add_argument("--pow2-scales", action="store_true", help="row scales rounded up to powers of two")
+    ap.add_argument("--dynamic-weights", default="",
+                    help="comma-separated weight names quantized dynamically under --method rowwise "
+                         "(`auto`: the names an export lists in the graph's metadata `dynamic_weights`)")
     args = ap.parse_args()
-    model = quantize(onnx.load(args.src), args.method, args.pow2_scales)
+    src = onnx.load(args.src)
+    dynamic = set(filter(None, args.dynamic_weights.split(",")))
+    if "auto" in dynamic:
+        meta = {p.key: p.value for p in src.metadata_props}
+        dynamic = (dynamic - {"auto"}) | set(filter(None, meta.get("dynamic_weights", "").split(",")))
+    model = quantize(src, args.method, args.pow2_scales, dynamic)
     onnx.checker.check_model(model)
     onnx.save(model, args.dst)
     print(f"{args.src} ({os.path.getsize(args.src) / 1e6:.1f} MB) -> {args.dst} "

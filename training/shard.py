@@ -41,6 +41,65 @@ def write_file(out_dir, stem, data, config=None):
     return entry
 
 
+def dynamic_matmuls(path):
+    import onnx
+    return any(n.op_type == "DynamicQuantizeMatMul" for n in onnx.load(path).graph.node)
+
+
+def head_entry(out_dir, onnx_dir, export, kind):
+    """The manifest entry of `<kind>_head` from <onnx_dir>/<kind>_head.int8.onnx (its shards written), or None."""
+    path = os.path.join(onnx_dir, f"{kind}_head.int8.onnx")
+    if not (os.path.exists(path) and f"{kind}_head" in export):
+        return None
+    hc = export[f"{kind}_head"]["config"]
+    cfg = {"k": hc["k"], "use_token": hc.get("use_token", True)}
+    if kind.endswith("2"):
+        cfg["n_heads"] = hc["n_heads"]
+    # the head's read-out classes: its own trained shortlist (head v2), the export's
+    # --ctc-shortlist (v1 CTC), or the whole vocabulary
+    shortlist = export[f"{kind}_head"].get("shortlist") if kind.endswith("2") else (
+        export.get("ctc_shortlist") if kind == "ctc" else None)
+    classes = len(shortlist) if shortlist else hc["vocab_size"]
+    if kind in ("ctc", "ctc2"):
+        cfg.update(slots=hc["slots"], vocab_size=classes, blank_id=classes)
+    elif shortlist:
+        cfg.update(vocab_size=classes)
+    if shortlist:
+        cfg["shortlist"] = shortlist
+        if kind == "ctc":
+            cfg["shortlist_coverage"] = round(export["ctc_shortlist_coverage"], 4)
+    # head v2 runs several positions per pass: row-wise int8 keeps a position's output
+    # independent of how many others share the pass (training/quantize.py); the MatMuls that see
+    # the newest row only may be dynamic (quantize.py --dynamic-weights auto)
+    cfg["quantization"] = "int8-rowwise" if kind.endswith("2") else "int8-dynamic"
+    if kind.endswith("2") and dynamic_matmuls(path):
+        cfg["quantization"] = "int8-rowwise+dynamic-newest-row"
+    cfg["train_summary"] = export[f"{kind}_head"]["summary"]
+    return write_file(out_dir, f"{kind}_head", open(path, "rb").read(), cfg)
+
+
+def replace_heads(out_dir, onnx_dir, names):
+    """Rewrite only the named head files of an existing manifest (their old shards removed, new ones
+    written); the other entries, their shards and the manifest's other fields are kept byte for byte."""
+    path = os.path.join(out_dir, "manifest.json")
+    manifest = json.load(open(path))
+    export = json.load(open(os.path.join(onnx_dir, "export.json")))
+    for name in names:
+        kind = name.removesuffix("_head")
+        old = manifest["files"].get(name)
+        entry = head_entry(out_dir, onnx_dir, export, kind)
+        if entry is None:
+            raise SystemExit(f"no {kind}_head.int8.onnx / export.json entry in {onnx_dir}")
+        keep = {s["path"] for s in entry["shards"]}
+        for s in (old or {}).get("shards", []):
+            if s["path"] not in keep and os.path.exists(os.path.join(out_dir, s["path"])):
+                os.remove(os.path.join(out_dir, s["path"]))
+        manifest["files"][name] = entry
+        print(f"{name}: {entry['bytes'] / 1e6:.2f} MB in {len(entry['shards'])} shards (sha256 {entry['sha256'][:12]})")
+    with open(path, "w") as f:
+        json.dump(manifest, f, indent=2)
+
+
 @torch.no_grad()
 def heldout_metrics(base_ckpt, data_dir, corpus_dir, windows=256, seq=512):
     """Held-out loss of the shipped (row-wise int8) model and of the fp32 weights."""
@@ -74,9 +133,13 @@ def main():
     ap.add_argument("--base-checkpoint", default="checkpoints/base/model.pt")
     ap.add_argument("--data", default="data/tokens")
     ap.add_argument("--corpus", default="data/corpus")
+    ap.add_argument("--only", default="", help="comma-separated head files (e.g. ctc2_head) to (re)write into the "
+                                                "existing manifest; every other entry and its shards stay as they are")
     args = ap.parse_args()
     out_dir = os.path.join("model-shards", args.name)
     os.makedirs(out_dir, exist_ok=True)
+    if args.only:
+        return replace_heads(out_dir, args.onnx, [k for k in args.only.split(",") if k])
     old_manifest = os.path.join(out_dir, "manifest.json")
     old_metrics = json.load(open(old_manifest)).get("metrics") if os.path.exists(old_manifest) else None
     for old in glob.glob(os.path.join(out_dir, "*.bin")):
@@ -89,30 +152,9 @@ def main():
         "tokenizer": write_file(out_dir, "tokenizer", open(args.tokenizer, "rb").read()),
     }
     for kind in ("ctc", "medusa", "ctc2", "medusa2"):
-        path = os.path.join(args.onnx, f"{kind}_head.int8.onnx")
-        if os.path.exists(path) and f"{kind}_head" in export:
-            hc = export[f"{kind}_head"]["config"]
-            cfg = {"k": hc["k"], "use_token": hc.get("use_token", True)}
-            if kind.endswith("2"):
-                cfg["n_heads"] = hc["n_heads"]
-            # the head's read-out classes: its own trained shortlist (head v2), the export's
-            # --ctc-shortlist (v1 CTC), or the whole vocabulary
-            shortlist = export[f"{kind}_head"].get("shortlist") if kind.endswith("2") else (
-                export.get("ctc_shortlist") if kind == "ctc" else None)
-            classes = len(shortlist) if shortlist else hc["vocab_size"]
-            if kind in ("ctc", "ctc2"):
-                cfg.update(slots=hc["slots"], vocab_size=classes, blank_id=classes)
-            elif shortlist:
-                cfg.update(vocab_size=classes)
-            if shortlist:
-                cfg["shortlist"] = shortlist
-                if kind == "ctc":
-                    cfg["shortlist_coverage"] = round(export["ctc_shortlist_coverage"], 4)
-            # head v2 runs several positions per pass: row-wise int8 keeps a position's output
-            # independent of how many others share the pass (training/quantize.py)
-            cfg["quantization"] = "int8-rowwise" if kind.endswith("2") else "int8-dynamic"
-            cfg["train_summary"] = export[f"{kind}_head"]["summary"]
-            files[f"{kind}_head"] = write_file(out_dir, f"{kind}_head", open(path, "rb").read(), cfg)
+        entry = head_entry(out_dir, args.onnx, export, kind)
+        if entry:
+            files[f"{kind}_head"] = entry
     webgpu = os.path.join(args.onnx, "base.webgpu.onnx")
     if os.path.exists(webgpu):
         # the base model for onnxruntime-web's WebGPU provider (no MatMulInteger kernel there): the fp32

@@ -242,6 +242,8 @@ def main():
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", default=None, help="start from these head weights (fresh optimizer)")
     ap.add_argument("--eval-only", action="store_true", help="evaluate the --init head on the held-out split and exit")
+    ap.add_argument("--eval-shortlist", type=int, default=0,
+                    help="with --eval-only: read out only the first N shortlist classes (export_onnx.py --v2-shortlist)")
     args = ap.parse_args()
     device = setup_device(args.device, args.threads or None)
     out_dir = args.out or f"checkpoints/{args.kind}"
@@ -280,9 +282,11 @@ def main():
         head.load_state_dict(init["model"])
         print(f"initialised from {args.init} ({init.get('step', 0)} steps)", flush=True)
     if args.eval_only:
+        if args.eval_shortlist:
+            head.shortlist_ids = head.shortlist_ids[:args.eval_shortlist]
         val = Examples(os.path.join(args.data, "val.npz"), cfg.k)
         acc, val_loss, per_slot = evaluate(head, cfg.kind, base, val, cfg.k, device, emb, vocab)
-        print(json.dumps({"head": args.init, "kind": cfg.kind, "k": cfg.k, "val_loss": val_loss,
+        print(json.dumps({"head": args.init, "kind": cfg.kind, "k": cfg.k, "shortlist": len(head.shortlist_ids), "val_loss": val_loss,
                           "top1_chain_accepted": acc, "chain_at_least": per_slot}), flush=True)
         return
     train = Examples(os.path.join(args.data, "train.npz"), cfg.k)
