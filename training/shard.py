@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from training.common import load_tokens
+from training.ctc_tokenizer import BOS_ID, EOS_ID
 
 SHARD_BYTES = 2_000_000
-CHAT_TEMPLATE = ("{% for m in messages %}### {{ m.role }}\n{{ m.content }}\n\n{% endfor %}### assistant\n")
 
 
 def sha256(b):
@@ -178,10 +178,10 @@ def main():
                    "max_seq_len": c["max_seq_len"], "rope_theta": c["rope_theta"],
                    # the base graph's KV-cache panel (export_onnx.py panel_attention)
                    "kv_panel": export["kv_panel"],
-                   # Documents are separated by <s> in training, so generating <s> ends a document.
-                   "bos_id": 1, "eos_id": 1},
+                   # the tokenizer's ids (train_tokenizer.py); the engine stops on both: documents are
+                   # separated by <s> in the training corpus, so generating <s> ends a document too
+                   "bos_id": BOS_ID, "eos_id": EOS_ID},
         "files": files,
-        "chat_template": CHAT_TEMPLATE,
         "metrics": metrics,
     }
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:

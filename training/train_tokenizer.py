@@ -12,7 +12,7 @@ Output: data/tokenizer/{spm.model,tokenizer.json} and data/tokens/{train,val}.bi
 import argparse, json, os, random, time
 import numpy as np
 
-from training.ctc_tokenizer import SpmTokenizer, NEWLINE, SPACE, DOC_SEP
+from training.ctc_tokenizer import SpmTokenizer, NEWLINE, SPACE, DOC_SEP, BOS_ID, EOS_ID
 
 
 def sentences_for_training(text, max_bytes, limit, seed):
@@ -93,7 +93,7 @@ def main():
         model_type="bpe", vocab_size=args.vocab_size, byte_fallback=True,
         normalization_rule_name="identity", add_dummy_prefix=False, remove_extra_whitespaces=False,
         allow_whitespace_only_pieces=True, split_digits=True, character_coverage=0.9995,
-        max_sentence_length=4096, max_sentencepiece_length=16, unk_id=0, bos_id=1, eos_id=2,
+        max_sentence_length=4096, max_sentencepiece_length=16, unk_id=0, bos_id=BOS_ID, eos_id=EOS_ID,
         pad_id=-1, num_threads=os.cpu_count(), minloglevel=1)
     print(f"BPE trained in {time.time() - t0:.0f}s", flush=True)
     sp = spm.SentencePieceProcessor(model_file=os.path.join(args.out, "spm.model"))
