@@ -7,6 +7,9 @@ Each shard and each reassembled file carry a sha256 that the loader checks befor
 
   /usr/bin/python3 -m training.shard --name default
 
+`<kind>_fused` (training/fuse_head.py) is written when <onnx>/<kind>_fused.onnx exists; with --only, list
+a head before its fused graph (`--only ctc2_head,ctc2_fused`): the entry records the head it fuses.
+
 The manifest's second base file `base_webgpu` (the WebGPU variant, training/export_webgpu.py) is written
 when data/onnx/base.webgpu.onnx exists. Without the held-out data (data/tokens/val.bin,
 data/corpus/val.txt) the held-out metrics are carried over from the existing manifest.
@@ -78,6 +81,18 @@ def head_entry(out_dir, onnx_dir, export, kind):
     return write_file(out_dir, f"{kind}_head", open(path, "rb").read(), cfg)
 
 
+def fused_entry(out_dir, onnx_dir, kind, files):
+    """The manifest entry of `<kind>_fused` (training/fuse_head.py: the base graph with head v2 in its
+    verify pass) from <onnx_dir>/<kind>_fused.onnx, or None. It records the base and head files it was
+    built from: the engine uses it only while they are the manifest's (its logits are the base graph's)."""
+    path = os.path.join(onnx_dir, f"{kind}_fused.onnx")
+    if not (os.path.exists(path) and "base" in files and f"{kind}_head" in files):
+        return None
+    cfg = {"head": f"{kind}_head", "base_sha256": files["base"]["sha256"],
+           "head_sha256": files[f"{kind}_head"]["sha256"]}
+    return write_file(out_dir, f"{kind}_fused", open(path, "rb").read(), cfg)
+
+
 def replace_heads(out_dir, onnx_dir, names):
     """Rewrite only the named head files of an existing manifest (their old shards removed, new ones
     written); the other entries, their shards and the manifest's other fields are kept byte for byte."""
@@ -85,11 +100,16 @@ def replace_heads(out_dir, onnx_dir, names):
     manifest = json.load(open(path))
     export = json.load(open(os.path.join(onnx_dir, "export.json")))
     for name in names:
-        kind = name.removesuffix("_head")
         old = manifest["files"].get(name)
-        entry = head_entry(out_dir, onnx_dir, export, kind)
+        if name.endswith("_fused"):
+            kind = name.removesuffix("_fused")
+            entry = fused_entry(out_dir, onnx_dir, kind, manifest["files"])
+        else:
+            kind = name.removesuffix("_head")
+            entry = head_entry(out_dir, onnx_dir, export, kind)
         if entry is None:
-            raise SystemExit(f"no {kind}_head.int8.onnx / export.json entry in {onnx_dir}")
+            raise SystemExit(f"no {name} in {onnx_dir} (<kind>_head.int8.onnx with its export.json entry, or "
+                             f"<kind>_fused.onnx beside the manifest's {kind}_head)")
         keep = {s["path"] for s in entry["shards"]}
         for s in (old or {}).get("shards", []):
             if s["path"] not in keep and os.path.exists(os.path.join(out_dir, s["path"])):
@@ -155,6 +175,10 @@ def main():
         entry = head_entry(out_dir, args.onnx, export, kind)
         if entry:
             files[f"{kind}_head"] = entry
+    for kind in ("ctc2", "medusa2"):
+        entry = fused_entry(out_dir, args.onnx, kind, files)
+        if entry:
+            files[f"{kind}_fused"] = entry
     webgpu = os.path.join(args.onnx, "base.webgpu.onnx")
     if os.path.exists(webgpu):
         # the base model for onnxruntime-web's WebGPU provider (no MatMulInteger kernel there): the fp32
