@@ -3,8 +3,7 @@
  * is built by the engine's drafterFactories (src/engine/drafters/index.ts) from the spec's settings; only the
  * oracle, which needs the plain run's output as its reference, is the bench's own.
  */
-import type { Engine } from '../../src/engine/index.js';
-import { drafterFactories, OracleDrafter, type DrafterOptions } from '../../src/engine/drafters/index.js';
+import { drafterFactories, OracleDrafter, type DrafterOptions, type Engine } from '../../src/engine/index.js';
 import { num } from './options.js';
 import { parseDrafterSpec } from './spec.js';
 
@@ -21,8 +20,8 @@ const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o)
 /**
  * The factory options of one spec's settings. The first drafters (ngram, medusa, ctc, ctc-ngram) read more
  * keys than the later ones: `minw` is also medusa's minprob, and ctc / ctc-ngram read `maxlen` and `tree`;
- * ctc2, medusa2 and their lookup hybrids read beam, topm, minw (ctc), minprob (medusa), cost, maxn and the
- * hybrid keys.
+ * ctc2, medusa2 and their lookup hybrids read beam, topm, minw (ctc), minprob (medusa), cost, maxn, the
+ * hybrid keys and fused (0: the head runs on its own even where the model has its fused verify graph).
  */
 export function specOptions(base: string, params: Record<string, string>, spec: string, defaults: SpecDefaults): DrafterOptions {
   const p = (k: string) => (params[k] !== undefined ? num(params[k], `${spec} ${k}`) : undefined);
@@ -46,6 +45,7 @@ export function specOptions(base: string, params: Record<string, string>, spec: 
     }
     default:
       return {
+        ...(params.fused !== undefined ? { fused: params.fused !== '0' } : {}),
         ctc: defined({ beamWidth, topM, minWeight, costRatio: p('cost') }),
         medusa: defined({ topM, minProb: p('minprob'), costRatio: p('cost') }),
         ngram: defined({ maxN: p('maxn') }),

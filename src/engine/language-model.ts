@@ -51,6 +51,20 @@ export interface ForwardResult {
   logits: Float32Array;
   /** [S * d], row i = last hidden state (after the final norm) at new token i. */
   hidden: Float32Array;
+  /** The `via` graph's extra outputs (ExtraPass.outputs), when the pass ran on one. */
+  extra?: Record<string, ort.Tensor>;
+}
+
+/**
+ * A pass on another graph that contains the base graph unchanged (same nodes and weights, so the
+ * same logits, hidden rows and K/V bit for bit) plus more: a draft head fused into the verify pass
+ * (training/fuse_head.py). The base feeds are built as usual; `feeds` adds the graph's own inputs,
+ * and the named `outputs` come back in ForwardResult.extra.
+ */
+export interface ExtraPass {
+  session: OrtSession;
+  feeds: Record<string, ort.Tensor>;
+  outputs: readonly string[];
 }
 
 export class LanguageModel {
@@ -100,8 +114,9 @@ export class LanguageModel {
     positionIds: readonly number[],
     mask: Float32Array,
     cache: KVCache,
+    via?: ExtraPass,
   ): Promise<ForwardResult> {
-    const run = this.queue.then(() => this.forwardNow(tokenIds, positionIds, mask, cache));
+    const run = this.queue.then(() => this.forwardNow(tokenIds, positionIds, mask, cache, via));
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -111,6 +126,7 @@ export class LanguageModel {
     positionIds: readonly number[],
     mask: Float32Array,
     cache: KVCache,
+    via?: ExtraPass,
   ): Promise<ForwardResult> {
     const S = tokenIds.length;
     const P = cache.length;
@@ -142,17 +158,19 @@ export class LanguageModel {
       feeds[`past_key_${l}`] = new ort.Tensor('float32', past.full[2 * l], [past.panels, H, B, D]);
       feeds[`past_value_${l}`] = new ort.Tensor('float32', past.full[2 * l + 1], [past.panels, H, B, D]);
     }
-    const out = await this.session.run(feeds);
+    const out = await (via ? via.session.run({ ...feeds, ...via.feeds }) : this.session.run(feeds));
     const logits = out.logits.data as Float32Array;
     const hidden = out.hidden.data as Float32Array;
     if (logits.length !== S * V || hidden.length !== S * d) throw new Error('forward: unexpected output shape');
     cache.append(out.new_kv.data as Float32Array, S);
     // CPU outputs are already copied out of the wasm heap (ORT frees its side during run());
     // dispose anything else the graph returned so nothing lingers.
+    const extra: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(out)) {
-      if (name !== 'logits' && name !== 'hidden') t.dispose();
+      if (via?.outputs.includes(name)) extra[name] = t;
+      else if (name !== 'logits' && name !== 'hidden') t.dispose();
     }
-    return { logits, hidden };
+    return via ? { logits, hidden, extra } : { logits, hidden };
   }
 
   /**
@@ -190,7 +208,7 @@ export class LanguageModel {
    * One pass over a token tree: node i at position P + depth_i, attending to the P cached
    * positions plus its ancestors and itself. Appends all S nodes' K/V (compact with keep()).
    */
-  verifyTree(tree: TokenTree, cache: KVCache): Promise<ForwardResult> {
-    return this.forward(tree.tokens, treePositions(tree, cache.length), treeMask(tree), cache);
+  verifyTree(tree: TokenTree, cache: KVCache, via?: ExtraPass): Promise<ForwardResult> {
+    return this.forward(tree.tokens, treePositions(tree, cache.length), treeMask(tree), cache, via);
   }
 }

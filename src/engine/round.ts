@@ -12,6 +12,8 @@
  *            committed, the last one becomes the pending token
  *
  * Plain decoding is the same round with a root-only tree (S = 1, path = [0], m = 1).
+ * A drafter with a head fused into the verify pass (Drafter.fusedPass) gets its verify on that
+ * graph in greedy rounds: the same logits, plus the head's draft for the next round, in one run.
  * `playRound` runs the five steps with a timer each (RoundStats).
  */
 import { accept } from './acceptance.js';
@@ -21,7 +23,7 @@ import { hasLogitProcessing, tokenLogprobs, type Rng, type TokenHistory, type To
 import type { SessionState } from './session-state.js';
 import type { StopText } from './stop-text.js';
 import { cutBudget, cutDepth, pathTokens, validateTree } from './tree.js';
-import type { Drafter, RoundStats, SamplingParams, TokenTree } from './types.js';
+import type { Drafter, FusedPass, RoundStats, SamplingParams, TokenTree } from './types.js';
 
 /** What a round needs besides the session state. */
 export interface RoundContext {
@@ -63,7 +65,9 @@ export async function playRound(s: SessionState, r: RoundContext): Promise<Round
   const t0 = now();
   const tree = await draftTree(s, r.drafter, r.budget, r.maxDepth);
   const t1 = now();
-  const verified = await verifyTree(r.model, tree, s.kv);
+  // The fused graph's head sees greedy tokens: only greedy rounds on the raw logits can use it.
+  const fused = r.sampling.temperature === 0 && !hasLogitProcessing(r.sampling) ? r.drafter.fusedPass?.(s.tokens, tree) : undefined;
+  const verified = await verifyTree(r.model, tree, s.kv, fused);
   const t2 = now();
   const V = r.model.config.vocab_size;
   const { path, candidates } = acceptPath(tree, verified.logits, V, r.sampling, r.rng, r.history);
@@ -71,6 +75,7 @@ export async function playRound(s: SessionState, r: RoundContext): Promise<Round
   const out = emitTokens(candidates, r.stopTokens, r.text, r.left);
   const logprobs = r.logprobs === undefined ? undefined : emittedLogprobs(verified.logits, V, path, out.tokens, r.sampling, r.history, r.logprobs);
   commitPath(s, P, verified.hidden, path, out.tokens);
+  if (fused && verified.extra) fused.absorb(verified.extra, path, out.tokens);
   for (const t of out.tokens) r.history.push(t);
   const t4 = now();
   const accepted = Math.min(path.length - 1, out.tokens.length); // draft tokens accepted and emitted
@@ -103,12 +108,13 @@ export async function draftTree(s: SessionState, drafter: Drafter, budget: numbe
 /**
  * verify: ONE base-model pass over the S nodes (positions P + depth, ancestors-only mask),
  * appending their S KV rows after the P cached ones. Out: logits [S, V] (row i = next-token
- * logits after root..node i) and hidden [S, d]. On failure the cache is cut back to P.
+ * logits after root..node i) and hidden [S, d]; with `fused`, on the graph with the head in it
+ * (same logits bit for bit) and the head's outputs in `extra`. On failure the cache is cut back to P.
  */
-export async function verifyTree(model: LanguageModel, tree: TokenTree, kv: KVCache): Promise<ForwardResult> {
+export async function verifyTree(model: LanguageModel, tree: TokenTree, kv: KVCache, fused?: FusedPass): Promise<ForwardResult> {
   const P = kv.length;
   try {
-    return await model.verifyTree(tree, kv);
+    return await model.verifyTree(tree, kv, fused);
   } catch (e) {
     kv.truncate(Math.min(kv.length, P));
     throw e;

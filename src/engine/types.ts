@@ -4,6 +4,7 @@
  *
  * Shapes: V vocab, d model width, L layers, H heads, D head dim, P cached tokens, S new tokens.
  */
+import type { ort, OrtSession } from './ort.js';
 
 /** `model-shards/<name>/manifest.json` (format 1). */
 export interface Manifest {
@@ -90,6 +91,25 @@ export interface Drafter {
   readonly name: string;
   /** Returns a tree rooted at ctx.pending with at most ctx.budget nodes. */
   draft(ctx: DraftContext): Promise<TokenTree>;
+  /**
+   * Optional: a draft head fused into the verify pass (greedy rounds only). Given the committed
+   * tokens (the pending one last) and this round's tree, the graph and feeds to verify it with, or
+   * undefined to verify on the base graph; after acceptance the round hands the outputs back.
+   */
+  fusedPass?(tokens: readonly number[], tree: TokenTree): FusedPass | undefined;
+}
+
+/** A verify pass on a graph with a draft head fused in (see language-model.ts ExtraPass). */
+export interface FusedPass {
+  session: OrtSession;
+  feeds: Record<string, ort.Tensor>;
+  outputs: readonly string[];
+  /**
+   * After acceptance: `extra` = the graph's extra outputs, `path` = accepted node ids (root first),
+   * `emitted` = the tokens the round emitted (path tokens after the root, then the bonus; possibly
+   * cut short by a stop). The head keeps what agrees with them.
+   */
+  absorb(extra: Record<string, ort.Tensor>, path: readonly number[], emitted: readonly number[]): void;
 }
 
 /** Parameters of the target distribution (identical for plain and speculative decoding). */

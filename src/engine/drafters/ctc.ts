@@ -11,7 +11,7 @@
  * engine derives positions (depth) and the ancestors-only mask from it: masking nodes of an
  * alignment tree after the CTC collapse keeps stale positions and indices, which duplicates words.
  */
-import type { DraftContext, Drafter, TokenTree } from '../types.js';
+import type { DraftContext, Drafter, FusedPass, TokenTree } from '../types.js';
 import { buildTree, costCut, rootOnly, treeFromSequences, type WeightedTree } from '../tree.js';
 import { CTCPrefixBeamSearch } from '../ctc-decode.js';
 import type { DraftHead } from './head-session.js';
@@ -95,6 +95,10 @@ export class CTCDrafter implements Drafter {
       topM: o.topM,
       maxLen: o.maxLen > 0 ? o.maxLen : this.cfg.k,
     });
+  }
+
+  fusedPass(tokens: readonly number[], tree: TokenTree): FusedPass | undefined {
+    return this.head.fusedPass?.(tokens, tree);
   }
 
   async draft(ctx: DraftContext): Promise<TokenTree> {

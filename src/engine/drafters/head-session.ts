@@ -2,13 +2,15 @@
  * A draft head over one ORT session: inputs `hidden` float32 [N,d] and `token_ids` int64 [N]
  * (the pending token), one float32 output. Batch 1 per round.
  */
-import type { DraftContext } from '../types.js';
+import type { DraftContext, FusedPass, TokenTree } from '../types.js';
 import { ort, type OrtSession } from '../ort.js';
 
 /** What a drafter needs from a head: its output for the round (and a run counter for tests). */
 export interface DraftHead {
   runs: number;
   output(ctx: DraftContext): Promise<Float32Array>;
+  /** A head that can run inside the verify pass (prefix-head.ts). */
+  fusedPass?(tokens: readonly number[], tree: TokenTree): FusedPass | undefined;
 }
 
 export class DraftHeadSession implements DraftHead {

@@ -9,7 +9,7 @@
  * mode 'switch': the lookup's tree when the context's suffix of `minMatch` tokens occurred
  *   before, otherwise the head's (one source per round; kept for comparison).
  */
-import type { DraftContext, Drafter, TokenTree } from '../types.js';
+import type { DraftContext, Drafter, FusedPass, TokenTree } from '../types.js';
 import { costCut, mergeWeightedTrees, rootOnly, type WeightedTree } from '../tree.js';
 import { findNgramMatches, NgramDrafter } from './ngram.js';
 
@@ -48,6 +48,11 @@ export class HybridDrafter implements Drafter {
     this.ctc = ctc;
     this.ngram = ngram;
     this.opts = { ...HYBRID_DEFAULTS, ...opts };
+  }
+
+  /** The head's fused verify pass: it keeps the head's cache current even in rounds the lookup drafts alone. */
+  fusedPass(tokens: readonly number[], tree: TokenTree): FusedPass | undefined {
+    return this.ctc.fusedPass?.(tokens, tree);
   }
 
   async draft(ctx: DraftContext): Promise<TokenTree> {

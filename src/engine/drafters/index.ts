@@ -3,7 +3,8 @@
  * Names: plain (no draft; registered by the engine itself), ngram (prompt lookup), medusa and ctc
  * (ONNX heads, only when the manifest lists `medusa_head` / `ctc_head`), and ctc-ngram (prompt
  * lookup and CTC candidates merged into one tree); ctc2 / medusa2 (head v2, attending over
- * the prefix, when the manifest lists `ctc2_head` / `medusa2_head`). The oracle needs a
+ * the prefix, when the manifest lists `ctc2_head` / `medusa2_head`; with `ctc2_fused` /
+ * `medusa2_fused` the head also runs inside greedy verify passes). The oracle needs a
  * reference continuation and is benchmark-only (not registered here).
  *
  * A factory runs once per session and drafter name; the head's ORT session is shared through
@@ -32,6 +33,8 @@ export interface DrafterOptions {
   medusa?: Partial<MedusaOptions>;
   ctc?: Partial<CTCOptions>;
   hybrid?: Partial<HybridOptions>;
+  /** Head v2 inside the verify pass where the manifest has its fused graph (default true). */
+  fused?: boolean;
 }
 
 /** Factories for ngram always, medusa / ctc when the manifest has their head. */
@@ -61,10 +64,20 @@ export function drafterFactories(manifest: Manifest, opts: DrafterOptions = {}):
     const heads = typeof c.n_heads === 'number' ? c.n_heads : 4;
     return { d, heads, headDim: d / heads, maxSeqLen: manifest.config.max_seq_len };
   };
+  // A head v2 with its fused verify graph when the manifest has one built from this manifest's base
+  // and head files (its logits are the base graph's only then); opts.fused false: never.
+  const fusable = (kind: string) => {
+    const c = manifest.files[`${kind}_fused`]?.config;
+    return opts.fused !== false && c?.base_sha256 === manifest.files.base.sha256 && c?.head_sha256 === manifest.files[`${kind}_head`]?.sha256;
+  };
+  const prefixHead = async (engine: Engine, kind: string, c: Record<string, unknown>, output: string) => {
+    const fused = fusable(kind) ? await engine.artifactSession(`${kind}_fused`) : undefined;
+    return new PrefixHead(await engine.artifactSession(`${kind}_head`), prefixShape(c), output, fused);
+  };
   if (manifest.files.ctc2_head) {
     const c = manifest.files.ctc2_head.config ?? {};
     const cfg = ctcHeadConfig(c, V);
-    const head = async (engine: Engine) => new PrefixHead(await engine.artifactSession('ctc2_head'), prefixShape(c), 'log_probs');
+    const head = (engine: Engine) => prefixHead(engine, 'ctc2', c, 'log_probs');
     out.ctc2 = async (engine: Engine) => new CTCDrafter(await head(engine), cfg, opts.ctc);
     out['ctc2-ngram'] = async (engine: Engine) =>
       new HybridDrafter(new CTCDrafter(await head(engine), cfg, opts.ctc), new NgramDrafter(opts.ngram), opts.hybrid);
@@ -74,7 +87,7 @@ export function drafterFactories(manifest: Manifest, opts: DrafterOptions = {}):
     const shortlist = Array.isArray(c.shortlist) ? (c.shortlist as number[]) : undefined;
     const cfg = { k: typeof c.k === 'number' ? c.k : 6, vocab_size: typeof c.vocab_size === 'number' ? c.vocab_size : shortlist?.length ?? V, shortlist };
     const medusa2 = async (engine: Engine) =>
-      new MedusaDrafter(new PrefixHead(await engine.artifactSession('medusa2_head'), prefixShape(c), 'logits'), cfg, opts.medusa);
+      new MedusaDrafter(await prefixHead(engine, 'medusa2', c, 'logits'), cfg, opts.medusa);
     out.medusa2 = medusa2;
     out['medusa2-ngram'] = async (engine: Engine) => new HybridDrafter(await medusa2(engine), new NgramDrafter(opts.ngram), opts.hybrid);
   }

@@ -4,7 +4,7 @@
  * then Medusa's sparse tree: the best `budget - 1` cartesian-product paths of the heads' top-m
  * tokens, scored by the product of their probabilities (see medusa-tree.ts).
  */
-import type { DraftContext, Drafter, TokenTree } from '../types.js';
+import type { DraftContext, Drafter, FusedPass, TokenTree } from '../types.js';
 import type { DraftHead } from './head-session.js';
 import { headTopM, medusaTree, type HeadTopM } from './medusa-tree.js';
 import { costCut, rootOnly, type WeightedTree } from '../tree.js';
@@ -45,6 +45,10 @@ export class MedusaDrafter implements Drafter {
     this.shortlist = cfg.shortlist;
     if (cfg.shortlist && cfg.shortlist.length !== cfg.vocab_size) throw new Error(`medusa head: shortlist has ${cfg.shortlist.length} ids, vocab_size says ${cfg.vocab_size}`);
     this.opts = { ...MEDUSA_DEFAULTS, ...opts };
+  }
+
+  fusedPass(tokens: readonly number[], tree: TokenTree): FusedPass | undefined {
+    return this.head.fusedPass?.(tokens, tree);
   }
 
   async draft(ctx: DraftContext): Promise<TokenTree> {

@@ -13,9 +13,16 @@
  *
  * One instance per decoding session (it holds that session's head cache); the ORT session is
  * shared. The head's attention need not be bit-exact: it only proposes, the base model verifies.
+ *
+ * Fused (when the manifest has `<kind>_fused`, training/fuse_head.py): in a greedy round the tree
+ * is verified on a graph that also runs the head over the tree's nodes (next token = each node's
+ * greedy token) and reads out the deepest greedily accepted node. The accepted nodes' head rows
+ * join the cache and that read-out drafts the next round, so a round costs one `session.run()`.
+ * `fusedPass` needs the cache complete up to the root's parent (after any separate run it is).
  */
-import type { DraftContext } from '../types.js';
+import type { DraftContext, FusedPass, TokenTree } from '../types.js';
 import { ort, type OrtSession } from '../ort.js';
+import { MASKED } from '../tree.js';
 import type { DraftHead } from './head-session.js';
 
 export interface PrefixHeadShape {
@@ -38,8 +45,14 @@ export class PrefixHead implements DraftHead {
   private base = 0;
   /** next_ids of the cached positions (the token after each), to detect a changed context. */
   private ids: number[] = [];
+  /** The verify graph with this head fused in, if the model has one. */
+  private readonly fused?: OrtSession;
+  /** A read-out the last fused pass made: the draft from position `at`. */
+  private ready: { at: number; out: Float32Array } | null = null;
+  /** Rounds whose draft came from a fused pass (tests, benchmarks). */
+  fusedRounds = 0;
 
-  constructor(session: OrtSession, shape: PrefixHeadShape, outputName: string) {
+  constructor(session: OrtSession, shape: PrefixHeadShape, outputName: string, fused?: OrtSession) {
     for (const n of ['hidden', 'next_ids', 'position_ids', 'attention_mask', 'past_key', 'past_value']) {
       if (!session.inputNames.includes(n)) throw new Error(`prefix head: missing input ${n} (has ${session.inputNames.join(', ')})`);
     }
@@ -49,6 +62,15 @@ export class PrefixHead implements DraftHead {
     this.session = session;
     this.shape = shape;
     this.outputName = outputName;
+    if (fused) {
+      for (const n of ['head_past_key', 'head_past_value', 'head_attention_mask', 'tree_parents', 'tree_ancestors']) {
+        if (!fused.inputNames.includes(n)) throw new Error(`fused head: missing input ${n}`);
+      }
+      for (const n of ['greedy_ids', 'head_query_row', 'head_new_key', 'head_new_value', `head_${outputName}`]) {
+        if (!fused.outputNames.includes(n)) throw new Error(`fused head: missing output ${n}`);
+      }
+      this.fused = fused;
+    }
   }
 
   /** Positions the head's cache covers: [from, from + count) (tests). */
@@ -61,6 +83,12 @@ export class PrefixHead implements DraftHead {
     const n = ctx.tokens.length;
     const newest = n - 2; // the position whose output drafts after the pending token
     if (newest < 0) throw new Error('prefix head: no position before the pending token');
+    const ready = this.ready;
+    this.ready = null;
+    if (ready && ready.at === newest && this.complete(ctx.tokens)) {
+      this.fusedRounds++;
+      return ready.out;
+    }
     // The session's hidden rows cover positions [from, from + avail); the head's cache covers
     // [base, base + len). A window that starts elsewhere (a restored session) restarts the cache.
     const from = ctx.hiddenRowsFrom ?? 0;
@@ -113,6 +141,90 @@ export class PrefixHead implements DraftHead {
     const data = out[this.outputName].data as Float32Array;
     for (const [name, t] of Object.entries(out)) if (name !== this.outputName) t.dispose();
     return data;
+  }
+
+  /** The cache holds every position before the pending token, each with its current next token. */
+  private complete(tokens: readonly number[]): boolean {
+    if (this.base + this.len !== tokens.length - 1) return false;
+    for (let j = 0; j < this.len; j++) if (this.ids[j] !== tokens[this.base + j + 1]) return false;
+    return true;
+  }
+
+  /**
+   * The verify pass on the fused graph for `tree` (root = tokens[n-1] at position n-1), or
+   * undefined (no fused graph, or the cache is not complete: the base graph verifies, and the next
+   * separate run catches the cache up).
+   *   head_past_key/value [1,Hh,Ph,Dh] (Ph = n-1-base), head_attention_mask [1,1,S,Ph+S],
+   *   tree_parents int64 [S] (root 0), tree_ancestors [S,S] (1: column j > 0 is row i or its ancestor)
+   */
+  fusedPass(tokens: readonly number[], tree: TokenTree): FusedPass | undefined {
+    if (!this.fused || tokens.length < 2 || !this.complete(tokens)) return undefined;
+    const { heads: H, headDim: D } = this.shape;
+    const S = tree.tokens.length;
+    const Ph = this.len;
+    const pastK = new Float32Array(H * Ph * D);
+    const pastV = new Float32Array(H * Ph * D);
+    for (let h = 0; h < H; h++) {
+      pastK.set(this.k.subarray(h * this.cap * D, (h * this.cap + Ph) * D), h * Ph * D);
+      pastV.set(this.v.subarray(h * this.cap * D, (h * this.cap + Ph) * D), h * Ph * D);
+    }
+    const T = Ph + S;
+    const mask = new Float32Array(S * T);
+    const ancestors = new Float32Array(S * S);
+    for (let i = 0; i < S; i++) {
+      mask.fill(MASKED, i * T + Ph, (i + 1) * T);
+      for (let a = i; a >= 0; a = tree.parents[a]) {
+        mask[i * T + Ph + a] = 0;
+        if (a > 0) ancestors[i * S + a] = 1;
+      }
+    }
+    const at = tokens.length - 1; // the root's position
+    return {
+      session: this.fused,
+      feeds: {
+        head_past_key: new ort.Tensor('float32', pastK, [1, H, Ph, D]),
+        head_past_value: new ort.Tensor('float32', pastV, [1, H, Ph, D]),
+        head_attention_mask: new ort.Tensor('float32', mask, [1, 1, S, T]),
+        tree_parents: new ort.Tensor('int64', BigInt64Array.from(tree.parents, (p) => BigInt(Math.max(p, 0))), [S]),
+        tree_ancestors: new ort.Tensor('float32', ancestors, [S, S]),
+      },
+      outputs: ['greedy_ids', 'head_query_row', 'head_new_key', 'head_new_value', `head_${this.outputName}`],
+      absorb: (extra, path, emitted) => this.absorb(extra, at, S, path, emitted),
+    };
+  }
+
+  /**
+   * Keeps the head rows of the emitted path whose next token is the node's greedy token (kept
+   * node k's next token is emitted[k]), and the read-out when every kept row agreed and the graph
+   * read out the last kept node (always in greedy decoding, unless a stop cut the round short).
+   */
+  private absorb(extra: Record<string, ort.Tensor>, at: number, S: number, path: readonly number[], emitted: readonly number[]): void {
+    const { heads: H, headDim: D } = this.shape;
+    const greedy = extra.greedy_ids.data as BigInt64Array;
+    const query = Number((extra.head_query_row.data as BigInt64Array)[0]);
+    const newK = extra.head_new_key.data as Float32Array;
+    const newV = extra.head_new_value.data as Float32Array;
+    const out = extra[`head_${this.outputName}`].data as Float32Array;
+    for (const t of Object.values(extra)) t.dispose();
+    if (this.base + this.len !== at) return; // the cache moved meanwhile (not expected)
+    const m = Math.min(path.length, emitted.length);
+    let ok = 0;
+    while (ok < m && Number(greedy[path[ok]]) === emitted[ok]) ok++;
+    if (ok === 0) return;
+    // rows path[0..ok) of [1,H,S,D] -> [1,H,ok,D]
+    const k = new Float32Array(H * ok * D);
+    const v = new Float32Array(H * ok * D);
+    for (let h = 0; h < H; h++) {
+      for (let j = 0; j < ok; j++) {
+        k.set(newK.subarray((h * S + path[j]) * D, (h * S + path[j] + 1) * D), (h * ok + j) * D);
+        v.set(newV.subarray((h * S + path[j]) * D, (h * S + path[j] + 1) * D), (h * ok + j) * D);
+      }
+    }
+    const Ph = this.len;
+    this.append(Ph, k, v, ok);
+    this.ids.length = Ph;
+    for (let j = 0; j < ok; j++) this.ids.push(emitted[j]);
+    if (ok === emitted.length && path[ok - 1] === query) this.ready = { at: at + ok - 1, out };
   }
 
   private append(at: number, k: Float32Array, v: Float32Array, m: number): void {
