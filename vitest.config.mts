@@ -28,6 +28,16 @@ export default defineConfig({
           hookTimeout: 120_000,
         },
       },
+      {
+        test: {
+          // training/convert_hf.py on Llama checkpoints the test writes (needs Debian's python3-torch)
+          name: 'convert',
+          include: ['test/convert/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+        },
+      },
       'test/worker/vitest.config.{mts,ts}',
       'test/browser/vitest.config.{mts,ts}',
     ],

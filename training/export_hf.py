@@ -5,8 +5,8 @@
 
 writes, from the same weights as the shipped model:
   config.json             LlamaForCausalLM, model_type "llama" (the architecture is Llama's, see below)
-  generation_config.json  bos/eos as the engine uses them (<s> ends a completion: documents are
-                          separated by <s> in the training corpus), greedy by default
+  generation_config.json  greedy by default; eos_token_id lists the engine's stop tokens, the tokenizer's
+                          </s> and <s> (documents are separated by <s> in the training corpus)
   tokenizer.json          the shipped tokenizer (from the model's shards) plus a post-processor that
                           puts <s> first, as LlamaTokenizer does (the engine adds <s> itself)
   tokenizer_config.json   LlamaTokenizerFast, add_bos_token, the API's chat template (CHAT_TEMPLATE)
@@ -151,7 +151,8 @@ def build_hf_decoder(model: BaseModel, panel=PANEL):
         x = g.op("Add", [x, g.linear(g.op("Mul", [g.silu(gate), up]), np32(b.mlp.w_down.weight).T,
                                      hint=f"l{i}_w_down")])
     hidden = g.rms_norm(x, np32(model.norm.weight), cfg.norm_eps, "final_norm")
-    g.output(g.op("MatMul", [hidden, "embed_t"]), "logits", F32, ["batch_size", "sequence_length", V])
+    lm = "embed_t" if cfg.tie_embeddings else g.init("lm_head_t", np32(model.output.weight).T.copy())
+    g.output(g.op("MatMul", [hidden, lm]), "logits", F32, ["batch_size", "sequence_length", V])
     # present.* first, then logits, as Optimum orders them; transformers.js looks outputs up by name
     return g.model()
 
@@ -160,7 +161,7 @@ def hf_state_dict(model: BaseModel):
     """The weights under transformers' LlamaForCausalLM names (nn.Linear layout [out, in])."""
     d, f = model.cfg.d_model, model.cfg.ffn_hidden
     sd = {"model.embed_tokens.weight": model.embed.weight, "model.norm.weight": model.norm.weight,
-          "lm_head.weight": model.embed.weight}
+          "lm_head.weight": model.lm_weight()}
     for i, b in enumerate(model.blocks):
         p = f"model.layers.{i}."
         q, k, v = b.attn.wqkv.weight.split(d, dim=0)
@@ -261,7 +262,7 @@ def hf_config(cfg: ModelConfig, bos, eos):
         "attention_dropout": 0.0,
         "mlp_bias": False,
         "pretraining_tp": 1,
-        "tie_word_embeddings": True,
+        "tie_word_embeddings": cfg.tie_embeddings,
         "initializer_range": 0.02,
         "bos_token_id": bos,
         "eos_token_id": eos,
@@ -292,8 +293,9 @@ def main():
     if mc.get("kv_panel", PANEL) != PANEL:
         raise SystemExit(f"{args.model_dir} uses kv_panel {mc['kv_panel']}; this export sums panels of {PANEL}")
     bos, eos = mc["bos_id"], mc["eos_id"]
+    stops = [eos] if eos == bos else [eos, bos]  # what the engine stops on (src/engine/engine.ts stopTokens)
 
-    config = hf_config(base.cfg, bos, eos)
+    config = hf_config(base.cfg, bos, stops)
     with torch.no_grad():
         check_llama_math(base, config)
     os.makedirs(os.path.join(args.out, "onnx"), exist_ok=True)
@@ -305,7 +307,7 @@ def main():
         json.dump(config, f, indent=2)
         f.write("\n")
     with open(os.path.join(args.out, "generation_config.json"), "w") as f:
-        json.dump({"bos_token_id": bos, "eos_token_id": eos, "pad_token_id": 0, "do_sample": False,
+        json.dump({"bos_token_id": bos, "eos_token_id": stops, "pad_token_id": 0, "do_sample": False,
                    "max_length": base.cfg.max_seq_len}, f, indent=2)
         f.write("\n")
 

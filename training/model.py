@@ -1,4 +1,4 @@
-"""Llama-style base model (RMSNorm, rotary positions, SwiGLU, tied embeddings) and the two
+"""Llama-style base model (RMSNorm, rotary positions, SwiGLU, tied embeddings by default) and the two
 draft heads that ride on its last hidden state: the CTC head and Medusa-style heads.
 
 Shapes: B batch, T/S new tokens, P past tokens, d model width, H heads, D head dim, V vocab.
@@ -22,6 +22,9 @@ class ModelConfig:
     max_seq_len: int = 512
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
+    # False: a separate LM head `output` [V,d] (checkpoints converted from untied Llama models,
+    # training/convert_hf.py); the models trained here tie it to the embedding
+    tie_embeddings: bool = True
 
     @property
     def head_dim(self):
@@ -126,6 +129,8 @@ class BaseModel(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        if not cfg.tie_embeddings:
+            self.output = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.apply(self._init)
         for b in self.blocks:  # scaled init of residual projections (GPT-2)
             nn.init.normal_(b.attn.wo.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
@@ -136,11 +141,15 @@ class BaseModel(nn.Module):
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
 
+    def lm_weight(self):
+        """The LM head [V,d]: the embedding when tied."""
+        return self.embed.weight if self.cfg.tie_embeddings else self.output.weight
+
     def lm_head(self, h):
-        return h @ self.embed.weight.t()  # tied embeddings
+        return h @ self.lm_weight().t()
 
     def non_embedding_params(self):
-        return sum(p.numel() for n, p in self.named_parameters() if not n.startswith("embed"))
+        return sum(p.numel() for n, p in self.named_parameters() if not n.startswith(("embed", "output")))
 
     def forward(self, input_ids):
         """Training/eval: input_ids [B,T] -> logits [B,T,V], hidden [B,T,d] (after final norm)."""

@@ -32,9 +32,11 @@ class QuantizedBase(torch.nn.Module):
             b.attn.wo = RowwiseInt8Linear(b.attn.wo.weight.t())
             b.mlp.w_gate_up = RowwiseInt8Linear(b.mlp.w_gate_up.weight.t())
             b.mlp.w_down = RowwiseInt8Linear(b.mlp.w_down.weight.t())
-        self.lm = RowwiseInt8Linear(base.embed.weight.t())
+        self.lm = RowwiseInt8Linear(base.lm_weight().t())
+        # tied: one int8 table serves the lookup and the LM head; untied: the embedding has its own
+        emb = self.lm if base.cfg.tie_embeddings else RowwiseInt8Linear(base.embed.weight.t())
         base.lm_head = self.lm
-        table = self.lm.wq * self.lm.ws  # [d,V]: the embedding as the int8 graph sees it
+        table = emb.wq * emb.ws  # [d,V]: the embedding as the int8 graph sees it
         base.embed = torch.nn.Embedding.from_pretrained(table.t().contiguous())
 
     def forward_cached(self, *a):
