@@ -7,7 +7,9 @@ hash of its relative path, so it is deterministic and files never straddle the s
 
 Output: data/corpus/{train,val}.txt -- documents separated by the DOC_SEP line, plus stats.json.
 """
-import argparse, hashlib, json, os, sys
+import argparse, hashlib, json, os, sys, time
+
+from training.progress import bar, elapsed, summary
 
 DOC_SEP = "\n\x1e\n"  # ASCII record separator: never occurs in the sources; becomes a BOS token
 SOURCES = [
@@ -40,13 +42,15 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     stats = {"sources": {}, "train_bytes": 0, "val_bytes": 0, "files": 0}
+    t0 = time.time()
     with open(os.path.join(args.out, "train.txt"), "w", encoding="utf-8") as tr, \
          open(os.path.join(args.out, "val.txt"), "w", encoding="utf-8") as va:
         for name, root, suffixes in SOURCES:
             if not os.path.isdir(root):
                 sys.exit(f"missing {root}: install the Debian packages listed in the README")
             n = 0
-            for path in iter_files(root, suffixes):
+            paths = list(iter_files(root, suffixes))
+            for path in bar(paths, desc=name, unit="file"):
                 try:
                     with open(path, encoding="utf-8") as f:
                         text = f.read()
@@ -62,10 +66,12 @@ def main():
                 n += 1
             stats["sources"][name] = n
             stats["files"] += n
-            print(f"{name}: {n} files", flush=True)
+            print(f"{name}: {n} of {len(paths)} files kept", flush=True)
     with open(os.path.join(args.out, "stats.json"), "w") as f:
         json.dump(stats, f, indent=2)
     print(json.dumps(stats))
+    summary(f"corpus: {stats['files']} files, train {stats['train_bytes'] / 1e6:.1f} MB, val {stats['val_bytes'] / 1e6:.1f} MB "
+            f"in {args.out} ({elapsed(t0)})")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import torch
 
 from training.model import BaseModel, ModelConfig
 from training.common import setup_device, autocast, load_tokens, random_windows
+from training.progress import bar, elapsed, summary
 
 
 def load_base(path, device):
@@ -62,18 +63,28 @@ def main():
     model = load_base(args.base, device)
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
+    lps = list(map(int, args.prompt_lens.split(",")))
+    total = (args.sequences + args.val_sequences) * len(lps)
+    progress = bar(total=total, desc="distill", unit="seq")
+    generated = 0
     for split, n in (("train", args.sequences), ("val", args.val_sequences)):
         tokens = load_tokens(os.path.join(args.data, f"{split}.bin"))
         rng = np.random.default_rng(0 if split == "train" else 1)
         arrays = {}
-        for lp in map(int, args.prompt_lens.split(",")):
+        for lp in lps:
             chunks = []
             for start in range(0, n, args.batch):
                 prompts = random_windows(tokens, min(args.batch, n - start), lp, rng)
                 chunks.append(greedy_generate(model, prompts, args.gen_len, device).numpy().astype(np.uint16))
+                progress.set_postfix_str(f"{split} prompt_len {lp}", refresh=False)
+                progress.update(len(prompts))
+                generated += len(prompts) * args.gen_len
             arrays[f"p{lp}"] = np.concatenate(chunks)
-            print(f"{split} prompt_len {lp}: {arrays[f'p{lp}'].shape} ({time.time() - t0:.0f}s)", flush=True)
+            progress.write(f"{split} prompt_len {lp}: {arrays[f'p{lp}'].shape} ({time.time() - t0:.0f}s)")
         np.savez(os.path.join(args.out, f"{split}.npz"), **arrays)
+    progress.close()
+    summary(f"distill: {total} sequences, {generated / 1e6:.2f}M greedy tokens in {elapsed(t0)} "
+            f"({generated / (time.time() - t0):.0f} tokens/s) -> {args.out}")
 
 
 if __name__ == "__main__":

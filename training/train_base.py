@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from training.model import BaseModel, ModelConfig
 from training.common import setup_device, autocast, load_tokens, random_windows, lr_at, save_atomic, Clock
+from training.progress import bar, summary as summary_line
 
 
 @torch.no_grad()
@@ -80,6 +81,10 @@ def main():
     budget_s = args.minutes * 60
     last_ckpt = last_eval = time.time()
     log_t, log_tokens = time.time(), tokens_seen
+    # the budget is time or tokens, whichever ends first: the bar counts percent of it
+    done = lambda: 100 * max(clock.elapsed() / budget_s, tokens_seen / args.max_tokens if args.max_tokens else 0)
+    meter = bar(total=100.0, initial=min(100.0, done()), unit="%", desc="base model",
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
 
     def save(final=False):
         val_loss = evaluate(model, val, device, args.seq)
@@ -88,8 +93,8 @@ def main():
         save_atomic({"config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
                      "step": step, "tokens": tokens_seen, "elapsed": clock.elapsed(), "val_loss": val_loss,
                      "best_val": best}, ckpt_path)
-        print(f"{'final' if final else 'checkpoint'}: step {step}, val {val_loss:.4f} nats/token, "
-              f"{tokens_seen / 1e6:.1f}M tokens, {clock.elapsed() / 60:.1f} min", flush=True)
+        meter.write(f"{'final' if final else 'checkpoint'}: step {step}, val {val_loss:.4f} nats/token, "
+                    f"{tokens_seen / 1e6:.1f}M tokens, {clock.elapsed() / 60:.1f} min")
         return val_loss
 
     while True:
@@ -112,13 +117,16 @@ def main():
         step += 1
         tokens_seen += args.batch * args.seq
         now = time.time()
-        if now - log_t > 30:
-            print(f"step {step} loss {loss.item():.4f} lr {lr:.2e} {(tokens_seen - log_tokens) / (now - log_t):.0f} tok/s "
-                  f"progress {progress * 100:.1f}%", flush=True)
+        if now - log_t > 5:
+            meter.set_postfix_str(f"step {step}, loss {loss.item():.3f}, lr {lr:.1e}, "
+                                  f"{(tokens_seen - log_tokens) / (now - log_t):.0f} tok/s", refresh=False)
             log_t, log_tokens = now, tokens_seen
+        meter.update(min(100.0, done()) - meter.n)
         if now - last_ckpt > args.checkpoint_minutes * 60:
             save()
             last_ckpt = last_eval = time.time()
+    meter.update(100 - meter.n)
+    meter.close()
     val_loss = save(final=True)
     val_bytes = os.path.getsize(os.path.join(os.path.dirname(args.data.rstrip('/')), "corpus", "val.txt")) \
         if os.path.exists(os.path.join(os.path.dirname(args.data.rstrip('/')), "corpus", "val.txt")) else None
@@ -130,6 +138,8 @@ def main():
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print(json.dumps(summary), flush=True)
+    summary_line(f"base model: {step} steps, {tokens_seen / 1e6:.1f}M tokens in {clock.elapsed() / 60:.1f} min, "
+                 f"val {val_loss:.4f} nats/token -> {ckpt_path}")
 
 
 if __name__ == "__main__":

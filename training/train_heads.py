@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from training.model import CTCDraftHead, MedusaHeads, HeadConfig, PrefixDraftHead, PrefixHeadConfig
 from training.common import setup_device, autocast, lr_at, save_atomic, Clock
 from training.distill import load_base
+from training.progress import bar as progress_bar, summary as summary_line
 
 
 class Examples:
@@ -69,10 +70,9 @@ class HiddenCache:
     CPU step."""
 
     def __init__(self, base, examples, device, batch=32):
-        from tqdm import tqdm
         self.rows = {}
         total = sum(len(seqs) for seqs, _ in examples.groups)
-        with tqdm(total=total, desc="base hidden states", unit="seq", dynamic_ncols=True) as bar:
+        with progress_bar(total=total, desc="base hidden states", unit="seq") as bar:
             for seqs, lp in examples.groups:
                 out = []
                 for i in range(0, len(seqs), batch):
@@ -300,9 +300,7 @@ def main():
         save_atomic({"config": cfg.to_dict(), "model": head.state_dict(), "optimizer": opt.state_dict(),
                      "step": step, "elapsed": clock.elapsed()}, ckpt_path)
 
-    from tqdm import tqdm
-    bar = tqdm(total=round(args.minutes * 60), initial=round(clock.elapsed()), unit="s", dynamic_ncols=True,
-               desc=f"{cfg.kind} head")
+    bar = progress_bar(total=round(args.minutes * 60), initial=round(clock.elapsed()), unit="s", desc=f"{cfg.kind} head")
     ckpt_t = time.time()
     while True:
         progress = clock.elapsed() / (args.minutes * 60)
@@ -345,6 +343,8 @@ def main():
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print(json.dumps(summary), flush=True)
+    summary_line(f"{cfg.kind} head: {step} steps in {clock.elapsed() / 60:.1f} min, val loss {val_loss:.4f}, "
+                 f"held-out accepted length {acc:.2f} tokens (top-1 chain) -> {ckpt_path}")
 
 
 if __name__ == "__main__":
