@@ -252,7 +252,7 @@ def build_medusa_head(base, head):
     return g.model()
 
 
-def build_prefix_head(base, head, shortlist=0, query_input=False):
+def build_prefix_head(base, head, shortlist=0):
     """Head v2 (PrefixDraftHead) with its own KV cache; one run per round.
 
     inputs  hidden f32 [1,m,d] (the base model's hidden rows of the m positions the head has not
@@ -264,8 +264,7 @@ def build_prefix_head(base, head, shortlist=0, query_input=False):
     keeps only its first N classes (the most frequent tokens: a smaller read-out; the rest stay reachable
     through prompt lookup). The graph's metadata `dynamic_weights` names the MatMul weights that see
     the newest row only (quantize.py --dynamic-weights auto: row-exactness buys nothing there).
-    query_input: the read-out row is an input `query_row` int64 [1] instead of the last row (the
-    head fused into the verify pass, training/fuse_head.py, reads out the deepest accepted node)."""
+    training/fuse_head.py puts this graph, unchanged, into the verify pass."""
     c = head.cfg
     d, nh = c.d_model, c.n_heads
     D = d // nh
@@ -300,7 +299,7 @@ def build_prefix_head(base, head, shortlist=0, query_input=False):
     # only their K/V, which depend on their own row alone (row-wise int8). So attention, FFN and
     # read-out run for the last row only: a query of one row sums over the cache in one pass, and the
     # draft is a function of the cached rows whatever m was (a restored session drafts the same).
-    last = g.input("query_row", I64, [1]) if query_input else g.const(np.array([-1], np.int64), "last_row")
+    last = g.const(np.array([-1], np.int64), "last_row")
     q = g.op("Gather", [q, last], axis=2)                                                   # [1,H,1,D]
     x = g.op("Gather", [x, last], axis=1)                                                   # [1,1,d]
     mask = g.op("Gather", [mask, last], axis=2)                                             # [1,1,1,T]
@@ -365,8 +364,6 @@ def main():
                                                 "(export.json then lists only those; default: all)")
     ap.add_argument("--v2-shortlist", type=int, default=0,
                     help="head v2: read out only the first N classes of its shortlist (0 = all it was trained with)")
-    ap.add_argument("--fusable", action="store_true",
-                    help="head v2: also write <kind>_head.query.onnx, whose read-out row is an input (training/fuse_head.py)")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     want = lambda kind: not only or kind in only
@@ -408,9 +405,6 @@ def main():
         head.load_state_dict(hs["model"])
         head.eval()
         save(build_prefix_head(base, head, args.v2_shortlist), os.path.join(args.out, f"{kind}_head.onnx"))
-        if args.fusable:
-            save(build_prefix_head(base, head, args.v2_shortlist, query_input=True),
-                 os.path.join(args.out, f"{kind}_head.query.onnx"))
         ids = [int(i) for i in head.shortlist_ids][:args.v2_shortlist or None]
         info[f"{kind}_head"] = {"config": hs["config"], "summary": hs.get("summary"),
                                 "shortlist": ids if head.cfg.shortlist_size or args.v2_shortlist else None}

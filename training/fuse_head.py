@@ -5,29 +5,29 @@ Why: a separate head run costs a fixed ~0.3 ms `session.run()` plus its own op d
 of a one-token decode; inside the verify pass only the head's arithmetic is left.
 
 The fused graph is the quantized base graph unchanged (same nodes, same weights: its logits,
-hidden rows and K/V are those of the base graph, bit for bit) plus (S tree nodes, Ph head-cache
-positions, Hh head heads of Dh):
+hidden rows and K/V are those of the base graph, bit for bit), the head's graph unchanged (the
+file the manifest ships as `<kind>_head`), and between them (S tree nodes, Ph head-cache
+positions, Hh head heads of Dh, m accepted nodes including the root):
   inputs  head_past_key / head_past_value f32 [1,Hh,Ph,Dh]: the head's cache, every committed
             position before the tree's root;
-          head_attention_mask f32 [1,1,S,Ph+S]: additive; the cache, then the node's ancestors and itself;
           tree_parents int64 [S] (root: 0); tree_ancestors f32 [S,S]: 1 where node j (j > 0) is an
             ancestor of node i or i itself
   graph   greedy_ids = argmax(logits) [1,S]. Node j > 0 matches when its token is greedy_ids[parent j];
-          a node is accepted when it and all its non-root ancestors match; query_row = the deepest
-          accepted node: the engine's greedy acceptance, repeated in the graph.
-          The head runs over all S nodes, node i's input being fuse(hidden_i, embedding(greedy_ids_i))
-          at position_ids_i. On the accepted path that is exactly the head's input once the path is
-          committed (a path node's next token is its greedy token; the deepest one's is the bonus), so
-          the accepted rows are the head's cache rows for those positions, and the read-out of
-          query_row drafts the round after this one.
-  outputs head_new_key / head_new_value f32 [1,Hh,S,Dh], head_log_probs (ctc2) or head_logits
-          (medusa2) for query_row, head_query_row int64 [1], greedy_ids int64 [1,S]
+          a node is accepted when it and all its non-root ancestors match; the deepest accepted node
+          and its ancestors are the path (the engine's greedy acceptance, repeated in the graph).
+          The head runs over the path: position k gets hidden[path k] and next token
+          greedy_ids[path k] (the next path token, or the bonus token after the last one): exactly the
+          head's input once the path is committed. Its read-out of the last path node drafts the round
+          after this one, its new rows extend the head's cache.
+  outputs head_path int64 [m] (node ids, root first), head_query_row int64 [1] (the last of them),
+          greedy_ids int64 [1,S], head_new_key / head_new_value f32 [1,Hh,m,Dh], head_log_probs (ctc2)
+          or head_logits (medusa2)
 
-The engine checks the graph's path against its own acceptance and uses the head outputs only where
-they agree (always, at temperature 0 without logit processing).
+The engine checks the graph's path against its own acceptance and keeps what agrees (all of it at
+temperature 0 without logit processing, unless a stop cuts the round short).
 
   /usr/bin/python3 -m training.fuse_head --base data/onnx/base.int8.onnx \\
-      --head data/onnx/ctc2_head.query.int8.onnx --out data/onnx/ctc2_fused.onnx
+      --head data/onnx/ctc2_head.int8.onnx --out data/onnx/ctc2_fused.onnx
 """
 import argparse, os
 
@@ -35,10 +35,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-# Head graph inputs -> names in the fused graph ("hidden" and "position_ids" are the base graph's).
-HEAD_INPUTS = {"hidden": "hidden", "next_ids": "greedy_ids", "position_ids": "position_ids",
-               "attention_mask": "head_attention_mask", "past_key": "head_past_key",
-               "past_value": "head_past_value", "query_row": "head_query_row"}
+# Head graph inputs -> values of the fused graph (the accepted path's rows, built below).
+HEAD_INPUTS = {"hidden": "path/hidden", "next_ids": "path/next_ids", "position_ids": "path/position_ids",
+               "attention_mask": "path/head_mask", "past_key": "head_past_key", "past_value": "head_past_value"}
 
 
 def fuse(base: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto:
@@ -50,7 +49,7 @@ def fuse(base: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto:
             raise SystemExit(f"base graph has no value {name}")
     missing = set(HEAD_INPUTS) - {i.name for i in hg.input}
     if missing:
-        raise SystemExit(f"head graph lacks inputs {sorted(missing)} (export it with query_input=True)")
+        raise SystemExit(f"head graph lacks inputs {sorted(missing)} (a head v2 graph: export_onnx build_prefix_head)")
 
     rename = dict(HEAD_INPUTS)
     inits = []
@@ -85,14 +84,18 @@ def fuse(base: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto:
         m.output.extend(name_of(v) for v in n.output)
         head_nodes.append(m)
 
-    # Greedy acceptance in the graph -> greedy_ids [1,S], head_query_row [1] (before the head's nodes,
-    # which read them: ONNX wants nodes in topological order).
+    # Greedy acceptance in the graph -> greedy_ids [1,S], the path [m] and the head's inputs over it
+    # (before the head's nodes, which read them: ONNX wants nodes in topological order).
     nodes = []
     c = lambda name, arr: inits.append(numpy_helper.from_array(np.asarray(arr), name)) or name
     c("accept/axis0", np.array([0], np.int64))
     c("accept/axis1", np.array([1], np.int64))
     c("accept/half", np.array(0.5, np.float32))
     c("accept/one", np.array(1.0, np.float32))
+    c("accept/root", np.array([0], np.int64))
+    c("accept/ones2", np.array([1, 1], np.int64))
+    c("accept/two", np.array([2], np.int64))
+    c("accept/three", np.array([3], np.int64))
     mk = lambda op, ins, out, **a: nodes.append(helper.make_node(op, ins, [out], name=out, **a)) or out
     mk("ArgMax", ["logits"], "greedy_ids", axis=-1, keepdims=0)                                    # [1,S]
     g0 = mk("Squeeze", ["greedy_ids", "accept/axis0"], "accept/greedy")                            # [S]
@@ -106,17 +109,31 @@ def fuse(base: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto:
     depth = mk("Add", [mk("ReduceSum", ["tree_ancestors", "accept/axis1"], "accept/depth0", keepdims=1),
                        "accept/one"], "accept/depth")                                               # [S,1]
     mk("ArgMax", [mk("Mul", [ok, depth], "accept/score")], "head_query_row", axis=0, keepdims=0)   # [1]
+    # The path: the root, then the query row's ancestors in node order (parents precede children).
+    anc = mk("Gather", ["tree_ancestors", "head_query_row"], "accept/anc_row", axis=0)            # [1,S]
+    nz = mk("NonZero", [anc], "accept/nonzero")                                                    # [2,a]
+    below = mk("Squeeze", [mk("Gather", [nz, "accept/axis1"], "accept/nz1", axis=0), "accept/axis0"], "accept/below")
+    path = mk("Concat", ["accept/root", below], "head_path", axis=0)                               # [m]
+    mk("Gather", ["hidden", path], "path/hidden", axis=1)                                          # [1,m,d]
+    mk("Gather", ["greedy_ids", path], "path/next_ids", axis=1)                                    # [1,m]
+    mk("Gather", ["position_ids", path], "path/position_ids", axis=1)                              # [1,m]
+    # The head reads out its last row, which sees the cache and every path row: an all-zero mask.
+    m_ = mk("Shape", [path], "path/m")
+    ph = mk("Slice", [mk("Shape", ["head_past_key"], "path/past_shape"), "accept/two", "accept/three"], "path/ph")
+    shape = mk("Concat", ["accept/ones2", m_, mk("Add", [m_, ph], "path/t")], "path/mask_shape", axis=0)
+    nodes.append(helper.make_node("ConstantOfShape", [shape], ["path/head_mask"], name="path/head_mask",
+                                  value=numpy_helper.from_array(np.array([0.0], np.float32))))
 
     Hh, Dh = [d.dim_param or d.dim_value for d in next(i for i in hg.input if i.name == "past_key").type.tensor_type.shape.dim][1::2]
     new_inputs = [
         helper.make_tensor_value_info("head_past_key", TensorProto.FLOAT, [1, Hh, "Ph", Dh]),
         helper.make_tensor_value_info("head_past_value", TensorProto.FLOAT, [1, Hh, "Ph", Dh]),
-        helper.make_tensor_value_info("head_attention_mask", TensorProto.FLOAT, [1, 1, "S", "Th"]),
         helper.make_tensor_value_info("tree_parents", TensorProto.INT64, ["S"]),
         helper.make_tensor_value_info("tree_ancestors", TensorProto.FLOAT, ["S", "S"]),
     ]
     new_outputs = [helper.make_tensor_value_info("greedy_ids", TensorProto.INT64, [1, "S"]),
-                   helper.make_tensor_value_info("head_query_row", TensorProto.INT64, [1])]
+                   helper.make_tensor_value_info("head_query_row", TensorProto.INT64, [1]),
+                   helper.make_tensor_value_info("head_path", TensorProto.INT64, ["m"])]
     for o in hg.output:
         v = onnx.ValueInfoProto()
         v.CopyFrom(o)
@@ -143,7 +160,7 @@ def fuse(base: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="the quantized base graph (what the manifest's `base` holds)")
-    ap.add_argument("--head", required=True, help="a quantized head v2 exported with query_input (export_onnx --fusable)")
+    ap.add_argument("--head", required=True, help="the quantized head v2 graph (what the manifest's `<kind>_head` holds)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     fused = fuse(onnx.load(args.base), onnx.load(args.head))

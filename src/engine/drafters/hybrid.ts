@@ -50,12 +50,20 @@ export class HybridDrafter implements Drafter {
     this.opts = { ...HYBRID_DEFAULTS, ...opts };
   }
 
-  /** The head's fused verify pass: it keeps the head's cache current even in rounds the lookup drafts alone. */
+  /** Whether this round's tree drew on the head. */
+  private headRound = false;
+
+  /**
+   * The head's fused verify pass in rounds that drew on the head: its read-out is then ready for the
+   * next round. A round the lookup drafted alone verifies on the base graph and costs no head
+   * arithmetic; the head catches up with one run of its own when it is next needed.
+   */
   fusedPass(tokens: readonly number[], tree: TokenTree): FusedPass | undefined {
-    return this.ctc.fusedPass?.(tokens, tree);
+    return this.headRound ? this.ctc.fusedPass?.(tokens, tree) : undefined;
   }
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
+    this.headRound = false;
     if (ctx.budget <= 1) return rootOnly(ctx.pending);
     if (this.opts.mode === 'switch') {
       if (findNgramMatches(ctx.tokens, this.opts.minMatch, this.opts.minMatch, 1).length > 0) {
@@ -63,6 +71,7 @@ export class HybridDrafter implements Drafter {
         return this.ngram.draftSync(ctx.tokens, ctx.pending, ctx.budget);
       }
       this.ctcRounds++;
+      this.headRound = true;
       return this.ctc.draft(ctx);
     }
     const lookup = this.ngram.weighted(ctx.tokens, ctx.pending, ctx.budget);
@@ -74,6 +83,7 @@ export class HybridDrafter implements Drafter {
       return lookupCut;
     }
     this.ctcRounds++;
+    this.headRound = true;
     const merged = mergeWeightedTrees([lookup, await this.ctc.weighted(ctx)], ctx.budget);
     return costCut(merged, this.opts.costRatio);
   }

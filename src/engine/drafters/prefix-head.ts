@@ -15,14 +15,13 @@
  * shared. The head's attention need not be bit-exact: it only proposes, the base model verifies.
  *
  * Fused (when the manifest has `<kind>_fused`, training/fuse_head.py): in a greedy round the tree
- * is verified on a graph that also runs the head over the tree's nodes (next token = each node's
- * greedy token) and reads out the deepest greedily accepted node. The accepted nodes' head rows
- * join the cache and that read-out drafts the next round, so a round costs one `session.run()`.
- * `fusedPass` needs the cache complete up to the root's parent (after any separate run it is).
+ * is verified on a graph that also accepts greedily and runs this head over the accepted path (next
+ * token = each path node's greedy token). The path's head rows join the cache and the read-out of
+ * its last node drafts the next round, so a round costs one `session.run()`. `fusedPass` needs the
+ * cache complete up to the root's parent (after any separate run it is).
  */
 import type { DraftContext, FusedPass, TokenTree } from '../types.js';
 import { ort, type OrtSession } from '../ort.js';
-import { MASKED } from '../tree.js';
 import type { DraftHead } from './head-session.js';
 
 export interface PrefixHeadShape {
@@ -63,10 +62,10 @@ export class PrefixHead implements DraftHead {
     this.shape = shape;
     this.outputName = outputName;
     if (fused) {
-      for (const n of ['head_past_key', 'head_past_value', 'head_attention_mask', 'tree_parents', 'tree_ancestors']) {
+      for (const n of ['head_past_key', 'head_past_value', 'tree_parents', 'tree_ancestors']) {
         if (!fused.inputNames.includes(n)) throw new Error(`fused head: missing input ${n}`);
       }
-      for (const n of ['greedy_ids', 'head_query_row', 'head_new_key', 'head_new_value', `head_${outputName}`]) {
+      for (const n of ['greedy_ids', 'head_path', 'head_new_key', 'head_new_value', `head_${outputName}`]) {
         if (!fused.outputNames.includes(n)) throw new Error(`fused head: missing output ${n}`);
       }
       this.fused = fused;
@@ -154,8 +153,8 @@ export class PrefixHead implements DraftHead {
    * The verify pass on the fused graph for `tree` (root = tokens[n-1] at position n-1), or
    * undefined (no fused graph, or the cache is not complete: the base graph verifies, and the next
    * separate run catches the cache up).
-   *   head_past_key/value [1,Hh,Ph,Dh] (Ph = n-1-base), head_attention_mask [1,1,S,Ph+S],
-   *   tree_parents int64 [S] (root 0), tree_ancestors [S,S] (1: column j > 0 is row i or its ancestor)
+   *   head_past_key/value [1,Hh,Ph,Dh] (Ph = n-1-base), tree_parents int64 [S] (root 0),
+   *   tree_ancestors [S,S] (1 where column j > 0 is row i or one of its ancestors)
    */
   fusedPass(tokens: readonly number[], tree: TokenTree): FusedPass | undefined {
     if (!this.fused || tokens.length < 2 || !this.complete(tokens)) return undefined;
@@ -168,63 +167,52 @@ export class PrefixHead implements DraftHead {
       pastK.set(this.k.subarray(h * this.cap * D, (h * this.cap + Ph) * D), h * Ph * D);
       pastV.set(this.v.subarray(h * this.cap * D, (h * this.cap + Ph) * D), h * Ph * D);
     }
-    const T = Ph + S;
-    const mask = new Float32Array(S * T);
     const ancestors = new Float32Array(S * S);
-    for (let i = 0; i < S; i++) {
-      mask.fill(MASKED, i * T + Ph, (i + 1) * T);
-      for (let a = i; a >= 0; a = tree.parents[a]) {
-        mask[i * T + Ph + a] = 0;
-        if (a > 0) ancestors[i * S + a] = 1;
-      }
-    }
+    for (let i = 0; i < S; i++) for (let a = i; a > 0; a = tree.parents[a]) ancestors[i * S + a] = 1;
     const at = tokens.length - 1; // the root's position
     return {
       session: this.fused,
       feeds: {
         head_past_key: new ort.Tensor('float32', pastK, [1, H, Ph, D]),
         head_past_value: new ort.Tensor('float32', pastV, [1, H, Ph, D]),
-        head_attention_mask: new ort.Tensor('float32', mask, [1, 1, S, T]),
         tree_parents: new ort.Tensor('int64', BigInt64Array.from(tree.parents, (p) => BigInt(Math.max(p, 0))), [S]),
         tree_ancestors: new ort.Tensor('float32', ancestors, [S, S]),
       },
-      outputs: ['greedy_ids', 'head_query_row', 'head_new_key', 'head_new_value', `head_${this.outputName}`],
-      absorb: (extra, path, emitted) => this.absorb(extra, at, S, path, emitted),
+      outputs: ['greedy_ids', 'head_path', 'head_new_key', 'head_new_value', `head_${this.outputName}`],
+      absorb: (extra, path, emitted) => this.absorb(extra, at, path, emitted),
     };
   }
 
   /**
-   * Keeps the head rows of the emitted path whose next token is the node's greedy token (kept
-   * node k's next token is emitted[k]), and the read-out when every kept row agreed and the graph
-   * read out the last kept node (always in greedy decoding, unless a stop cut the round short).
+   * Keeps the head rows of the graph's path [m] that the round committed with the greedy token as
+   * their next token (committed node k's next token is emitted[k]), and the read-out when every
+   * path row was kept (always in greedy decoding, unless a stop cut the round short).
    */
-  private absorb(extra: Record<string, ort.Tensor>, at: number, S: number, path: readonly number[], emitted: readonly number[]): void {
+  private absorb(extra: Record<string, ort.Tensor>, at: number, path: readonly number[], emitted: readonly number[]): void {
     const { heads: H, headDim: D } = this.shape;
     const greedy = extra.greedy_ids.data as BigInt64Array;
-    const query = Number((extra.head_query_row.data as BigInt64Array)[0]);
-    const newK = extra.head_new_key.data as Float32Array;
+    const gpath = extra.head_path.data as BigInt64Array;
+    const newK = extra.head_new_key.data as Float32Array; // [1,H,m,D]
     const newV = extra.head_new_value.data as Float32Array;
     const out = extra[`head_${this.outputName}`].data as Float32Array;
     for (const t of Object.values(extra)) t.dispose();
     if (this.base + this.len !== at) return; // the cache moved meanwhile (not expected)
-    const m = Math.min(path.length, emitted.length);
+    const m = gpath.length;
+    const n = Math.min(m, emitted.length);
     let ok = 0;
-    while (ok < m && Number(greedy[path[ok]]) === emitted[ok]) ok++;
+    while (ok < n && Number(gpath[ok]) === path[ok] && Number(greedy[path[ok]]) === emitted[ok]) ok++;
     if (ok === 0) return;
-    // rows path[0..ok) of [1,H,S,D] -> [1,H,ok,D]
     const k = new Float32Array(H * ok * D);
     const v = new Float32Array(H * ok * D);
     for (let h = 0; h < H; h++) {
-      for (let j = 0; j < ok; j++) {
-        k.set(newK.subarray((h * S + path[j]) * D, (h * S + path[j] + 1) * D), (h * ok + j) * D);
-        v.set(newV.subarray((h * S + path[j]) * D, (h * S + path[j] + 1) * D), (h * ok + j) * D);
-      }
+      k.set(newK.subarray(h * m * D, (h * m + ok) * D), h * ok * D);
+      v.set(newV.subarray(h * m * D, (h * m + ok) * D), h * ok * D);
     }
     const Ph = this.len;
     this.append(Ph, k, v, ok);
     this.ids.length = Ph;
     for (let j = 0; j < ok; j++) this.ids.push(emitted[j]);
-    if (ok === emitted.length && path[ok - 1] === query) this.ready = { at: at + ok - 1, out };
+    if (ok === m && ok === emitted.length) this.ready = { at: at + ok - 1, out };
   }
 
   private append(at: number, k: Float32Array, v: Float32Array, m: number): void {

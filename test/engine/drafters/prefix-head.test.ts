@@ -1,8 +1,9 @@
 /**
  * Head v2 (PrefixHead over the default model's `ctc2_head`): the head's cache, reused across rounds,
  * gives the same drafts as running the head over the whole prefix again; a changed context drops the
- * positions after the change; a session without hidden history still gets drafts; and greedy
- * decoding with ctc2 / ctc2-ngram / medusa2 is token-identical to plain.
+ * positions after the change; a session without hidden history still gets drafts; the head fused
+ * into the verify pass (`ctc2_fused`) verifies exactly as the base graph and drafts exactly as a run of
+ * its own; and greedy decoding with ctc2 / ctc2-ngram / medusa2 is token-identical to plain.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../../src/engine/index.js';
@@ -35,9 +36,9 @@ function ctx(tokens: number[], rows: Float32Array): DraftContext {
   return { tokens, hidden: rows.slice((n - 2) * d, (n - 1) * d), hiddenRows: rows.subarray(0, (n - 1) * d), pending: tokens[n - 1], budget: 16 };
 }
 
-const newHead = async () => {
+const newHead = async (fused = false) => {
   const c = engine.manifest.files.ctc2_head.config as { n_heads: number };
-  return new PrefixHead(await engine.artifactSession('ctc2_head'), { d, heads: c.n_heads, headDim: d / c.n_heads, maxSeqLen: 512 }, 'log_probs');
+  return new PrefixHead(await engine.artifactSession('ctc2_head'), { d, heads: c.n_heads, headDim: d / c.n_heads, maxSeqLen: 512 }, 'log_probs', fused ? await engine.artifactSession('ctc2_fused') : undefined);
 };
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
@@ -90,6 +91,76 @@ describe('PrefixHead', () => {
     await head.output({ ...ctx(tokens, rows), hiddenRows: rows.slice((n - 8) * d, (n - 1) * d), hiddenRowsFrom: n - 8 });
     expect(head.cached).toEqual({ from: n - 8, count: 7 });
     expect(head.runs).toBe(2);
+  });
+});
+
+describe('the head fused into the verify pass', () => {
+  it('verifies exactly as the base graph, and its read-out and cache rows are those of a run of its own', async () => {
+    expect(engine.manifest.files.ctc2_fused, 'manifest has ctc2_fused (training/fuse_head.py, training/shard.py)').toBeDefined();
+    const prompt = engine.encodePrompt(TEXT + TEXT + TEXT);
+    for (const P of [12, 40, prompt.length - 1]) {
+      const tokens = prompt.slice(0, P + 1);
+      const cacheA = engine.model.newCache();
+      const pre = await engine.model.prefill(tokens.slice(0, P), cacheA);
+      const cacheB = engine.model.newCache();
+      await engine.model.prefill(tokens.slice(0, P), cacheB);
+      const one = await engine.model.decodeOne(tokens[P], cacheA);
+      cacheA.truncate(P);
+      const V = engine.config.vocab_size;
+      // the pending token's greedy continuation and a wrong sibling: the path is longer than the root
+      const g1 = one.logits.subarray(0, V).reduce((best, v, i, a) => (v > a[best] ? i : best), 0);
+      const tree = { tokens: [tokens[P], g1, g1 === 7 ? 8 : 7, 9], parents: [-1, 0, 0, 1], depths: [0, 1, 1, 2] };
+      const head = await newHead(true);
+      await head.output(ctx(tokens, pre.hidden));
+      const pass = head.fusedPass(tokens, tree)!;
+      expect(pass).toBeDefined();
+      const a = await engine.model.verifyTree(tree, cacheA);
+      const b = await engine.model.verifyTree(tree, cacheB, pass);
+      expect(maxDiff(b.logits, a.logits)).toBe(0);
+      expect(maxDiff(b.hidden, a.hidden)).toBe(0);
+      const greedy = [0, 1, 2, 3].map((i) => a.logits.subarray(i * V, (i + 1) * V).reduce((best, v, j, arr) => (v > arr[best] ? j : best), 0));
+      const path = greedy[1] === 9 ? [0, 1, 3] : [0, 1];
+      const emitted = [...path.slice(1).map((i) => tree.tokens[i]), greedy[path[path.length - 1]]];
+      pass.absorb(b.extra!, path, emitted);
+      // the next round: the fused read-out, no run; a fresh head over the committed prefix gives the same bits
+      const next = [...tokens, ...emitted];
+      const rows = await rowsOf(next);
+      const runs = head.runs;
+      const fusedOut = await head.output(ctx(next, rows));
+      expect(head.runs).toBe(runs);
+      expect(head.fusedRounds).toBe(1);
+      expect(head.cached).toEqual({ from: 0, count: next.length - 1 });
+      const fresh = await newHead();
+      expect(maxDiff(fusedOut, await fresh.output(ctx(next, rows)))).toBe(0);
+    }
+  });
+
+  it('drafts every greedy round after the first without a run of its own, with the same tokens and trees as without it', async () => {
+    const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
+    const unfused = await Engine.load(fsShardSource(MODEL_DIR));
+    registerDrafters(unfused, { fused: false });
+    const run = async (e: Engine, drafter: string, sampling = greedy) => {
+      const s = e.createSession();
+      const out: number[] = [];
+      const trees: string[] = [];
+      for await (const ev of s.generate({ promptTokens: e.encodePrompt(TEXT), maxTokens: 40, sampling, drafter, onRound: (r) => trees.push(`${r.treeSize}/${r.accepted}`) })) if (ev.type === 'tokens') out.push(...ev.tokens);
+      // the session's drafter instance (one per session and name) and its head
+      const head = (s as unknown as { drafters: Map<string, { head: PrefixHead }> }).drafters.get(drafter)!.head;
+      return { out, trees, runs: head.runs, fusedRounds: head.fusedRounds };
+    };
+    for (const drafter of ['ctc2', 'medusa2']) {
+      const f = await run(engine, drafter);
+      const u = await run(unfused, drafter);
+      expect(f.out, drafter).toEqual(u.out);
+      expect(f.trees, drafter).toEqual(u.trees);
+      expect(f.trees.length).toBeGreaterThan(3);
+      expect([f.runs, f.fusedRounds], `${drafter}: separate runs, fused drafts`).toEqual([1, f.trees.length - 1]);
+      expect([u.runs, u.fusedRounds]).toEqual([u.trees.length, 0]);
+      // sampling keeps the separate run: the fused head follows greedy tokens
+      const sampled = await run(engine, drafter, { temperature: 0.8, topP: 1, topK: 0, seed: 3 });
+      expect(sampled.fusedRounds).toBe(0);
+      expect(sampled.runs).toBe(sampled.trees.length);
+    }
   });
 });
 
