@@ -75,7 +75,7 @@ try {
       const order = drafters.map((_, j) => drafters[(i + j) % drafters.length]);
       const r = await page.evaluate(
         ([prompt, order, maxTokens, budget]) => {
-          const w = window as unknown as { __engine: typeof import('../src/browser/index.js'); __be: { engine: import('../src/engine/engine.js').Engine } };
+          const w = window as unknown as { __engine: typeof import('../src/browser/index.js'); __be: { engine: import('../src/engine/index.js').Engine } };
           return w.__engine.benchPrompt(w.__be.engine, prompt, order, maxTokens, budget);
         },
         [prompt, order, maxTokens, Number(a['tree-budget'])] as [string, string[], number, number],

@@ -12,12 +12,11 @@ import { setFlagsFromString } from 'node:v8';
 // of runs to tier up ORT's 14 MB module, so skip it (see scripts/generate.ts).
 setFlagsFromString('--no-liftoff');
 const ort = await import('onnxruntime-web/wasm');
-const { tailBlock } = await import('../src/engine/language-model.js');
-const { causalMask } = await import('../src/engine/tree.js');
+const { tailBlock, causalMask } = await import('../src/engine/index.js');
 ort.env.wasm.numThreads = 1;
 const L = 6, H = 4, D = 64, V = 4096, P = 256, B = 32; // B: the graph's KV panel (manifest kv_panel)
 
-/** Feeds of KV interface 2 (scripts/export_onnx.py build_base) for S new tokens after `past`. */
+/** Feeds of KV interface 2 (training/export_onnx.py build_base) for S new tokens after `past`. */
 function feeds(S: number, past: number) {
   const f: Record<string, InstanceType<typeof ort.Tensor>> = {
     input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(100 + i * 37)), [1, S]),

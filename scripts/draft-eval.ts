@@ -14,15 +14,22 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Engine } from '../src/engine/index.js';
+import {
+  Engine,
+  CTCPrefixBeamSearch,
+  ctcCollapse,
+  buildTree,
+  childrenOf,
+  treeFromSequences,
+  headTopM,
+  medusaTree,
+  drafterFactories,
+  NgramDrafter,
+  ctcHeadConfig,
+  ort,
+  type TokenTree,
+} from '../src/engine/index.js';
 import { fsShardSource } from '../src/node/fs-shard-source.js';
-import { CTCPrefixBeamSearch, ctcCollapse } from '../src/engine/ctc-decode.js';
-import { buildTree, childrenOf, treeFromSequences } from '../src/engine/tree.js';
-import { headTopM, medusaTree } from '../src/engine/drafters/medusa-tree.js';
-import { drafterFactories, NgramDrafter } from '../src/engine/drafters/index.js';
-import { ctcHeadConfig } from '../src/engine/drafters/ctc.js';
-import { ort } from '../src/engine/ort.js';
-import type { TokenTree } from '../src/engine/types.js';
 
 const { values } = parseArgs({
   options: {

@@ -51,11 +51,12 @@ function num(name: keyof typeof values): number {
 
 // Must precede the first WebAssembly compilation (ORT compiles its wasm on the first session).
 if (!values.liftoff) setFlagsFromString('--no-liftoff');
-const { Engine, wasmHeapBytes } = await import('../src/engine/index.js');
+const { Engine, registerDrafters } = await import('../src/engine/index.js');
 const { fsShardSource } = await import('../src/node/fs-shard-source.js');
-const { registerDrafters } = await import('../src/engine/drafters/index.js');
+const { watchWasmHeap, wasmHeapBytes } = await import('../src/wasm-heap.js');
 type GenerateEvent = import('../src/engine/index.js').GenerateEvent;
 
+watchWasmHeap();
 const t0 = performance.now();
 const engine = await Engine.load(fsShardSource(values.model!));
 registerDrafters(engine); // plain, ngram, medusa, ctc, ctc-ngram (those whose artifacts the manifest has)

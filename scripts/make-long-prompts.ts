@@ -18,8 +18,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadArtifact, loadManifest } from '../src/engine/model-store.js';
-import { TextTokenizer } from '../src/engine/tokenizer.js';
+import { loadArtifact, loadManifest, TextTokenizer } from '../src/engine/index.js';
 import { fsShardSource } from '../src/node/fs-shard-source.js';
 
 const { values: args } = parseArgs({

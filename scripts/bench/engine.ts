@@ -2,8 +2,9 @@
  * The engine bench: drafters side by side in Node (onnxruntime-web wasm, one thread), greedy decoding,
  * interleaved per prompt (the CLI and its options: scripts/bench.ts).
  */
-import { Engine, wasmHeapBytes } from '../../src/engine/index.js';
+import { Engine } from '../../src/engine/index.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { wasmHeapBytes, watchWasmHeap } from '../../src/wasm-heap.js';
 import { registerSpecs } from './drafters.js';
 import { num, type BenchValues } from './options.js';
 import { readPrompts } from './prompts.js';
@@ -19,6 +20,7 @@ export async function runEngineBench(values: BenchValues): Promise<void> {
   if (!specs.includes('plain')) specs.unshift('plain');
 
   const t0 = performance.now();
+  watchWasmHeap();
   const engine = await Engine.load(fsShardSource(values.model!));
   const loadMs = performance.now() - t0;
   const m = engine.manifest;

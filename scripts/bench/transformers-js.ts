@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ort } from '../../src/engine/ort.js';
+import { ort } from '../../src/engine/index.js';
 
 export type TransformersJsRuntime = 'wasm' | 'cpu';
 

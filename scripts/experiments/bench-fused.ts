@@ -12,11 +12,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
-import { LanguageModel } from '../../src/engine/language-model.js';
-import { createSession } from '../../src/engine/ort.js';
-import { loadArtifact, loadManifest } from '../../src/engine/model-store.js';
-import { PrefixHead } from '../../src/engine/drafters/prefix-head.js';
-import type { TokenTree } from '../../src/engine/types.js';
+import { LanguageModel, createSession, loadArtifact, loadManifest, PrefixHead, type TokenTree } from '../../src/engine/index.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
 
 const { values: args } = parseArgs({

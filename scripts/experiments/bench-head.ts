@@ -9,11 +9,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
-import { LanguageModel } from '../../src/engine/language-model.js';
-import { chainTree } from '../../src/engine/tree.js';
-import { createSession } from '../../src/engine/ort.js';
-import { PrefixHead } from '../../src/engine/drafters/prefix-head.js';
-import type { ModelConfig } from '../../src/engine/types.js';
+import { LanguageModel, chainTree, createSession, PrefixHead, type ModelConfig } from '../../src/engine/index.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -15,10 +15,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { LanguageModel, tailBlock } from '../../src/engine/language-model.js';
-import { causalMask, chainTree } from '../../src/engine/tree.js';
-import { createSession, ort } from '../../src/engine/ort.js';
-import type { ModelConfig } from '../../src/engine/types.js';
+import { LanguageModel, tailBlock, causalMask, chainTree, createSession, ort, type ModelConfig } from '../../src/engine/index.js';
 
 const { values: args } = parseArgs({
   options: {

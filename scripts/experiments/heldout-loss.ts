@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { LanguageModel } from '../../src/engine/language-model.js';
+import { LanguageModel } from '../../src/engine/index.js';
 
 const { values: args, positionals: files } = parseArgs({
   allowPositionals: true,

@@ -14,8 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Engine } from '../../src/engine/index.js';
-import { createSession, ort } from '../../src/engine/ort.js';
+import { Engine, createSession, ort } from '../../src/engine/index.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
 import { HF_MODEL_ROOT, loadTransformersJs } from '../bench/transformers-js.js';
 

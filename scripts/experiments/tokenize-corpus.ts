@@ -6,8 +6,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { loadArtifact, loadManifest } from '../../src/engine/model-store.js';
-import { TextTokenizer } from '../../src/engine/tokenizer.js';
+import { loadArtifact, loadManifest, TextTokenizer } from '../../src/engine/index.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
 
 const { values: args } = parseArgs({

@@ -9,8 +9,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { LanguageModel } from '../../src/engine/language-model.js';
-import { TextTokenizer } from '../../src/engine/tokenizer.js';
+import { LanguageModel, TextTokenizer } from '../../src/engine/index.js';
 
 const { values: args, positionals: files } = parseArgs({
   allowPositionals: true,

@@ -13,12 +13,8 @@
  *                           propose); with provider wasm it runs like the wasm bundle.
  * ./provider.ts tells which one to import without loading either.
  */
-import { Engine } from '../engine/engine.js';
-import { configureOrt, configureSessions, ort, wasmHeapBytes } from '../engine/ort.js';
-import { sha256Hex } from '../engine/model-store.js';
-import { registerDrafters } from '../engine/drafters/index.js';
-import type { GenerateEvent, Usage } from '../engine/decoder.js';
-import type { Manifest } from '../engine/types.js';
+import { Engine, configureOrt, configureSessions, ort, sha256Hex, registerDrafters, type GenerateEvent, type Usage, type Manifest } from '../engine/index.js';
+import { wasmHeapBytes, watchWasmHeap } from '../wasm-heap.js';
 import { cachedFetchSource, withBaseFile, type ShardCacheStats } from './shard-cache.js';
 import { resolveProvider, type Provider, type ProviderChoice, type ProviderInfo } from './provider.js';
 
@@ -86,6 +82,7 @@ export async function loadBrowserEngine(opts: BrowserEngineOptions): Promise<Bro
     configureOrt((env) => {
       env.wasm.wasmPaths = ortUrl;
       if (opts.verbose) env.logLevel = 'verbose';
+      watchWasmHeap();
     });
     const gpuSha = manifest.files[WEBGPU_BASE_FILE]?.sha256;
     const verbose = opts.verbose ? { logSeverityLevel: 0 as const, logVerbosityLevel: 0 } : {};

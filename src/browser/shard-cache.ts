@@ -9,8 +9,7 @@
  * Cache API (an insecure context, a private window that refuses it) every shard is fetched, still checked.
  * The engine's model store checks every shard again, and the reassembled file (src/engine/model-store.ts).
  */
-import { MANIFEST_PATH, sha256Hex } from '../engine/model-store.js';
-import type { Manifest, ShardSource } from '../engine/types.js';
+import { MANIFEST_PATH, sha256Hex, type Manifest, type ShardSource } from '../engine/index.js';
 
 export const CACHE_NAME = 'ctc-edge-shards-v1';
 

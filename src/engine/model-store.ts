@@ -84,19 +84,6 @@ export async function loadArtifact(source: ShardSource, manifest: Manifest, name
   return out;
 }
 
-/** A ShardSource over fetch(): `<baseUrl>/<path>` (browsers, or a Worker serving static shards). */
-export function fetchShardSource(baseUrl: string, init?: RequestInit): ShardSource {
-  const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
-  return {
-    async get(path: string) {
-      const res = await fetch(`${base}${path}`, init);
-      if (res.status === 404) return null;
-      if (!res.ok) throw new Error(`fetch ${path}: HTTP ${res.status}`);
-      return new Uint8Array(await res.arrayBuffer());
-    },
-  };
-}
-
 /** A ShardSource over an in-memory map (tests). */
 export function memoryShardSource(files: Record<string, Uint8Array>): ShardSource {
   return { get: async (path) => files[path] ?? null };

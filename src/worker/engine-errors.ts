@@ -2,7 +2,7 @@
  * EngineError -> the API's error, by its code (the engine validates every generation request and words
  * nothing for HTTP; this is where its errors get OpenAI's messages, params and codes). Plain, tested in Node.
  */
-import { EngineError } from '../engine/errors';
+import { EngineError } from '../engine/index';
 import { ApiError, badRequest } from './openai/errors';
 
 /** The request an engine error is about, as the API saw it. */

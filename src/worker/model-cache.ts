@@ -10,10 +10,7 @@
  * The per-isolate cache holds the load promise, so concurrent requests share one load; a failed load is
  * dropped from the cache at once, so the next request retries (e.g. after the shard is re-uploaded).
  */
-import { Engine } from '../engine/index';
-import { ShardError } from '../engine/model-store';
-import { registerDrafters } from '../engine/drafters/index';
-import type { ShardSource } from '../engine/types';
+import { Engine, ShardError, registerDrafters, type ShardSource } from '../engine/index';
 import { ApiError } from './openai/errors';
 import { installWorkerdOrt } from './ort-workerd';
 

@@ -7,9 +7,11 @@
  * ORT has no public hook for a precompiled module, so we hand it a small placeholder `wasmBinary` (which
  * makes it skip URL resolution and "fetch") and wrap `WebAssembly.instantiate` so that the call carrying
  * the placeholder bytes instantiates the precompiled module instead. ORT copies the buffer, so we match on
- * content, not identity. The engine's `configureOrt` runs this hook once, before ORT initialises.
+ * content, not identity. The engine's `configureOrt` runs this hook once, before ORT initialises; it also
+ * starts the heap probe (../wasm-heap.ts) on top, for the session info's wasm_heap_bytes.
  */
-import { configureOrt, type OrtEnv } from '../engine/ort';
+import { configureOrt, type OrtEnv } from '../engine/index';
+import { watchWasmHeap } from '../wasm-heap';
 import ortWasmModule from '../../node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm';
 
 /** "\0asm" magic followed by a marker no real module has. */
@@ -40,6 +42,7 @@ function workerdHook(env: OrtEnv): void {
   env.wasm.proxy = false; // no Web Worker proxy either
   env.wasm.wasmBinary = PLACEHOLDER; // skips URL resolution; the bytes are swapped in `patched`
   env.logLevel = 'error';
+  watchWasmHeap();
 }
 
 let installed = false;

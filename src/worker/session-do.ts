@@ -19,11 +19,8 @@
  * events' queue (event-channel.ts) and the API errors of the engine's (engine-errors.ts).
  */
 import { DurableObject, RpcTarget } from 'cloudflare:workers';
-import type { DecodingSession, Engine, GenerateEvent, SessionSnapshot } from '../engine/index';
-import { EngineError } from '../engine/errors';
-import type { TokenLogprob } from '../engine/sampling';
-import { ShardError } from '../engine/model-store';
-import { wasmHeapBytes } from '../engine/ort';
+import { EngineError, ShardError, type DecodingSession, type Engine, type GenerateEvent, type SessionSnapshot, type TokenLogprob } from '../engine/index';
+import { wasmHeapBytes } from '../wasm-heap';
 import { defaultDrafter } from './drafter-choice';
 import { engineApiError, type ErrorContext } from './engine-errors';
 import type { Env } from './env';

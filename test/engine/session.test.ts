@@ -5,11 +5,12 @@
  */
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Engine, EngineError, wasmHeapBytes, type GenerateEvent, type GenerateRequest, type DecodingSession } from '../../src/engine/index.js';
+import { Engine, EngineError, type GenerateEvent, type GenerateRequest, type DecodingSession } from '../../src/engine/index.js';
 import type { DraftContext, Drafter, RoundStats, SamplingParams, TokenTree } from '../../src/engine/types.js';
 import { buildTree } from '../../src/engine/tree.js';
 import { Rng } from '../../src/engine/sampling.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { wasmHeapBytes, watchWasmHeap } from '../../src/wasm-heap.js';
 import { FIXTURES, MODEL_DIR, requireFile, requireModel } from './helpers.js';
 
 let engine: Engine;
@@ -41,6 +42,7 @@ let refDrafter: ReferenceDrafter;
 
 beforeAll(async () => {
   requireModel();
+  watchWasmHeap();
   engine = await Engine.load(fsShardSource(MODEL_DIR));
   refDrafter = new ReferenceDrafter(engine.config.vocab_size);
   engine.registerDrafter('reference', () => refDrafter);
