@@ -1,20 +1,46 @@
 /**
- * Test projects. `engine`: plain Node tests of src/engine (test/engine/**). The Worker layer's
- * tests live under test/worker/ with their own config (workerd pool); it joins the run
- * automatically once `test/worker/vitest.config.mts` exists (a glob: absent = no project).
+ * Test projects, in tiers. `npm test` runs them all; one alone:
+ *   unit      npm run test:unit      Node tests of src/engine and of src/worker's plain modules, with the
+ *                                    model-backed parity tests (greedy vs the PyTorch reference, tree
+ *                                    verify vs one-token decodes): the edit loop
+ *   drafters  npm run test:drafters  the slow sweeps: every drafter greedy-identical to plain over the real
+ *                                    model (short and long prompts), sampled distributions against the exact
+ *                                    ones (chi-square), bit-identity at every context length
+ *   hf        npm run test:hf        transformers.js over model-hf/default against the engine
+ *   convert   --project convert      training/convert_hf.py on random Llama checkpoints against PyTorch
+ *   worker    npm run test:worker    the built Worker in workerd (test/worker/vitest.config.mts)
+ *   browser   npm run test:browser   headless Chromium (test/browser/vitest.config.mts)
  */
 import { defineConfig } from 'vitest/config';
+
+/** The sweeps: from half a minute to several minutes each on 2 cores, so not in the edit loop. */
+const SWEEPS = [
+  'test/engine/drafters-model.test.ts',
+  'test/engine/context-identity.test.ts',
+  'test/engine/acceptance.distribution.test.ts',
+];
 
 export default defineConfig({
   test: {
     projects: [
       {
         test: {
-          name: 'engine',
-          include: ['test/engine/**/*.test.ts'],
+          name: 'unit',
+          include: ['test/engine/**/*.test.ts', 'test/worker/unit/**/*.test.ts'],
+          exclude: SWEEPS,
           environment: 'node',
           // Model-backed files take a while to load ORT + the model once per file.
           testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          name: 'drafters',
+          include: SWEEPS,
+          environment: 'node',
+          // one test runs every drafter over 20 long prompts: minutes on a loaded machine
+          testTimeout: 600_000,
           hookTimeout: 120_000,
         },
       },

@@ -1,6 +1,6 @@
 /**
  * The steps of one draft-verify round (src/engine/round.ts) on small hand-made inputs; the
- * rounds over the real model are session.test.ts and the drafter parity tests.
+ * rounds over the real model are decoder.test.ts and the drafter parity tests.
  */
 import { describe, expect, it } from 'vitest';
 import { KVCache } from '../../src/engine/kv-cache.js';

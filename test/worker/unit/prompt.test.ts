@@ -1,9 +1,9 @@
 /** Prompt assembly (src/worker/prompt.ts) with the model's real tokenizer, in Node. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { TextTokenizer } from '../../src/engine/tokenizer.js';
-import { ApiError } from '../../src/worker/openai/errors.js';
-import { assemblePrompt, reuseTextPrefix, sameTokens, type PromptModel } from '../../src/worker/prompt.js';
-import { loadTestTokenizer } from '../engine/helpers.js';
+import type { TextTokenizer } from '../../../src/engine/tokenizer.js';
+import { ApiError } from '../../../src/worker/openai/errors.js';
+import { assemblePrompt, reuseTextPrefix, sameTokens, type PromptModel } from '../../../src/worker/prompt.js';
+import { loadTestTokenizer } from '../../engine/helpers.js';
 
 const BOS = 1;
 const EOS = 2;

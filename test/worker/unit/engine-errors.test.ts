@@ -1,9 +1,9 @@
 /** The engine's errors as API errors (src/worker/engine-errors.ts), from the engine's own validation, in Node. */
 import { describe, expect, it } from 'vitest';
-import { EngineError } from '../../src/engine/errors.js';
-import type { GenerateRequest } from '../../src/engine/decoder.js';
-import { validateRequest } from '../../src/engine/validate.js';
-import { engineApiError, type ErrorContext } from '../../src/worker/engine-errors.js';
+import { EngineError } from '../../../src/engine/errors.js';
+import type { GenerateRequest } from '../../../src/engine/decoder.js';
+import { validateRequest } from '../../../src/engine/validate.js';
+import { engineApiError, type ErrorContext } from '../../../src/worker/engine-errors.js';
 
 const LIMITS = { vocabSize: 100, maxContext: 16, drafters: ['plain', 'ngram'] };
 const SAMPLING = { temperature: 0, topP: 1, topK: 0, seed: 1 };

@@ -1,6 +1,6 @@
 /** The default drafter (src/worker/drafter-choice.ts), in Node. */
 import { describe, expect, it } from 'vitest';
-import { defaultDrafter } from '../../src/worker/drafter-choice.js';
+import { defaultDrafter } from '../../../src/worker/drafter-choice.js';
 
 describe('defaultDrafter', () => {
   it('prompt lookup when the model has it, else ctc-ngram, else plain, else the first registered', () => {

@@ -1,6 +1,6 @@
 /** The events' queue between a session object and the Worker (src/worker/event-channel.ts), in Node. */
 import { describe, expect, it } from 'vitest';
-import { EventChannel } from '../../src/worker/event-channel.js';
+import { EventChannel } from '../../../src/worker/event-channel.js';
 
 describe('EventChannel', () => {
   it('delivers events in order, in batches, then [] after close', async () => {

@@ -1,6 +1,6 @@
 /** Which stored KV a save keeps and a restore reads (src/worker/kv-persist.ts), in Node. */
 import { describe, expect, it } from 'vitest';
-import { persistsKv, restoresStoredKv, validStoredKv } from '../../src/worker/kv-persist.js';
+import { persistsKv, restoresStoredKv, validStoredKv } from '../../../src/worker/kv-persist.js';
 
 describe('validStoredKv', () => {
   it('keeps the stored positions the request left untouched and that memory still holds', () => {

@@ -1,6 +1,6 @@
 /** The isolate's memory budget for idle sessions (src/worker/session-memory.ts), in Node. */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SESSION_MEMORY_MB, memoryBudgetBytes, ResidentSessions } from '../../src/worker/session-memory.js';
+import { DEFAULT_SESSION_MEMORY_MB, memoryBudgetBytes, ResidentSessions } from '../../../src/worker/session-memory.js';
 
 const MiB = 2 ** 20;
 

@@ -1,0 +1,30 @@
+/**
+ * MedusaDrafter (src/engine/drafters/medusa.ts) over a fake head session with hand-made logits.
+ */
+import { describe, expect, it } from 'vitest';
+import { MedusaDrafter } from '../../../src/engine/drafters/medusa.js';
+import { DraftHeadSession } from '../../../src/engine/drafters/head-session.js';
+import { validateTree } from '../../../src/engine/tree.js';
+import { V, ctx, d, fakeSession } from './fake-head.js';
+
+describe('MedusaDrafter', () => {
+  const K = 3;
+  function medusa(logits: Float32Array, costRatio = 0) {
+    const { session, calls } = fakeSession('logits', () => logits);
+    return { drafter: new MedusaDrafter(new DraftHeadSession(session, d, 'logits'), { k: K, vocab_size: V }, { costRatio, topM: 3 }), calls };
+  }
+  it('builds the product tree from per-head top tokens', async () => {
+    const logits = new Float32Array(K * V);
+    logits[0 * V + 4] = 6; logits[1 * V + 5] = 6; logits[2 * V + 6] = 6; logits[0 * V + 7] = 4;
+    const { drafter, calls } = medusa(logits);
+    const t = await drafter.draft(ctx(6));
+    expect(calls.length).toBe(1);
+    expect(() => validateTree(t, 3, 6)).not.toThrow();
+    expect(t.tokens.slice(0, 4)).toEqual([3, 4, 5, 6]);
+    expect(t.tokens.length).toBe(6);
+    // uniform heads over a larger vocabulary: nothing worth verifying (cost-aware size)
+    const { session } = fakeSession('logits', () => new Float32Array(K * 200));
+    const uniform = new MedusaDrafter(new DraftHeadSession(session, d, 'logits'), { k: K, vocab_size: 200 }, { costRatio: 17 });
+    expect((await uniform.draft(ctx(16))).tokens).toEqual([3]);
+  });
+});
