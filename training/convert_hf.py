@@ -260,7 +260,7 @@ def main():
         ship, quantization = os.path.join(onnx_dir, "base.onnx"), "fp32"
     else:
         ship, quantization = os.path.join(onnx_dir, "base.rowwise.onnx"), "int8-rowwise"
-        save(quantize(graph, "rowwise"), ship)
+        save(quantize(graph, "rowwise", progress=True), ship)
     steps.update()
     steps.set_postfix_str("shard")
     source = {"format": "huggingface-llama", "dir": os.path.abspath(hf),

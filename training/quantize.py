@@ -12,11 +12,13 @@ The tied [d,V] table is stored once in int8 and serves both the embedding Gather
 
   /usr/bin/python3 -m training.quantize data/onnx/base.onnx data/onnx/base.int8.onnx
 """
-import argparse, os
+import argparse, os, time
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from training.progress import bar, elapsed, summary
 
 MIN_ELEMENTS = 4096  # tiny matrices (the blank logit) stay fp32
 
@@ -29,10 +31,11 @@ def quantize_weight(w):
     return q, scale
 
 
-def quantize(model, method, pow2=False, dynamic=()):
+def quantize(model, method, pow2=False, dynamic=(), progress=False):
     """dynamic: weight names whose MatMuls use DynamicQuantizeMatMul even when method is rowwise
     (where the activation has one row, or rows that are always computed together, row-exactness
-    buys nothing and the row-wise pattern's six extra ops per MatMul cost time)."""
+    buys nothing and the row-wise pattern's six extra ops per MatMul cost time). progress: a bar over
+    the weight matrices."""
     g = model.graph
     inits = {i.name: i for i in g.initializer}
     targets = {}
@@ -45,7 +48,7 @@ def quantize(model, method, pow2=False, dynamic=()):
             if w.ndim == 2 and w.size >= MIN_ELEMENTS:
                 targets[name] = w
     new_inits, quant = [], {}
-    for name, w in targets.items():
+    for name, w in (bar(targets.items(), total=len(targets), desc="quantize", unit="matrix") if progress else targets.items()):
         q, s = quantize_weight(w)
         quant[name] = (name + "_q", name + "_scale")
         new_inits += [numpy_helper.from_array(q, name + "_q"), numpy_helper.from_array(s, name + "_scale")]
@@ -116,11 +119,12 @@ def main():
     if "auto" in dynamic:
         meta = {p.key: p.value for p in src.metadata_props}
         dynamic = (dynamic - {"auto"}) | set(filter(None, meta.get("dynamic_weights", "").split(",")))
-    model = quantize(src, args.method, args.pow2_scales, dynamic)
+    t0 = time.time()
+    model = quantize(src, args.method, args.pow2_scales, dynamic, progress=True)
     onnx.checker.check_model(model)
     onnx.save(model, args.dst)
-    print(f"{args.src} ({os.path.getsize(args.src) / 1e6:.1f} MB) -> {args.dst} "
-          f"({os.path.getsize(args.dst) / 1e6:.1f} MB, {args.method})")
+    summary(f"quantize: {args.src} ({os.path.getsize(args.src) / 1e6:.1f} MB) -> {args.dst} "
+            f"({os.path.getsize(args.dst) / 1e6:.1f} MB, {args.method}) in {elapsed(t0)}")
 
 
 if __name__ == "__main__":

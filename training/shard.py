@@ -14,12 +14,13 @@ The manifest's second base file `base_webgpu` (the WebGPU variant, training/expo
 when data/onnx/base.webgpu.onnx exists. Without the held-out data (data/tokens/val.bin,
 data/corpus/val.txt) the held-out metrics are carried over from the existing manifest.
 """
-import argparse, datetime, glob, hashlib, json, math, os
+import argparse, datetime, glob, hashlib, json, math, os, time
 
 import numpy as np
 import torch
 
 from training.common import load_tokens
+from training.progress import bar, elapsed, summary
 from training.ctc_tokenizer import BOS_ID, EOS_ID
 
 SHARD_BYTES = 2_000_000
@@ -27,6 +28,17 @@ SHARD_BYTES = 2_000_000
 
 def sha256(b):
     return hashlib.sha256(b).hexdigest()
+
+
+_meter = None  # the step's progress bar (bytes written), while main runs
+
+
+def start_meter(paths):
+    """A progress bar over the bytes of the files this run may shard (those that exist)."""
+    global _meter
+    _meter = bar(total=sum(os.path.getsize(p) for p in paths if os.path.exists(p)), desc="shard", unit="B",
+                 unit_scale=True, unit_divisor=1024)
+    return _meter
 
 
 def write_file(out_dir, stem, data, config=None):
@@ -38,6 +50,8 @@ def write_file(out_dir, stem, data, config=None):
         with open(os.path.join(out_dir, path), "wb") as f:
             f.write(part)
         shards.append({"path": path, "bytes": len(part), "sha256": digest})
+        if _meter is not None:
+            _meter.update(len(part))
     entry = {"bytes": len(data), "sha256": sha256(data), "shards": shards}
     if config:
         entry["config"] = config
@@ -99,6 +113,7 @@ def replace_heads(out_dir, onnx_dir, names):
     path = os.path.join(out_dir, "manifest.json")
     manifest = json.load(open(path))
     export = json.load(open(os.path.join(onnx_dir, "export.json")))
+    meter = start_meter([os.path.join(onnx_dir, f"{n}.onnx" if n.endswith("_fused") else f"{n}.int8.onnx") for n in names])
     for name in names:
         old = manifest["files"].get(name)
         if name.endswith("_fused"):
@@ -115,7 +130,8 @@ def replace_heads(out_dir, onnx_dir, names):
             if s["path"] not in keep and os.path.exists(os.path.join(out_dir, s["path"])):
                 os.remove(os.path.join(out_dir, s["path"]))
         manifest["files"][name] = entry
-        print(f"{name}: {entry['bytes'] / 1e6:.2f} MB in {len(entry['shards'])} shards (sha256 {entry['sha256'][:12]})")
+        meter.write(f"{name}: {entry['bytes'] / 1e6:.2f} MB in {len(entry['shards'])} shards (sha256 {entry['sha256'][:12]})")
+    meter.close()
     with open(path, "w") as f:
         json.dump(manifest, f, indent=2)
 
@@ -138,7 +154,15 @@ def heldout_metrics(base_ckpt, data_dir, corpus_dir, windows=256, seq=512):
     out = {}
     bytes_per_token = os.path.getsize(os.path.join(corpus_dir, "val.txt")) / len(val)
     for name, m in (("int8", q), ("fp32", f)):
-        loss = F.cross_entropy(m(x[:, :-1])[0].reshape(-1, m.cfg.vocab_size), x[:, 1:].reshape(-1)).item()
+        # in batches of 16 windows (the logits of all 256 at once are 2 GB for a 4096-token vocabulary)
+        total = 0.0
+        with bar(total=windows, desc=f"held-out loss, {name}", unit="window") as meter:
+            for i in range(0, windows, 16):
+                xb = x[i:i + 16]
+                total += F.cross_entropy(m(xb[:, :-1])[0].reshape(-1, m.cfg.vocab_size), xb[:, 1:].reshape(-1),
+                                         reduction="sum").item()
+                meter.update(len(xb))
+        loss = total / (windows * seq)
         out[f"heldout_nats_per_token_{name}"] = round(loss, 4)
         out[f"heldout_bits_per_byte_{name}"] = round(loss / math.log(2) / bytes_per_token, 4)
     out["bytes_per_token"] = round(bytes_per_token, 3)
@@ -166,6 +190,11 @@ def main():
         os.remove(old)
     export = json.load(open(os.path.join(args.onnx, "export.json")))
     c = export["config"]
+    t0 = time.time()
+    kinds = ("ctc", "medusa", "ctc2", "medusa2")
+    meter = start_meter([os.path.join(args.onnx, f) for f in ["base.rowwise.onnx", "base.webgpu.onnx"] +
+                         [f"{k}_head.int8.onnx" for k in kinds] + [f"{k}_fused.onnx" for k in ("ctc2", "medusa2")]] +
+                        [args.tokenizer])
     files = {
         "base": write_file(out_dir, "base", open(os.path.join(args.onnx, "base.rowwise.onnx"), "rb").read(),
                            {"quantization": "int8-rowwise", "kv_interface": 2}),
@@ -185,6 +214,8 @@ def main():
         # graph with fp16 weights; the browser engine loads it instead of `base` when it runs on WebGPU
         files["base_webgpu"] = write_file(out_dir, "base_webgpu", open(webgpu, "rb").read(),
                                           {"quantization": "fp16-weights", "kv_interface": 2, "execution_provider": "webgpu"})
+    meter.total = meter.n  # files that exist but were not written (no export.json entry) do not count
+    meter.close()
     have_val = all(os.path.exists(p) for p in (os.path.join(args.data, "val.bin"), os.path.join(args.corpus, "val.txt")))
     if have_val or not old_metrics:
         metrics = heldout_metrics(args.base_checkpoint, args.data, args.corpus)
@@ -213,6 +244,8 @@ def main():
     total = sum(e["bytes"] for e in files.values())
     print(f"wrote {out_dir}: {sum(len(e['shards']) for e in files.values())} shards, {total / 1e6:.2f} MB")
     print(json.dumps(metrics, indent=2))
+    summary(f"shard: {len(files)} files, {sum(len(e['shards']) for e in files.values())} shards, {total / 1e6:.2f} MB "
+            f"-> {out_dir} ({elapsed(t0)})")
 
 
 if __name__ == "__main__":
