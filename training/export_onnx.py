@@ -20,7 +20,7 @@ Draft heads (N rows): inputs hidden f32 [N,d], token_ids int64 [N] (the pending 
 
   /usr/bin/python3 -m training.export_onnx --out data/onnx
 """
-import argparse, json, os
+import argparse, json, os, time
 
 import numpy as np
 import onnx
@@ -29,6 +29,7 @@ from onnx import TensorProto
 
 from training.model import BaseModel, ModelConfig, HeadConfig, rope_cos_sin
 from training.onnx_graph import Graph, save
+from training.progress import bar, elapsed, summary
 
 F32, I64 = TensorProto.FLOAT, TensorProto.INT64
 
@@ -368,12 +369,18 @@ def main():
     only = set(filter(None, args.only.split(",")))
     want = lambda kind: not only or kind in only
     os.makedirs(args.out, exist_ok=True)
+    t0 = time.time()
+    todo = [k for k, p in (("base", args.base), ("ctc", args.ctc), ("medusa", args.medusa), ("ctc2", args.ctc2),
+                           ("medusa2", args.medusa2)) if want(k) and p and os.path.exists(p)]
+    meter = bar(total=len(todo), desc="export", unit="graph")
     st = load_checkpoint(args.base)
     base = BaseModel(ModelConfig(**st["config"]))
     base.load_state_dict(st["model"])
     base.eval()
     if want("base"):
         save(build_base(base, args.kv_panel), os.path.join(args.out, "base.onnx"))
+        meter.set_postfix_str("base", refresh=False)
+        meter.update()
     info = {"config": base.cfg.to_dict(), "kv_panel": args.kv_panel, "train": {k: st.get(k) for k in ("step", "tokens", "elapsed", "val_loss")}}
     from training.model import CTCDraftHead, MedusaHeads
     shortlist = None
@@ -395,6 +402,8 @@ def main():
         head.load_state_dict(hs["model"])
         head.eval()
         save(build(base, head), os.path.join(args.out, f"{kind}_head.onnx"))
+        meter.set_postfix_str(kind, refresh=False)
+        meter.update()
         info[f"{kind}_head"] = {"config": hs["config"], "summary": hs.get("summary")}
     from training.model import PrefixDraftHead, PrefixHeadConfig
     for kind, path in (("ctc2", args.ctc2), ("medusa2", args.medusa2)):
@@ -405,12 +414,16 @@ def main():
         head.load_state_dict(hs["model"])
         head.eval()
         save(build_prefix_head(base, head, args.v2_shortlist), os.path.join(args.out, f"{kind}_head.onnx"))
+        meter.set_postfix_str(kind, refresh=False)
+        meter.update()
         ids = [int(i) for i in head.shortlist_ids][:args.v2_shortlist or None]
         info[f"{kind}_head"] = {"config": hs["config"], "summary": hs.get("summary"),
                                 "shortlist": ids if head.cfg.shortlist_size or args.v2_shortlist else None}
     with open(os.path.join(args.out, "export.json"), "w") as f:
         json.dump(info, f, indent=2)
+    meter.close()
     print(f"exported to {args.out}: " + ", ".join(sorted(os.listdir(args.out))))
+    summary(f"export: {meter.n} graphs ({', '.join(todo)}) in {elapsed(t0)} -> {args.out}")
 
 
 if __name__ == "__main__":
