@@ -9,6 +9,7 @@ import { Engine, EngineError, type GenerateEvent, type GenerateRequest, type Dec
 import type { DraftContext, Drafter, RoundStats, SamplingParams, TokenTree } from '../../src/engine/types.js';
 import { buildTree } from '../../src/engine/tree.js';
 import { Rng } from '../../src/engine/sampling.js';
+import { loadArtifact } from '../../src/engine/model-store.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
 import { wasmHeapBytes, watchWasmHeap } from '../../src/wasm-heap.js';
 import { FIXTURES, MODEL_DIR, requireFile, requireModel } from './helpers.js';
@@ -124,6 +125,30 @@ describe('DecodingSession', () => {
     expect(done.usage.rejectedPredictionTokens).toBe(0);
     expect(text).toBe(engine.tokenizer.decode(tokens));
     console.log(`greedy continuation: ${JSON.stringify(text)}; wasm heap ${((wasmHeapBytes() ?? 0) / 2 ** 20).toFixed(1)} MiB`);
+  });
+
+  it("a completion ends on </s> (eos_id, the tokenizer's EOS) and on <s> (bos_id: it separates documents in training)", async () => {
+    const tok = JSON.parse(new TextDecoder().decode(await loadArtifact(engine.source, engine.manifest, 'tokenizer'))) as {
+      added_tokens: { id: number; content: string }[];
+    };
+    const special = Object.fromEntries(tok.added_tokens.map((t) => [t.content, t.id]));
+    expect(engine.config.eos_id).toBe(special['</s>']);
+    expect(engine.config.bos_id).toBe(special['<s>']);
+    expect([...engine.stopTokens].sort()).toEqual([special['<s>'], special['</s>']].sort());
+    for (const stop of [engine.config.eos_id, engine.config.bos_id]) {
+      for (const drafter of ['plain', 'reference']) {
+        // the bias makes the stop token the greedy choice at once
+        refDrafter.reference = [...engine.encodePrompt(PROMPT), stop, 5, 6];
+        const r = await collect(engine.createSession(), {
+          promptTokens: engine.encodePrompt(PROMPT),
+          maxTokens: 8,
+          sampling: { ...GREEDY, logitBias: { [stop]: 100 } },
+          drafter,
+        });
+        expect(r.tokens, `${drafter}, token ${stop}`).toEqual([stop]);
+        expect(r.done.finishReason).toBe('stop');
+      }
+    }
   });
 
   it('speculative greedy (tree drafter) emits the same tokens as plain greedy', async () => {
