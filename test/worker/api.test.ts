@@ -480,9 +480,11 @@ describe('limits and validation', () => {
     const json = (await res.json()) as { error: { message: string; type: string; param: string | null; code: string | null } };
     expect(res.status, JSON.stringify(json)).toBe(status);
     expect(Object.keys(json)).toEqual(['error']);
-    expect(typeof json.error.message).toBe('string');
-    expect(typeof json.error.type).toBe('string');
-    expect('param' in json.error && 'code' in json.error).toBe(true);
+    expect(json.error.message.length).toBeGreaterThan(20); // a sentence, not a bare code
+    // OpenAI answers every refused request with this type, 401 and 404 included
+    expect(json.error.type).toBe('invalid_request_error');
+    expect(json.error.code, 'a machine-readable code').toMatch(/^[a-z_]+$/);
+    expect('param' in json.error).toBe(true);
     if (param) expect(json.error.param).toBe(param);
     if (/^(prompt over the context|512 token ids|513 token ids|2000 token ids|a 100,000-character prompt|chat: 300 messages)/.test(_name)) {
       expect(json.error.code, json.error.message).toBe('context_length_exceeded');
