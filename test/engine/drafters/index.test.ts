@@ -1,0 +1,75 @@
+/**
+ * drafterFactories' choice of the fused verify graph: a head v2 runs inside the verify pass only when
+ * the manifest's `<kind>_fused` was built from the manifest's own base and head files (its logits are
+ * the base graph's only then: a re-exported base, or the browser's WebGPU base variant, must not use it).
+ */
+import { describe, expect, it } from 'vitest';
+import { drafterFactories } from '../../../src/engine/drafters/index.js';
+import type { Engine } from '../../../src/engine/engine.js';
+import type { Manifest, ManifestFile } from '../../../src/engine/types.js';
+import type { CTCDrafter } from '../../../src/engine/drafters/ctc.js';
+import type { PrefixHead } from '../../../src/engine/drafters/prefix-head.js';
+
+const file = (sha256: string, config?: Record<string, unknown>): ManifestFile => ({ bytes: 1, sha256, shards: [], config });
+
+function manifest(fusedConfig: Record<string, unknown>): Manifest {
+  return {
+    format: 1,
+    name: 't',
+    created: '',
+    config: { vocab_size: 8, d_model: 4, n_layers: 1, n_heads: 1, head_dim: 4, ffn_hidden: 8, max_seq_len: 16, kv_panel: 4, bos_id: 1, eos_id: 2 },
+    files: {
+      base: file('b'.repeat(64)),
+      ctc2_head: file('h'.repeat(64), { k: 2, slots: 4, vocab_size: 3, blank_id: 3, n_heads: 1, shortlist: [3, 4, 5] }),
+      ctc2_fused: file('f'.repeat(64), fusedConfig),
+    },
+  };
+}
+
+/** An engine that hands out sessions with the inputs and outputs the drafters check, and records what was asked for. */
+function fakeEngine(m: Manifest): { engine: Engine; asked: string[] } {
+  const asked: string[] = [];
+  const io: Record<string, [string[], string[]]> = {
+    ctc2_head: [['hidden', 'next_ids', 'position_ids', 'attention_mask', 'past_key', 'past_value'], ['log_probs', 'new_key', 'new_value']],
+    ctc2_fused: [['head_past_key', 'head_past_value', 'tree_parents', 'tree_ancestors'], ['greedy_ids', 'head_path', 'head_new_key', 'head_new_value', 'head_log_probs']],
+  };
+  const engine = {
+    manifest: m,
+    artifactSession: async (name: string) => {
+      asked.push(name);
+      const [inputNames, outputNames] = io[name];
+      return { inputNames, outputNames };
+    },
+  } as unknown as Engine;
+  return { engine, asked };
+}
+
+async function ctc2Head(m: Manifest, opts = {}): Promise<{ head: PrefixHead; asked: string[] }> {
+  const { engine, asked } = fakeEngine(m);
+  const drafter = (await drafterFactories(m, opts).ctc2(engine)) as CTCDrafter;
+  return { head: drafter.head as PrefixHead, asked };
+}
+
+const tree = { tokens: [5, 6], parents: [-1, 0], depths: [0, 1] };
+
+describe('drafterFactories: the fused verify graph', () => {
+  const matching = { head: 'ctc2_head', base_sha256: 'b'.repeat(64), head_sha256: 'h'.repeat(64) };
+
+  it('is used when it records the manifest base and head', async () => {
+    const { asked } = await ctc2Head(manifest(matching));
+    expect(asked.sort()).toEqual(['ctc2_fused', 'ctc2_head']);
+  });
+
+  it('is not used for another base file (a re-export, the WebGPU variant) or another head', async () => {
+    for (const cfg of [{ ...matching, base_sha256: 'c'.repeat(64) }, { ...matching, head_sha256: 'c'.repeat(64) }, {}]) {
+      const { head, asked } = await ctc2Head(manifest(cfg));
+      expect(asked, JSON.stringify(cfg)).toEqual(['ctc2_head']);
+      expect(head.fusedPass([5, 6], tree)).toBeUndefined();
+    }
+  });
+
+  it('is not used with fused: false', async () => {
+    const { asked } = await ctc2Head(manifest(matching), { fused: false });
+    expect(asked).toEqual(['ctc2_head']);
+  });
+});
