@@ -90,14 +90,13 @@ export function getEngine(bucket: R2Bucket, model: string): Promise<Engine> {
 
 /** A model load failure as an API error: a bad or unreadable shard is a 503 naming it, with Retry-After. */
 export function modelLoadError(model: string, err: unknown): ApiError {
-  if (err instanceof ShardError || (err as { name?: string })?.name === 'ShardError') {
-    const e = err as ShardError;
-    const unavailable = e.reason === 'unavailable';
+  if (err instanceof ShardError) {
+    const unavailable = err.reason === 'unavailable';
     const retryAfter = unavailable ? UNAVAILABLE_RETRY_AFTER_S : BROKEN_SHARD_RETRY_AFTER_S;
     const what = unavailable
       ? `could not be read from storage (R2) after ${R2_GET_ATTEMPTS} attempts`
-      : `is ${e.reason}${e.reason === 'size' ? ' (wrong size)' : ''}`;
-    return new ApiError(503, `Model "${model}" is unavailable: shard "${e.shard}" ${what}. ${e.message}`, 'service_unavailable', null, `shard_${e.reason}`, {
+      : `is ${err.reason}${err.reason === 'size' ? ' (wrong size)' : ''}`;
+    return new ApiError(503, `Model "${model}" is unavailable: shard "${err.shard}" ${what}. ${err.message}`, 'service_unavailable', null, `shard_${err.reason}`, {
       'retry-after': String(retryAfter),
     });
   }
