@@ -7,7 +7,8 @@
  *   fused extra = (fused verify - base verify) / decode   (the head's cost per round when fused)
  *   separate    = head run / decode                         (its cost as a run of its own)
  *
- *   npx tsx scripts/experiments/bench-fused.ts --fused data/fuse/ctc2_fused.onnx --head data/fuse/ctc2_head.int8.onnx
+ *   npx tsx scripts/experiments/bench-fused.ts [--kind ctc2] [--P 256] [--S 8,16] [--reps 40] [--json out.json]
+ *       (the model folder's <kind>_fused and <kind>_head; --fused / --head take ONNX files instead)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -18,8 +19,9 @@ import { fsShardSource } from '../../src/node/fs-shard-source.js';
 const { values: args } = parseArgs({
   options: {
     model: { type: 'string', default: 'model-shards/default' },
-    fused: { type: 'string', default: 'data/fuse/ctc2_fused.onnx' },
-    head: { type: 'string', default: 'data/fuse/ctc2_head.int8.onnx' },
+    kind: { type: 'string', default: 'ctc2' },
+    fused: { type: 'string' },
+    head: { type: 'string' },
     P: { type: 'string', default: '256' },
     S: { type: 'string', default: '8,16' },
     reps: { type: 'string', default: '40' },
@@ -37,8 +39,9 @@ const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const tokens = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 3 + ((seed * 7919 + i * 104729) % 4000));
 
 const lm = await LanguageModel.create(await loadArtifact(source, manifest, 'base'), config);
-const fused = await createSession(readFileSync(args.fused!));
-const headSession = await createSession(readFileSync(args.head!));
+const bytes = (path: string | undefined, artifact: string) => (path ? readFileSync(path) : loadArtifact(source, manifest, artifact));
+const fused = await createSession(await bytes(args.fused, `${args.kind}_fused`));
+const headSession = await createSession(await bytes(args.head, `${args.kind}_head`));
 const outName = headSession.outputNames.find((n) => n === 'log_probs' || n === 'logits')!;
 const shape = { d, heads: 4, headDim: d / 4, maxSeqLen: config.max_seq_len };
 
@@ -108,4 +111,4 @@ for (const S of args.S!.split(',').map(Number)) {
   console.log(JSON.stringify(row));
 }
 console.log(`bit-identical verify (logits, hidden, cache length): ${mismatches === 0 ? 'yes' : `NO (${mismatches} mismatches)`}`);
-if (args.json) writeFileSync(args.json, JSON.stringify({ fused: args.fused, head: args.head, reps, mismatches, rows }, null, 2) + '\n');
+if (args.json) writeFileSync(args.json, JSON.stringify({ kind: args.kind, fused: args.fused ?? `${args.model}/${args.kind}_fused`, head: args.head ?? `${args.model}/${args.kind}_head`, reps, mismatches, rows }, null, 2) + '\n');
