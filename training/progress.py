@@ -14,12 +14,13 @@ class _Lines:
     """A file for tqdm that writes each status as one line (tqdm writes '\\r' + status)."""
 
     def __init__(self, stream):
-        self.stream = stream
+        self.stream, self.last = stream, None
 
     def write(self, s):
         s = s.replace("\r", "").strip()
-        if s:
+        if s and s != self.last:  # (tqdm redraws the final status when it closes)
             self.stream.write(s + "\n")
+            self.last = s
 
     def flush(self):
         self.stream.flush()

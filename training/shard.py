@@ -172,6 +172,7 @@ def heldout_metrics(base_ckpt, data_dir, corpus_dir, windows=256, seq=512):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", default="default")
+    ap.add_argument("--dir", default=None, help="the model folder (default model-shards/<name>)")
     ap.add_argument("--onnx", default="data/onnx")
     ap.add_argument("--tokenizer", default="data/tokenizer/tokenizer.json")
     ap.add_argument("--base-checkpoint", default="checkpoints/base/model.pt")
@@ -180,7 +181,7 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated head files (e.g. ctc2_head) to (re)write into the "
                                                 "existing manifest; every other entry and its shards stay as they are")
     args = ap.parse_args()
-    out_dir = os.path.join("model-shards", args.name)
+    out_dir = args.dir or os.path.join("model-shards", args.name)
     os.makedirs(out_dir, exist_ok=True)
     if args.only:
         return replace_heads(out_dir, args.onnx, [k for k in args.only.split(",") if k])
