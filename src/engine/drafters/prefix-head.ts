@@ -119,12 +119,7 @@ export class PrefixHead implements DraftHead {
     const Ph = keep;
     const mask = new Float32Array(m * (Ph + m));
     for (let i = 0; i < m; i++) mask.fill(-Infinity, i * (Ph + m) + Ph + i + 1, (i + 1) * (Ph + m));
-    const pastK = new Float32Array(H * Ph * D);
-    const pastV = new Float32Array(H * Ph * D);
-    for (let h = 0; h < H; h++) {
-      pastK.set(this.k.subarray(h * this.cap * D, (h * this.cap + Ph) * D), h * Ph * D);
-      pastV.set(this.v.subarray(h * this.cap * D, (h * this.cap + Ph) * D), h * Ph * D);
-    }
+    const [pastK, pastV] = this.past(Ph);
     const out = await this.session.run({
       hidden: new ort.Tensor('float32', hidden, [1, m, d]),
       next_ids: new ort.Tensor('int64', BigInt64Array.from(ctx.tokens.slice(start + 1, newest + 2), BigInt), [1, m]),
@@ -140,6 +135,18 @@ export class PrefixHead implements DraftHead {
     const data = out[this.outputName].data as Float32Array;
     for (const [name, t] of Object.entries(out)) if (name !== this.outputName) t.dispose();
     return data;
+  }
+
+  /** The first Ph cached positions as the graphs take them: K and V [1,Hh,Ph,Dh] each. */
+  private past(Ph: number): [Float32Array, Float32Array] {
+    const { heads: H, headDim: D } = this.shape;
+    const pastK = new Float32Array(H * Ph * D);
+    const pastV = new Float32Array(H * Ph * D);
+    for (let h = 0; h < H; h++) {
+      pastK.set(this.k.subarray(h * this.cap * D, (h * this.cap + Ph) * D), h * Ph * D);
+      pastV.set(this.v.subarray(h * this.cap * D, (h * this.cap + Ph) * D), h * Ph * D);
+    }
+    return [pastK, pastV];
   }
 
   /** The cache holds every position before the pending token, each with its current next token. */
@@ -161,12 +168,7 @@ export class PrefixHead implements DraftHead {
     const { heads: H, headDim: D } = this.shape;
     const S = tree.tokens.length;
     const Ph = this.len;
-    const pastK = new Float32Array(H * Ph * D);
-    const pastV = new Float32Array(H * Ph * D);
-    for (let h = 0; h < H; h++) {
-      pastK.set(this.k.subarray(h * this.cap * D, (h * this.cap + Ph) * D), h * Ph * D);
-      pastV.set(this.v.subarray(h * this.cap * D, (h * this.cap + Ph) * D), h * Ph * D);
-    }
+    const [pastK, pastV] = this.past(Ph);
     const ancestors = new Float32Array(S * S);
     for (let i = 0; i < S; i++) for (let a = i; a > 0; a = tree.parents[a]) ancestors[i * S + a] = 1;
     const at = tokens.length - 1; // the root's position
