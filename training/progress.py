@@ -5,7 +5,7 @@ would pile up on one line, so there each refresh becomes a line of its own, ASCI
 every CTC_PROGRESS_SECONDS seconds (default 30). Each step prints one summary line when it ends
 (`summary`, on stdout).
 """
-import os, sys, time
+import os, re, sys, time
 
 from tqdm import tqdm
 
@@ -17,7 +17,7 @@ class _Lines:
         self.stream, self.last = stream, None
 
     def write(self, s):
-        s = s.replace("\r", "").strip()
+        s = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", s.replace("\r", "")).strip()  # (nested bars move the cursor)
         if s and s != self.last:  # (tqdm redraws the final status when it closes)
             self.stream.write(s + "\n")
             self.last = s
