@@ -60,8 +60,9 @@ export default defineConfig({
           name: 'convert',
           include: ['test/convert/**/*.test.ts'],
           environment: 'node',
-          testTimeout: 120_000,
-          hookTimeout: 300_000,
+          // a dozen python3 runs (torch loads in each): half a minute alone, minutes on a busy machine
+          testTimeout: 300_000,
+          hookTimeout: 600_000,
         },
       },
       'test/worker/vitest.config.{mts,ts}',

@@ -66,7 +66,7 @@ beforeAll(() => {
     const raw = readFileSync(join(dir, `ref-${v}`, 'logits.f32'));
     out[v] = { logits: new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)), ...ref, convertLog };
   }
-}, 300_000);
+}, 600_000);
 
 afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
