@@ -12,8 +12,11 @@ Run each step as a module from the repository root, e.g. `python3 -m training.sh
   make_fixtures     parity fixtures for `npm test` and the benchmark prompts
   shard             model-shards/<name>/: manifest.json + content-hashed shards
   strip_checkpoint  a checkpoint without its optimizer state (for shipping)
+  convert_hf        a Hugging Face Llama checkpoint -> checkpoint, export, int8 and model-shards/<name>/
+  random_llama      a randomly initialised Llama checkpoint in the Hugging Face layout (tests, memory)
   train_all.sh      train_base -> distill -> train_heads in one go (budgets from env vars)
 
 Libraries: model (PyTorch modules), common (device, data windows, checkpoints), ctc_tokenizer,
-onnx_graph (ONNX graph builder), reference (PyTorch mirror of the quantized graph).
+onnx_graph (ONNX graph builder), reference (PyTorch mirror of the quantized graph), safetensors
+(reader / writer, numpy), progress (the long steps' progress bars).
 """
