@@ -263,7 +263,7 @@ def main():
         save(quantize(graph, "rowwise", progress=True), ship)
     steps.update()
     steps.set_postfix_str("shard")
-    source = {"format": "huggingface-llama", "dir": os.path.abspath(hf),
+    source = {"format": "huggingface-llama", "dir": os.path.basename(os.path.abspath(hf)),  # (no local path in a shipped manifest)
               "tie_word_embeddings": cfg.tie_embeddings, "num_key_value_heads": ref["num_key_value_heads"],
               "max_position_embeddings": c.get("max_position_embeddings"), "check_max_logit_diff": diff}
     files = write_folder(out, name, open(ship, "rb").read(), tok_bytes, cfg, bos, eos, quantization, source, params)
