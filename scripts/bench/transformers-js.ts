@@ -38,6 +38,8 @@ export interface TransformersJsModel {
    * early, as the engine's token events have it too), and when the first new token came (the end of prefill).
    */
   generate(promptIds: number[], maxNewTokens: number): Promise<{ tokens: number[]; totalMs: number; prefillMs: number }>;
+  /** The model's next-token logits [V] after these ids (one forward pass over all of them). */
+  logits(ids: number[]): Promise<Float32Array>;
 }
 
 let loaded: { runtime: TransformersJsRuntime; model: Promise<TransformersJsModel> } | null = null;
@@ -111,6 +113,13 @@ async function load(runtime: TransformersJsRuntime, name: string): Promise<Trans
       const t1 = performance.now();
       const tokens = out.tolist()[0].slice(promptIds.length).map(Number);
       return { tokens, totalMs: t1 - t0, prefillMs: (firstAt || t1) - t0 };
+    },
+    async logits(promptIds) {
+      const ids = new tf.Tensor('int64', BigInt64Array.from(promptIds.map(BigInt)), [1, promptIds.length]);
+      const mask = new tf.Tensor('int64', new BigInt64Array(promptIds.length).fill(1n), [1, promptIds.length]);
+      const out = (await model({ input_ids: ids, attention_mask: mask })) as { logits: { data: Float32Array; dims: number[] } };
+      const V = out.logits.dims[2];
+      return Float32Array.from(out.logits.data.subarray(out.logits.data.length - V));
     },
   };
 }
