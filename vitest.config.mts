@@ -29,6 +29,8 @@ export default defineConfig({
           include: ['test/engine/**/*.test.ts', 'test/worker/unit/**/*.test.ts'],
           exclude: SWEEPS,
           environment: 'node',
+          // Two files at once: each runs ORT on one thread, and vitest's default (cores - 1) is one here.
+          maxWorkers: 2,
           // Model-backed files take a while to load ORT + the model once per file.
           testTimeout: 120_000,
           hookTimeout: 120_000,
@@ -39,6 +41,7 @@ export default defineConfig({
           name: 'drafters',
           include: SWEEPS,
           environment: 'node',
+          maxWorkers: 2, // as in unit
           // one test runs every drafter over 20 long prompts: minutes on a loaded machine
           testTimeout: 600_000,
           hookTimeout: 120_000,
