@@ -12,10 +12,10 @@ export interface Manifest {
   name: string;
   created: string;
   config: ModelConfig;
-  /** Named artifacts: "base", "tokenizer", and optional "ctc_head", "medusa_head". */
+  /** Named artifacts: "base", "tokenizer", and optional draft heads ("ctc_head", "medusa_head",
+   *  "ctc2_head", "medusa2_head"), their fused verify graphs ("ctc2_fused", "medusa2_fused") and the
+   *  browser's WebGPU base ("base_webgpu"). */
   files: Record<string, ManifestFile>;
-  /** Chat template used by /v1/chat/completions (see README). */
-  chat_template?: string;
   /** Facts measured at export time (held-out loss etc.), informational. */
   metrics?: Record<string, number>;
 }
@@ -26,7 +26,8 @@ export interface ManifestFile {
   sha256: string;
   /** The file is the concatenation of these shards, in order. */
   shards: ShardInfo[];
-  /** Artifact-specific settings (e.g. draft head: k, slots, blank_id, use_token). */
+  /** Artifact-specific settings (a draft head: k, slots, blank_id, which the engine reads, and use_token,
+   *  a record of its training; a fused graph: the sha256 of the base and head files it was built from). */
   config?: Record<string, unknown>;
 }
 
@@ -48,7 +49,9 @@ export interface ModelConfig {
   /** Positions per KV-cache panel: the base graph sums attention panel by panel and takes the
    *  cache's full panels as one tensor (KV interface 2). */
   kv_panel: number;
+  /** `<s>`: starts a prompt, and separates documents in the training corpus. */
   bos_id: number;
+  /** The tokenizer's `</s>`. A completion ends on either. */
   eos_id: number;
 }
 
