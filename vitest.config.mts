@@ -18,6 +18,8 @@ const SWEEPS = [
   'test/engine/drafters-model.test.ts',
   'test/engine/context-identity.test.ts',
   'test/engine/acceptance.distribution.test.ts',
+  // head v2 sessions end to end (fused and separate runs, snapshots, identity): ~25 s of CPU
+  'test/engine/drafters/prefix-head.test.ts',
 ];
 
 export default defineConfig({
