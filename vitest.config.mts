@@ -1,5 +1,7 @@
 /**
- * Test projects, in tiers. `npm test` runs them all; one alone:
+ * Test projects, in tiers. `npm test` runs them all; one alone (the unit and drafters scripts run two
+ * files at a time: each runs ORT on one thread, and vitest's default, cores - 1, is one here; the
+ * setting lives in the scripts because vitest refuses projects with different maxWorkers in one run):
  *   unit      npm run test:unit      Node tests of src/engine and of src/worker's plain modules, with the
  *                                    model-backed parity tests (greedy vs the PyTorch reference, tree
  *                                    verify vs one-token decodes): the edit loop
@@ -31,8 +33,6 @@ export default defineConfig({
           include: ['test/engine/**/*.test.ts', 'test/worker/unit/**/*.test.ts'],
           exclude: SWEEPS,
           environment: 'node',
-          // Two files at once: each runs ORT on one thread, and vitest's default (cores - 1) is one here.
-          maxWorkers: 2,
           // Model-backed files take a while to load ORT + the model once per file.
           testTimeout: 120_000,
           hookTimeout: 120_000,
@@ -43,7 +43,6 @@ export default defineConfig({
           name: 'drafters',
           include: SWEEPS,
           environment: 'node',
-          maxWorkers: 2, // as in unit
           // one test runs every drafter over 20 long prompts: minutes on a loaded machine
           testTimeout: 600_000,
           hookTimeout: 120_000,
