@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { Miniflare } from 'miniflare';
 import { modelsIn, seedModels } from '../src/node/r2-seed.js';
+import { workerdV8FlagsEnv } from '../src/node/workerd-v8-flags.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const STATE = join(ROOT, '.wrangler/state/v3');
@@ -42,6 +43,6 @@ if (models.length === 0) {
 const args = ['dev', '--ip', '127.0.0.1', '--port', '8787', '--persist-to', join(ROOT, '.wrangler/state'), ...process.argv.slice(2)];
 process.stderr.write(`[dev] wrangler ${args.join(' ')}\n[dev] try: curl -s http://127.0.0.1:8787/v1/completions -H 'Authorization: Bearer sk-local-dev' -H 'Content-Type: application/json' -d '{"model":"default","prompt":"def fib(n):","max_tokens":48,"temperature":0}'\n`);
 // wrangler's own bin (not npx): one process to signal, which stops workerd on exit.
-const child = spawn(join(ROOT, 'node_modules/.bin/wrangler'), args, { cwd: ROOT, stdio: 'inherit', env: { WRANGLER_SEND_METRICS: 'false', ...process.env } });
+const child = spawn(join(ROOT, 'node_modules/.bin/wrangler'), args, { cwd: ROOT, stdio: 'inherit', env: { WRANGLER_SEND_METRICS: 'false', ...workerdV8FlagsEnv(), ...process.env } });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
 child.on('exit', (code) => process.exit(code ?? 0));

@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Miniflare, type MiniflareOptions } from 'miniflare';
 import { unstable_getMiniflareWorkerOptions } from 'wrangler';
+import { workerdV8FlagsEnv } from './workerd-v8-flags.js';
 
 /** The repository root (wrangler.toml). */
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -59,6 +60,7 @@ export async function startBundle(bundleDir: string, opts: BundleOptions = {}): 
     port: 0,
     ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
   } as MiniflareOptions;
+  Object.assign(process.env, workerdV8FlagsEnv()); // read by miniflare when it starts workerd
   const mf = new Miniflare(opts.wrapOptions ? opts.wrapOptions(options) : options);
   const url = (await mf.ready).href;
   return { mf, url };
