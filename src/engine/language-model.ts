@@ -17,7 +17,7 @@
  * The graph computes every row exactly as it would alone: a token verified inside a tree or a
  * prefill chunk gets the same bits as the same token decoded by itself (see export_onnx.py).
  */
-import type { ModelConfig, TokenTree } from './types.js';
+import type { ExtraPass, ModelConfig, TokenTree } from './types.js';
 import { KVBufferPool, KVCache } from './kv-cache.js';
 import { causalMask, treeMask, treePositions } from './tree.js';
 import { createSession, ort, type OrtSession } from './ort.js';
@@ -53,18 +53,6 @@ export interface ForwardResult {
   hidden: Float32Array;
   /** The `via` graph's extra outputs (ExtraPass.outputs), when the pass ran on one. */
   extra?: Record<string, ort.Tensor>;
-}
-
-/**
- * A pass on another graph that contains the base graph unchanged (same nodes and weights, so the
- * same logits, hidden rows and K/V bit for bit) plus more: a draft head fused into the verify pass
- * (training/fuse_head.py). The base feeds are built as usual; `feeds` adds the graph's own inputs,
- * and the named `outputs` come back in ForwardResult.extra.
- */
-export interface ExtraPass {
-  session: OrtSession;
-  feeds: Record<string, ort.Tensor>;
-  outputs: readonly string[];
 }
 
 export class LanguageModel {

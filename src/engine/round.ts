@@ -19,7 +19,7 @@
 import { accept } from './acceptance.js';
 import type { ForwardResult, LanguageModel } from './language-model.js';
 import type { KVCache } from './kv-cache.js';
-import { hasLogitProcessing, tokenLogprobs, type Rng, type TokenHistory, type TokenLogprob } from './sampling.js';
+import { hasLogitProcessing, isGreedy, tokenLogprobs, type Rng, type TokenHistory, type TokenLogprob } from './sampling.js';
 import type { SessionState } from './session-state.js';
 import type { StopText } from './stop-text.js';
 import { cutBudget, cutDepth, pathTokens, validateTree } from './tree.js';
@@ -66,7 +66,7 @@ export async function playRound(s: SessionState, r: RoundContext): Promise<Round
   const tree = await draftTree(s, r.drafter, r.budget, r.maxDepth);
   const t1 = now();
   // The fused graph's head sees greedy tokens: only greedy rounds on the raw logits can use it.
-  const fused = r.sampling.temperature === 0 && !hasLogitProcessing(r.sampling) ? r.drafter.fusedPass?.(s.tokens, tree) : undefined;
+  const fused = isGreedy(r.sampling) && !hasLogitProcessing(r.sampling) ? r.drafter.fusedPass?.(s.tokens, tree) : undefined;
   const verified = await verifyTree(r.model, tree, s.kv, fused);
   const t2 = now();
   const V = r.model.config.vocab_size;

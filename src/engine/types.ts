@@ -102,11 +102,20 @@ export interface Drafter {
   fusedPass?(tokens: readonly number[], tree: TokenTree): FusedPass | undefined;
 }
 
-/** A verify pass on a graph with a draft head fused in (see language-model.ts ExtraPass). */
-export interface FusedPass {
+/**
+ * A pass on another graph that contains the base graph unchanged (same nodes and weights, so the
+ * same logits, hidden rows and K/V bit for bit) plus more: a draft head fused into the verify pass
+ * (training/fuse_head.py). The base feeds are built as usual; `feeds` adds the graph's own inputs,
+ * and the named `outputs` come back in ForwardResult.extra (language-model.ts).
+ */
+export interface ExtraPass {
   session: OrtSession;
   feeds: Record<string, ort.Tensor>;
   outputs: readonly string[];
+}
+
+/** A verify pass on a graph with a draft head fused in, and what to do with the head's outputs. */
+export interface FusedPass extends ExtraPass {
   /**
    * After acceptance: `extra` = the graph's extra outputs, `path` = accepted node ids (root first),
    * `emitted` = the tokens the round emitted (path tokens after the root, then the bonus; possibly
