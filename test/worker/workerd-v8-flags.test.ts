@@ -14,6 +14,8 @@ afterEach(() => {
 });
 
 it('workerd started by miniflare gets the V8 flags and serves requests', async () => {
+  // Another file in this worker process may have started workerd already and set the variables.
+  for (const k of ['MINIFLARE_WORKERD_PATH', 'CTC_WORKERD', 'CTC_WORKERD_V8_FLAGS']) delete process.env[k];
   const env = workerdV8FlagsEnv();
   expect(env.MINIFLARE_WORKERD_PATH).toMatch(/workerd-v8-flags\.sh$/);
   Object.assign(process.env, env, { CTC_WORKERD_V8_FLAGS: [...WORKERD_V8_FLAGS, '--trace-gc'].join(' ') });
