@@ -3,7 +3,7 @@
 # greedy continuations -> draft heads (CTC, with and without the pending-token embedding, the
 # better one continued; and Medusa heads with the same budget). Budgets in minutes via env vars.
 #
-#   CPU (hours):  OPENBLAS_CORETYPE=SkylakeX training/train_all.sh
+#   CPU (hours):  OPENBLAS_CORETYPE=SkylakeX (Haswell on AVX2-only CPUs) training/train_all.sh
 #   CUDA (~8 min): DEVICE=cuda BASE_MIN=2.5 BASE_BATCH=128 DISTILL_SEQS=16384 DISTILL_BATCH=2048 \
 #                  ABLATE_MIN=0.5 HEAD_MIN=1.5 HEAD_SEQS=256 training/train_all.sh
 # Every stage checkpoints under checkpoints/; rerun a stage's command with --resume to continue it.
