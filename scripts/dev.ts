@@ -40,8 +40,18 @@ if (models.length === 0) {
   }
 }
 
-const args = ['dev', '--ip', '127.0.0.1', '--port', '8787', '--persist-to', join(ROOT, '.wrangler/state'), ...process.argv.slice(2)];
-process.stderr.write(`[dev] wrangler ${args.join(' ')}\n[dev] try: curl -s http://127.0.0.1:8787/v1/completions -H 'Authorization: Bearer sk-local-dev' -H 'Content-Type: application/json' -d '{"model":"default","prompt":"def fib(n):","max_tokens":48,"temperature":0}'\n`);
+// Defaults for --ip and --port unless given (wrangler refuses an option given twice).
+const extra = process.argv.slice(2);
+const given = (name: string) => extra.findIndex((a) => a === name || a.startsWith(`${name}=`));
+const valueOf = (name: string, dflt: string) => {
+  const i = given(name);
+  return i < 0 ? dflt : extra[i].includes('=') ? extra[i].split('=')[1] : extra[i + 1] ?? dflt;
+};
+const ip = valueOf('--ip', '127.0.0.1');
+const port = valueOf('--port', '8787');
+const args = ['dev', ...(given('--ip') < 0 ? ['--ip', ip] : []), ...(given('--port') < 0 ? ['--port', port] : []),
+  '--persist-to', join(ROOT, '.wrangler/state'), ...extra];
+process.stderr.write(`[dev] wrangler ${args.join(' ')}\n[dev] try: curl -s http://${ip}:${port}/v1/completions -H 'Authorization: Bearer sk-local-dev' -H 'Content-Type: application/json' -d '{"model":"default","prompt":"def fib(n):","max_tokens":48,"temperature":0}'\n`);
 // wrangler's own bin (not npx): one process to signal, which stops workerd on exit.
 const child = spawn(join(ROOT, 'node_modules/.bin/wrangler'), args, { cwd: ROOT, stdio: 'inherit', env: { WRANGLER_SEND_METRICS: 'false', ...workerdV8FlagsEnv(), ...process.env } });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
