@@ -39,6 +39,7 @@ export {
   cutBudget,
   chainTree,
   treeFromSequences,
+  costCut,
   type WeightedSequence,
   type WeightedTree,
 } from './tree.js';
