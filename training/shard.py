@@ -63,8 +63,10 @@ def dynamic_matmuls(path):
     return any(n.op_type == "DynamicQuantizeMatMul" for n in onnx.load(path).graph.node)
 
 
-def head_entry(out_dir, onnx_dir, export, kind):
-    """The manifest entry of `<kind>_head` from <onnx_dir>/<kind>_head.int8.onnx (its shards written), or None."""
+def head_entry(out_dir, onnx_dir, export, kind, weight_exponent=None):
+    """The manifest entry of `<kind>_head` from <onnx_dir>/<kind>_head.int8.onnx (its shards written), or None.
+    weight_exponent: the head's measured calibration (scripts/experiments/head-calibration.ts); the
+    engine's Medusa drafter weighs a path by its score to this power."""
     path = os.path.join(onnx_dir, f"{kind}_head.int8.onnx")
     if not (os.path.exists(path) and f"{kind}_head" in export):
         return None
@@ -92,6 +94,8 @@ def head_entry(out_dir, onnx_dir, export, kind):
     if kind.endswith("2") and dynamic_matmuls(path):
         cfg["quantization"] = "int8-rowwise+dynamic-newest-row"
     cfg["train_summary"] = export[f"{kind}_head"]["summary"]
+    if weight_exponent is not None:
+        cfg["weight_exponent"] = weight_exponent
     return write_file(out_dir, f"{kind}_head", open(path, "rb").read(), cfg)
 
 
@@ -107,7 +111,7 @@ def fused_entry(out_dir, onnx_dir, kind, files):
     return write_file(out_dir, f"{kind}_fused", open(path, "rb").read(), cfg)
 
 
-def replace_heads(out_dir, onnx_dir, names):
+def replace_heads(out_dir, onnx_dir, names, exponents):
     """Rewrite only the named head files of an existing manifest (their old shards removed, new ones
     written); the other entries, their shards and the manifest's other fields are kept byte for byte."""
     path = os.path.join(out_dir, "manifest.json")
@@ -121,7 +125,7 @@ def replace_heads(out_dir, onnx_dir, names):
             entry = fused_entry(out_dir, onnx_dir, kind, manifest["files"])
         else:
             kind = name.removesuffix("_head")
-            entry = head_entry(out_dir, onnx_dir, export, kind)
+            entry = head_entry(out_dir, onnx_dir, export, kind, exponents.get(kind))
         if entry is None:
             raise SystemExit(f"no {name} in {onnx_dir} (<kind>_head.int8.onnx with its export.json entry, or "
                              f"<kind>_fused.onnx beside the manifest's {kind}_head)")
@@ -180,11 +184,14 @@ def main():
     ap.add_argument("--corpus", default="data/corpus")
     ap.add_argument("--only", default="", help="comma-separated head files (e.g. ctc2_head) to (re)write into the "
                                                 "existing manifest; every other entry and its shards stay as they are")
+    ap.add_argument("--weight-exponent", default="", help="KIND=G,...: a head's calibration, measured by "
+                    "scripts/experiments/head-calibration.ts (the engine's Medusa drafter weighs a path by score^G)")
     args = ap.parse_args()
+    exponents = {k: float(g) for k, g in (kv.split("=") for kv in args.weight_exponent.split(",") if kv)}
     out_dir = args.dir or os.path.join("model-shards", args.name)
     os.makedirs(out_dir, exist_ok=True)
     if args.only:
-        return replace_heads(out_dir, args.onnx, [k for k in args.only.split(",") if k])
+        return replace_heads(out_dir, args.onnx, [k for k in args.only.split(",") if k], exponents)
     old_manifest = os.path.join(out_dir, "manifest.json")
     old_metrics = json.load(open(old_manifest)).get("metrics") if os.path.exists(old_manifest) else None
     for old in glob.glob(os.path.join(out_dir, "*.bin")):
@@ -202,7 +209,7 @@ def main():
         "tokenizer": write_file(out_dir, "tokenizer", open(args.tokenizer, "rb").read()),
     }
     for kind in ("ctc", "medusa", "ctc2", "medusa2"):
-        entry = head_entry(out_dir, args.onnx, export, kind)
+        entry = head_entry(out_dir, args.onnx, export, kind, exponents.get(kind))
         if entry:
             files[f"{kind}_head"] = entry
     for kind in ("ctc2", "medusa2"):

@@ -20,7 +20,8 @@ const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o)
 /**
  * The factory options of one spec's settings. The first drafters (ngram, medusa, ctc, ctc-ngram) read more
  * keys than the later ones: `minw` is also medusa's minprob, and ctc / ctc-ngram read `maxlen` and `tree`;
- * ctc2, medusa2 and their lookup hybrids read beam, topm, minw (ctc), minprob (medusa), cost, maxn, the
+ * ctc2, medusa2 and their lookup hybrids read beam, topm, minw (ctc), minprob and gamma (medusa: its weight
+ * exponent), cost, maxn, the
  * hybrid keys and fused (0: the head runs on its own even where the model has its fused verify graph).
  */
 export function specOptions(base: string, params: Record<string, string>, spec: string, defaults: SpecDefaults): DrafterOptions {
@@ -47,7 +48,7 @@ export function specOptions(base: string, params: Record<string, string>, spec: 
       return {
         ...(params.fused !== undefined ? { fused: params.fused !== '0' } : {}),
         ctc: defined({ beamWidth, topM, minWeight, costRatio: p('cost') }),
-        medusa: defined({ topM, minProb: p('minprob'), costRatio: p('cost') }),
+        medusa: defined({ topM, minProb: p('minprob'), costRatio: p('cost'), weightExponent: p('gamma') }),
         ngram: defined({ maxN: p('maxn') }),
         hybrid,
       };

@@ -9,7 +9,8 @@
  *   npx tsx scripts/experiments/head-calibration.ts [--prompts bench/prompts-tune.jsonl] [--limit 40]
  *       [--drafter ctc2] [--max-tokens 64] [--budget 16] [--model model-shards/default] [--json out.json]
  *
- * Prints, per depth and weight bin, the nodes, their mean weight and the fraction right, and the
+ * Prints, per depth and weight bin, the nodes, their mean weight (the weight the drafter uses: after a
+ * manifest weight_exponent, so a shipped exponent multiplies the one fitted here) and the fraction right, and the
  * exponent g for which weight^g fits the observed fractions best (least squares over nodes).
  */
 import { writeFileSync } from 'node:fs';

@@ -86,8 +86,10 @@ export function drafterFactories(manifest: Manifest, opts: DrafterOptions = {}):
     const c = manifest.files.medusa2_head.config ?? {};
     const shortlist = Array.isArray(c.shortlist) ? (c.shortlist as number[]) : undefined;
     const cfg = { k: typeof c.k === 'number' ? c.k : 6, vocab_size: typeof c.vocab_size === 'number' ? c.vocab_size : shortlist?.length ?? V, shortlist };
+    // the head's calibration, measured when it was shipped (MedusaOptions.weightExponent)
+    const calibration = typeof c.weight_exponent === 'number' ? { weightExponent: c.weight_exponent } : {};
     const medusa2 = async (engine: Engine) =>
-      new MedusaDrafter(await prefixHead(engine, 'medusa2', c, 'logits'), cfg, opts.medusa);
+      new MedusaDrafter(await prefixHead(engine, 'medusa2', c, 'logits'), cfg, { ...calibration, ...opts.medusa });
     out.medusa2 = medusa2;
     out['medusa2-ngram'] = async (engine: Engine) => new HybridDrafter(await medusa2(engine), new NgramDrafter(opts.ngram), opts.hybrid);
   }

@@ -16,10 +16,18 @@ export interface MedusaOptions {
   minProb: number;
   /** Cost-aware size (0 = off), as in the CTC drafter (see bestTreeSize). */
   costRatio: number;
+  /**
+   * Calibration: a path's weight is its score^exponent. The score multiplies the heads' independent
+   * probabilities, which overstates how often a path is accepted (medusa2 on bench/prompts-tune.jsonl:
+   * mean score 0.152, 0.098 accepted; weight^1.55 fits, scripts/experiments/head-calibration.ts), and
+   * the cost cut and the merge with prompt lookup read the weight as that probability. Monotone: the
+   * order of the paths is unchanged. The factories take it from the head's manifest entry.
+   */
+  weightExponent: number;
 }
 
 /** costRatio 17: median speedup 0.95x vs 0.78x for full 16-node trees (64 prompts x 64 tokens). */
-export const MEDUSA_DEFAULTS: MedusaOptions = { topM: 4, minProb: 0, costRatio: 17 };
+export const MEDUSA_DEFAULTS: MedusaOptions = { topM: 4, minProb: 0, costRatio: 17, weightExponent: 1 };
 
 export interface MedusaHeadConfig {
   k: number;
@@ -61,13 +69,19 @@ export class MedusaDrafter implements Drafter {
   async weighted(ctx: DraftContext): Promise<WeightedTree> {
     if (ctx.tokens.length < 2) return { ...rootOnly(ctx.pending), weights: [1] };
     const t = this.fullTree(await this.logits(ctx), ctx.pending, ctx.budget);
-    return { tokens: t.tokens, parents: t.parents, depths: t.depths, weights: t.scores };
+    return { tokens: t.tokens, parents: t.parents, depths: t.depths, weights: this.calibrated(t.scores) };
   }
 
   /** The pure part: head logits [k*V] -> tree (exposed for tests and tuning). */
   treeFromLogits(logits: ArrayLike<number>, root: number, budget: number): TokenTree {
     const t = this.fullTree(logits, root, budget);
-    return costCut({ ...t, weights: t.scores }, this.opts.costRatio);
+    return costCut({ ...t, weights: this.calibrated(t.scores) }, this.opts.costRatio);
+  }
+
+  /** Path scores -> the weights the cut and the merge read (score^weightExponent). */
+  private calibrated(scores: number[]): number[] {
+    const g = this.opts.weightExponent;
+    return g === 1 ? scores : scores.map((x) => x ** g);
   }
 
   private async logits(ctx: DraftContext): Promise<Float32Array> {

@@ -2,12 +2,14 @@
  * drafterFactories' choice of the fused verify graph: a head v2 runs inside the verify pass only when
  * the manifest's `<kind>_fused` was built from the manifest's own base and head files (its logits are
  * the base graph's only then: a re-exported base, or the browser's WebGPU base variant, must not use it).
+ * And a Medusa head v2 takes its calibration from its manifest entry.
  */
 import { describe, expect, it } from 'vitest';
 import { drafterFactories } from '../../../src/engine/drafters/index.js';
 import type { Engine } from '../../../src/engine/engine.js';
 import type { Manifest, ManifestFile } from '../../../src/engine/types.js';
 import type { CTCDrafter } from '../../../src/engine/drafters/ctc.js';
+import type { MedusaDrafter } from '../../../src/engine/drafters/medusa.js';
 import type { PrefixHead } from '../../../src/engine/drafters/prefix-head.js';
 
 const file = (sha256: string, config?: Record<string, unknown>): ManifestFile => ({ bytes: 1, sha256, shards: [], config });
@@ -71,5 +73,23 @@ describe('drafterFactories: the fused verify graph', () => {
   it('is not used with fused: false', async () => {
     const { asked } = await ctc2Head(manifest(matching), { fused: false });
     expect(asked).toEqual(['ctc2_head']);
+  });
+});
+
+describe('drafterFactories: a Medusa head v2 calibration', () => {
+  const medusa2 = (config: Record<string, unknown>): Manifest => {
+    const m = manifest({});
+    m.files = { base: m.files.base, medusa2_head: file('m'.repeat(64), { k: 2, n_heads: 1, vocab_size: 3, shortlist: [3, 4, 5], ...config }) };
+    return m;
+  };
+  const io = { inputNames: ['hidden', 'next_ids', 'position_ids', 'attention_mask', 'past_key', 'past_value'], outputNames: ['logits', 'new_key', 'new_value'] };
+  const engine = { artifactSession: async () => io } as unknown as Engine;
+  const exponent = async (m: Manifest, opts = {}) =>
+    ((await drafterFactories(m, opts).medusa2(engine)) as MedusaDrafter).opts.weightExponent;
+
+  it("comes from the head's manifest entry (1 without one) and the options override it", async () => {
+    expect(await exponent(medusa2({ weight_exponent: 1.5 }))).toBe(1.5);
+    expect(await exponent(medusa2({}))).toBe(1);
+    expect(await exponent(medusa2({ weight_exponent: 1.5 }), { medusa: { weightExponent: 2 } })).toBe(2);
   });
 });

@@ -27,4 +27,24 @@ describe('MedusaDrafter', () => {
     const uniform = new MedusaDrafter(new DraftHeadSession(session, d, 'logits'), { k: K, vocab_size: 200 }, { costRatio: 17 });
     expect((await uniform.draft(ctx(16))).tokens).toEqual([3]);
   });
+
+  it('weightExponent calibrates the weights the cut and the merge read, without reordering the paths', async () => {
+    const logits = new Float32Array(K * V);
+    logits[0 * V + 4] = 2; logits[1 * V + 5] = 1.5; logits[2 * V + 6] = 1; logits[0 * V + 7] = 1.8;
+    const make = (weightExponent: number) => {
+      const { session } = fakeSession('logits', () => logits);
+      return new MedusaDrafter(new DraftHeadSession(session, d, 'logits'), { k: K, vocab_size: V }, { costRatio: 0, topM: 3, weightExponent });
+    };
+    const raw = await make(1).weighted(ctx(8));
+    const cal = await make(1.5).weighted(ctx(8));
+    expect(cal.tokens).toEqual(raw.tokens);
+    expect(cal.parents).toEqual(raw.parents);
+    cal.weights.forEach((w, i) => expect(w).toBeCloseTo(raw.weights[i] ** 1.5, 12));
+    // a lower weight per node: the cost-aware cut keeps fewer of them
+    const cut = (g: number) => {
+      const { session } = fakeSession('logits', () => logits);
+      return new MedusaDrafter(new DraftHeadSession(session, d, 'logits'), { k: K, vocab_size: V }, { costRatio: 4, topM: 3, weightExponent: g });
+    };
+    expect((await cut(3).draft(ctx(8))).tokens.length).toBeLessThan((await cut(1).draft(ctx(8))).tokens.length);
+  });
 });
