@@ -11,6 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { Miniflare } from 'miniflare';
 import { modelsIn, seedModels } from '../src/node/r2-seed.js';
 import { workerdV8FlagsEnv } from '../src/node/workerd-v8-flags.js';
@@ -42,14 +43,10 @@ if (models.length === 0) {
 
 // Defaults for --ip and --port unless given (wrangler refuses an option given twice).
 const extra = process.argv.slice(2);
-const given = (name: string) => extra.findIndex((a) => a === name || a.startsWith(`${name}=`));
-const valueOf = (name: string, dflt: string) => {
-  const i = given(name);
-  return i < 0 ? dflt : extra[i].includes('=') ? extra[i].split('=')[1] : extra[i + 1] ?? dflt;
-};
-const ip = valueOf('--ip', '127.0.0.1');
-const port = valueOf('--port', '8787');
-const args = ['dev', ...(given('--ip') < 0 ? ['--ip', ip] : []), ...(given('--port') < 0 ? ['--port', port] : []),
+const { values: given } = parseArgs({ args: extra, strict: false, allowPositionals: true, options: { ip: { type: 'string' }, port: { type: 'string' } } });
+const ip = typeof given.ip === 'string' ? given.ip : '127.0.0.1';
+const port = typeof given.port === 'string' ? given.port : '8787';
+const args = ['dev', ...(given.ip === undefined ? ['--ip', ip] : []), ...(given.port === undefined ? ['--port', port] : []),
   '--persist-to', join(ROOT, '.wrangler/state'), ...extra];
 process.stderr.write(`[dev] wrangler ${args.join(' ')}\n[dev] try: curl -s http://${ip}:${port}/v1/completions -H 'Authorization: Bearer sk-local-dev' -H 'Content-Type: application/json' -d '{"model":"default","prompt":"def fib(n):","max_tokens":48,"temperature":0}'\n`);
 // wrangler's own bin (not npx): one process to signal, which stops workerd on exit.
