@@ -22,7 +22,8 @@ const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o)
  * keys than the later ones: `minw` is also medusa's minprob, and ctc / ctc-ngram read `maxlen` and `tree`;
  * ctc2, medusa2 and their lookup hybrids read beam, topm, minw (ctc), minprob and gamma (medusa: its weight
  * exponent), cost, maxn, the
- * hybrid keys and fused (0: the head runs on its own even where the model has its fused verify graph).
+ * hybrid keys, fused (0: the head runs on its own even where the model has its fused verify graph) and win
+ * (the head's window: it reads the last win to 2 win positions).
  */
 export function specOptions(base: string, params: Record<string, string>, spec: string, defaults: SpecDefaults): DrafterOptions {
   const p = (k: string) => (params[k] !== undefined ? num(params[k], `${spec} ${k}`) : undefined);
@@ -47,6 +48,7 @@ export function specOptions(base: string, params: Record<string, string>, spec: 
     default:
       return {
         ...(params.fused !== undefined ? { fused: params.fused !== '0' } : {}),
+        ...(params.win !== undefined ? { headWindow: num(params.win, `${spec} win`) } : {}),
         ctc: defined({ beamWidth, topM, minWeight, costRatio: p('cost') }),
         medusa: defined({ topM, minProb: p('minprob'), costRatio: p('cost'), weightExponent: p('gamma') }),
         ngram: defined({ maxN: p('maxn') }),

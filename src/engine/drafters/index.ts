@@ -35,6 +35,8 @@ export interface DrafterOptions {
   hybrid?: Partial<HybridOptions>;
   /** Head v2 inside the verify pass where the manifest has its fused graph (default true). */
   fused?: boolean;
+  /** Head v2: how far back the head reads, W to 2W positions (PrefixHead.window; 0 = all). */
+  headWindow?: number;
 }
 
 /** Factories for ngram always, medusa / ctc when the manifest has their head. */
@@ -72,7 +74,7 @@ export function drafterFactories(manifest: Manifest, opts: DrafterOptions = {}):
   };
   const prefixHead = async (engine: Engine, kind: string, c: Record<string, unknown>, output: string) => {
     const fused = fusable(kind) ? await engine.artifactSession(`${kind}_fused`) : undefined;
-    return new PrefixHead(await engine.artifactSession(`${kind}_head`), prefixShape(c), output, fused);
+    return new PrefixHead(await engine.artifactSession(`${kind}_head`), prefixShape(c), output, fused, opts.headWindow ?? 0);
   };
   if (manifest.files.ctc2_head) {
     const c = manifest.files.ctc2_head.config ?? {};

@@ -51,7 +51,16 @@ export class PrefixHead implements DraftHead {
   /** Rounds whose draft came from a fused pass (tests, benchmarks). */
   fusedRounds = 0;
 
-  constructor(session: OrtSession, shape: PrefixHeadShape, outputName: string, fused?: OrtSession) {
+  /**
+   * How far back the head reads (0: every known position): with W > 0 it attends over the last W to
+   * 2W positions (contextStart), so its pass over a long prompt and its attention every round cost
+   * a bounded number of positions, whatever the context's length.
+   */
+  readonly window: number;
+
+  constructor(session: OrtSession, shape: PrefixHeadShape, outputName: string, fused?: OrtSession, window = 0) {
+    if (!(Number.isInteger(window) && window >= 0)) throw new Error(`prefix head: window must be an integer >= 0 (got ${window})`);
+    this.window = window;
     for (const n of ['hidden', 'next_ids', 'position_ids', 'attention_mask', 'past_key', 'past_value']) {
       if (!session.inputNames.includes(n)) throw new Error(`prefix head: missing input ${n} (has ${session.inputNames.join(', ')})`);
     }
@@ -82,14 +91,8 @@ export class PrefixHead implements DraftHead {
     const n = ctx.tokens.length;
     const newest = n - 2; // the position whose output drafts after the pending token
     if (newest < 0) throw new Error('prefix head: no position before the pending token');
-    const ready = this.ready;
-    this.ready = null;
-    if (ready && ready.at === newest && this.complete(ctx.tokens)) {
-      this.fusedRounds++;
-      return ready.out;
-    }
     // The session's hidden rows cover positions [from, from + avail); the head's cache covers
-    // [base, base + len). A window that starts elsewhere (a restored session) restarts the cache.
+    // [base, base + len).
     const from = ctx.hiddenRowsFrom ?? 0;
     const avail = ctx.hiddenRows ? ctx.hiddenRows.length / d : 0;
     let rows: Float32Array;
@@ -101,8 +104,17 @@ export class PrefixHead implements DraftHead {
       rows = ctx.hidden; // only the newest row is known
       rowsFrom = newest;
     }
-    if (rowsFrom !== this.base) {
-      this.base = rowsFrom;
+    const target = this.contextStart(newest, rowsFrom);
+    const ready = this.ready;
+    this.ready = null;
+    if (ready && ready.at === newest && this.base === target && this.complete(ctx.tokens)) {
+      this.fusedRounds++;
+      return ready.out;
+    }
+    if (this.base < target && target <= this.base + this.len) this.dropBefore(target);
+    else if (this.base !== target) {
+      // a window of rows that starts elsewhere (a restored session) restarts the cache
+      this.base = target;
       this.len = 0;
     }
     // Reuse the cached positions whose next token is still the same (then their hidden rows are too).
@@ -215,6 +227,31 @@ export class PrefixHead implements DraftHead {
     this.ids.length = Ph;
     for (let j = 0; j < ok; j++) this.ids.push(emitted[j]);
     if (ok === m && ok === emitted.length) this.ready = { at: at + ok - 1, out };
+  }
+
+  /**
+   * The first position the head reads when its newest position is n: the first known row, or with a
+   * window W the start of the W-aligned block before n's block (W to 2W positions; a function of n
+   * alone, so a restored session reads exactly what the uninterrupted one does, and the cache drops
+   * W positions once every W instead of shifting every round).
+   */
+  private contextStart(n: number, rowsFrom: number): number {
+    const W = this.window;
+    return W > 0 ? Math.max(rowsFrom, W * Math.floor((n + 1) / W) - W) : rowsFrom;
+  }
+
+  /** Drops the cached positions before `at` (base < at <= base + len). */
+  private dropBefore(at: number): void {
+    const { heads: H, headDim: D } = this.shape;
+    const drop = at - this.base;
+    for (let h = 0; h < H; h++) {
+      const o = h * this.cap * D;
+      this.k.copyWithin(o, o + drop * D, o + this.len * D);
+      this.v.copyWithin(o, o + drop * D, o + this.len * D);
+    }
+    this.ids.splice(0, drop);
+    this.base = at;
+    this.len -= drop;
   }
 
   private append(at: number, k: Float32Array, v: Float32Array, m: number): void {

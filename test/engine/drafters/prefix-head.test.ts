@@ -36,9 +36,9 @@ function ctx(tokens: number[], rows: Float32Array): DraftContext {
   return { tokens, hidden: rows.slice((n - 2) * d, (n - 1) * d), hiddenRows: rows.subarray(0, (n - 1) * d), pending: tokens[n - 1], budget: 16 };
 }
 
-const newHead = async (fused = false) => {
+const newHead = async (fused = false, window = 0) => {
   const c = engine.manifest.files.ctc2_head.config as { n_heads: number };
-  return new PrefixHead(await engine.artifactSession('ctc2_head'), { d, heads: c.n_heads, headDim: d / c.n_heads, maxSeqLen: 512 }, 'log_probs', fused ? await engine.artifactSession('ctc2_fused') : undefined);
+  return new PrefixHead(await engine.artifactSession('ctc2_head'), { d, heads: c.n_heads, headDim: d / c.n_heads, maxSeqLen: 512 }, 'log_probs', fused ? await engine.artifactSession('ctc2_fused') : undefined, window);
 };
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
@@ -91,6 +91,56 @@ describe('PrefixHead', () => {
     await head.output({ ...ctx(tokens, rows), hiddenRows: rows.slice((n - 8) * d, (n - 1) * d), hiddenRowsFrom: n - 8 });
     expect(head.cached).toEqual({ from: n - 8, count: 7 });
     expect(head.runs).toBe(2);
+  });
+});
+
+describe('a head with a window (PrefixHead.window)', () => {
+  it('reads the last W to 2W positions, with the output of a fresh head over exactly those', async () => {
+    const tokens = engine.encodePrompt(TEXT + TEXT + TEXT);
+    const rows = await rowsOf(tokens);
+    const W = 16;
+    const head = await newHead(false, W);
+    expect(tokens.length).toBeGreaterThan(3 * W + 2);
+    for (const n of [30, 31, 33, 40, 47, 48, 49, 50, 66, tokens.length]) {
+      const out = await head.output(ctx(tokens.slice(0, n), rows));
+      const newest = n - 2;
+      const start = Math.max(0, W * Math.floor((newest + 1) / W) - W);
+      expect(head.cached, `n=${n}`).toEqual({ from: start, count: newest + 1 - start });
+      expect(head.cached.count).toBeGreaterThanOrEqual(W);
+      expect(head.cached.count).toBeLessThan(2 * W);
+      // a fresh head that knows only the rows from `start` on reads the same context
+      const fresh = await newHead();
+      const want = await fresh.output({ ...ctx(tokens.slice(0, n), rows), hiddenRows: rows.slice(start * d, (n - 1) * d), hiddenRowsFrom: start });
+      expect(maxDiff(out, want), `n=${n}`).toBe(0);
+    }
+  });
+
+  it('drafts every greedy round fused but the ones that cross into a new block, and stays lossless', async () => {
+    const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
+    const windowed = await Engine.load(fsShardSource(MODEL_DIR));
+    registerDrafters(windowed, { headWindow: 16 });
+    const prompt = engine.encodePrompt(TEXT + TEXT);
+    const run = async (e: Engine, drafter: string) => {
+      const s = e.createSession();
+      const out: number[] = [];
+      let rounds = 0;
+      for await (const ev of s.generate({ promptTokens: prompt, maxTokens: 48, sampling: greedy, drafter, onRound: () => rounds++ })) if (ev.type === 'tokens') out.push(...ev.tokens);
+      const d = (s as unknown as { drafters: Map<string, { head?: PrefixHead; ctc?: { head: PrefixHead } }> }).drafters.get(drafter);
+      return { out, rounds, head: d?.head ?? d?.ctc?.head };
+    };
+    const plain = await run(engine, 'plain');
+    for (const drafter of ['ctc2', 'medusa2', 'ctc2-ngram']) {
+      const w = await run(windowed, drafter);
+      expect(w.out, drafter).toEqual(plain.out);
+      const head = w.head!;
+      expect(head.window).toBe(16);
+      expect(head.cached.count, drafter).toBeLessThan(2 * 16);
+      if (drafter !== 'ctc2-ngram') {
+        // 48 tokens cross at most 4 blocks of 16: the other rounds draft from the fused pass
+        expect(head.runs, drafter).toBeLessThanOrEqual(1 + 4);
+        expect(head.runs + head.fusedRounds, drafter).toBe(w.rounds);
+      }
+    }
   });
 });
 
@@ -165,9 +215,12 @@ describe('the head fused into the verify pass', () => {
 });
 
 describe('head state across a snapshot', () => {
-  it('a session restored from its snapshot and state chunks drafts exactly as the uninterrupted one', async () => {
+  it('a session restored from its snapshot and state chunks drafts exactly as the uninterrupted one, with and without a window', async () => {
     const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
-    for (const drafter of ['ctc2', 'medusa2', 'ctc2-ngram']) {
+    const windowed = await Engine.load(fsShardSource(MODEL_DIR));
+    registerDrafters(windowed, { headWindow: 8 });
+    const cases = [...['ctc2', 'medusa2', 'ctc2-ngram'].map((n) => [engine, n] as const), ...['ctc2', 'ctc2-ngram'].map((n) => [windowed, n] as const)];
+    for (const [eng, drafter] of cases) {
       const rounds = (s: ReturnType<Engine['createSession']>, promptTokens: number[], out: string[]) =>
         (async () => {
           const toks: number[] = [];
@@ -176,16 +229,16 @@ describe('head state across a snapshot', () => {
           }
           return toks;
         })();
-      const a = engine.createSession();
-      await rounds(a, engine.encodePrompt(TEXT), []);
+      const a = eng.createSession();
+      await rounds(a, eng.encodePrompt(TEXT), []);
       const snap = JSON.parse(JSON.stringify(a.snapshot()));
       const chunks = a.kvChunks(100_000);
       expect(chunks.length).toBeGreaterThan(1);
-      const b = engine.restoreSession(snap, chunks);
+      const b = eng.restoreSession(snap, chunks);
       const ra: string[] = [], rb: string[] = [];
       const ta = await rounds(a, [...a.tokens], ra);
       const tb = await rounds(b, [...b.tokens], rb);
-      expect(tb, drafter).toEqual(ta);
+      expect(tb, `${drafter} ${eng === windowed ? '(window 8)' : ''}`).toEqual(ta);
       expect(rb, `${drafter}: tree size / accepted per round`).toEqual(ra);
       expect(ra.length).toBeGreaterThan(2);
     }
