@@ -7,13 +7,14 @@
  *   fused extra = (fused verify - base verify) / decode   (the head's cost per round when fused)
  *   separate    = head run / decode                         (its cost as a run of its own)
  *
- *   npx tsx scripts/experiments/bench-fused.ts [--kind ctc2] [--P 256] [--S 8,16] [--reps 40] [--json out.json]
+ *   npx tsx scripts/experiments/bench-fused.ts [--kind ctc2] [--P 256] [--S 8,16] [--reps 40] [--window 64] [--json out.json]
+ *       (--window: the head's PrefixHead.window, the engine's default; 0 = the head reads every position)
  *       (the model folder's <kind>_fused and <kind>_head; --fused / --head take ONNX files instead)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
-import { LanguageModel, createSession, loadArtifact, loadManifest, PrefixHead, type TokenTree } from '../../src/engine/index.js';
+import { HEAD_WINDOW, LanguageModel, createSession, loadArtifact, loadManifest, PrefixHead, type TokenTree } from '../../src/engine/index.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
 
 const { values: args } = parseArgs({
@@ -25,6 +26,7 @@ const { values: args } = parseArgs({
     P: { type: 'string', default: '256' },
     S: { type: 'string', default: '8,16' },
     reps: { type: 'string', default: '40' },
+    window: { type: 'string', default: String(HEAD_WINDOW) },
     json: { type: 'string' },
   },
 });
@@ -67,7 +69,8 @@ const cacheB = lm.newCache();
 const pre = await lm.prefill(prompt.slice(0, P), cacheA);
 await lm.prefill(prompt.slice(0, P), cacheB);
 // A head whose cache is complete up to position P - 1 (a separate run over the prompt's hidden rows).
-const head = new PrefixHead(headSession, shape, outName, fused);
+const window = Number(args.window);
+const head = new PrefixHead(headSession, shape, outName, fused, window);
 const ctx = { tokens: prompt, pending: prompt[P], hidden: pre.hidden.subarray((P - 1) * d), hiddenRows: pre.hidden, hiddenRowsFrom: 0, budget: 16 };
 await head.output(ctx);
 
@@ -97,7 +100,7 @@ for (const S of args.S!.split(',').map(Number)) {
     const dec = performance.now() - t;
     cacheA.truncate(P);
     // a separate head run reading out one more position (what a round without fusion pays)
-    const sep = new PrefixHead(headSession, shape, outName);
+    const sep = new PrefixHead(headSession, shape, outName, undefined, window);
     await sep.output(ctx);
     t = performance.now();
     await sep.output({ ...ctx, tokens: [...prompt, 7], pending: 7, hiddenRows: new Float32Array((P + 1) * d).fill(0.1) });
@@ -111,4 +114,4 @@ for (const S of args.S!.split(',').map(Number)) {
   console.log(JSON.stringify(row));
 }
 console.log(`bit-identical verify (logits, hidden, cache length): ${mismatches === 0 ? 'yes' : `NO (${mismatches} mismatches)`}`);
-if (args.json) writeFileSync(args.json, JSON.stringify({ kind: args.kind, fused: args.fused ?? `${args.model}/${args.kind}_fused`, head: args.head ?? `${args.model}/${args.kind}_head`, reps, mismatches, rows }, null, 2) + '\n');
+if (args.json) writeFileSync(args.json, JSON.stringify({ kind: args.kind, window, fused: args.fused ?? `${args.model}/${args.kind}_fused`, head: args.head ?? `${args.model}/${args.kind}_head`, reps, mismatches, rows }, null, 2) + '\n');
