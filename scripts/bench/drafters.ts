@@ -22,7 +22,8 @@ const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o)
  * keys than the later ones: `minw` is also medusa's minprob, and ctc / ctc-ngram read `maxlen` and `tree`;
  * ctc2, medusa2 and their lookup hybrids read beam, topm, minw (ctc), minprob and gamma (medusa: its weight
  * exponent), cost, maxn, the
- * hybrid keys, fused (0: the head runs on its own even where the model has its fused verify graph) and win
+ * hybrid keys, fused (1: the head runs inside greedy verify passes where the model has its fused verify graph;
+ * 0, the default: in a run of its own) and win
  * (the head's window: it reads the last win to 2 win positions).
  */
 export function specOptions(base: string, params: Record<string, string>, spec: string, defaults: SpecDefaults): DrafterOptions {

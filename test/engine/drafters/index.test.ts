@@ -57,22 +57,25 @@ const tree = { tokens: [5, 6], parents: [-1, 0], depths: [0, 1] };
 describe('drafterFactories: the fused verify graph', () => {
   const matching = { head: 'ctc2_head', base_sha256: 'b'.repeat(64), head_sha256: 'h'.repeat(64) };
 
-  it('is used when it records the manifest base and head', async () => {
-    const { asked } = await ctc2Head(manifest(matching));
+  it('is used with fused: true when it records the manifest base and head', async () => {
+    const { asked } = await ctc2Head(manifest(matching), { fused: true });
     expect(asked.sort()).toEqual(['ctc2_fused', 'ctc2_head']);
   });
 
   it('is not used for another base file (a re-export, the WebGPU variant) or another head', async () => {
     for (const cfg of [{ ...matching, base_sha256: 'c'.repeat(64) }, { ...matching, head_sha256: 'c'.repeat(64) }, {}]) {
-      const { head, asked } = await ctc2Head(manifest(cfg));
+      const { head, asked } = await ctc2Head(manifest(cfg), { fused: true });
       expect(asked, JSON.stringify(cfg)).toEqual(['ctc2_head']);
       expect(head.fusedPass([5, 6], tree)).toBeUndefined();
     }
   });
 
-  it('is not used with fused: false', async () => {
-    const { asked } = await ctc2Head(manifest(matching), { fused: false });
-    expect(asked).toEqual(['ctc2_head']);
+  it('is not used by default, nor with fused: false', async () => {
+    for (const opts of [{}, { fused: false }]) {
+      const { head, asked } = await ctc2Head(manifest(matching), opts);
+      expect(asked, JSON.stringify(opts)).toEqual(['ctc2_head']);
+      expect(head.fusedPass([5, 6], tree)).toBeUndefined();
+    }
   });
 });
 

@@ -118,7 +118,7 @@ describe('a head with a window (PrefixHead.window)', () => {
   it('drafts every greedy round fused but the ones that cross into a new block, and stays lossless', async () => {
     const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
     const windowed = await Engine.load(fsShardSource(MODEL_DIR));
-    registerDrafters(windowed, { headWindow: 16 });
+    registerDrafters(windowed, { headWindow: 16, fused: true });
     const prompt = engine.encodePrompt(TEXT + TEXT);
     const run = async (e: Engine, drafter: string) => {
       const s = e.createSession();
@@ -185,10 +185,11 @@ describe('the head fused into the verify pass', () => {
     }
   });
 
-  it('drafts every greedy round after the first without a run of its own, with the same tokens and trees as without it', async () => {
+  it('with fused: true drafts every greedy round after the first without a run of its own, with the same tokens and trees as the default', async () => {
     const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
-    const unfused = await Engine.load(fsShardSource(MODEL_DIR));
-    registerDrafters(unfused, { fused: false });
+    const fused = await Engine.load(fsShardSource(MODEL_DIR));
+    registerDrafters(fused, { fused: true });
+    const unfused = engine; // the default: the head runs on its own
     const run = async (e: Engine, drafter: string, sampling = greedy) => {
       const s = e.createSession();
       const out: number[] = [];
@@ -199,7 +200,7 @@ describe('the head fused into the verify pass', () => {
       return { out, trees, runs: head.runs, fusedRounds: head.fusedRounds };
     };
     for (const drafter of ['ctc2', 'medusa2']) {
-      const f = await run(engine, drafter);
+      const f = await run(fused, drafter);
       const u = await run(unfused, drafter);
       expect(f.out, drafter).toEqual(u.out);
       expect(f.trees, drafter).toEqual(u.trees);
@@ -207,7 +208,7 @@ describe('the head fused into the verify pass', () => {
       expect([f.runs, f.fusedRounds], `${drafter}: separate runs, fused drafts`).toEqual([1, f.trees.length - 1]);
       expect([u.runs, u.fusedRounds]).toEqual([u.trees.length, 0]);
       // sampling keeps the separate run: the fused head follows greedy tokens
-      const sampled = await run(engine, drafter, { temperature: 0.8, topP: 1, topK: 0, seed: 3 });
+      const sampled = await run(fused, drafter, { temperature: 0.8, topP: 1, topK: 0, seed: 3 });
       expect(sampled.fusedRounds).toBe(0);
       expect(sampled.runs).toBe(sampled.trees.length);
     }
