@@ -44,6 +44,12 @@ export class PrefixHead implements DraftHead {
   private base = 0;
   /** next_ids of the cached positions (the token after each), to detect a changed context. */
   private ids: number[] = [];
+  /**
+   * tokens[0 .. base], the tokens before the cache's first next token: the cached K/V depend on them
+   * through the base hidden rows, so a change there (a new request that edits text the head no longer
+   * reads) empties the cache.
+   */
+  private lead: number[] = [];
   /** The verify graph with this head fused in, if the model has one. */
   private readonly fused?: OrtSession;
   /** A read-out the last fused pass made: the draft from position `at`. */
@@ -111,12 +117,14 @@ export class PrefixHead implements DraftHead {
       this.fusedRounds++;
       return ready.out;
     }
+    if (this.len > 0 && !this.leadIs(ctx.tokens)) this.len = 0;
     if (this.base < target && target <= this.base + this.len) this.dropBefore(target);
     else if (this.base !== target) {
       // a window of rows that starts elsewhere (a restored session) restarts the cache
       this.base = target;
       this.len = 0;
     }
+    if (this.len === 0) this.lead = ctx.tokens.slice(0, this.base + 1);
     // Reuse the cached positions whose next token is still the same (then their hidden rows are too).
     let keep = Math.min(this.len, newest - this.base);
     for (let j = 0; j < keep; j++) {
@@ -163,7 +171,7 @@ export class PrefixHead implements DraftHead {
 
   /** The cache holds every position before the pending token, each with its current next token. */
   private complete(tokens: readonly number[]): boolean {
-    if (this.base + this.len !== tokens.length - 1) return false;
+    if (this.base + this.len !== tokens.length - 1 || !this.leadIs(tokens)) return false;
     for (let j = 0; j < this.len; j++) if (this.ids[j] !== tokens[this.base + j + 1]) return false;
     return true;
   }
@@ -240,10 +248,18 @@ export class PrefixHead implements DraftHead {
     return W > 0 ? Math.max(rowsFrom, W * Math.floor((n + 1) / W) - W) : rowsFrom;
   }
 
+  private leadIs(tokens: readonly number[]): boolean {
+    const lead = this.lead;
+    if (lead.length !== this.base + 1 || tokens.length < lead.length) return false;
+    for (let i = 0; i < lead.length; i++) if (lead[i] !== tokens[i]) return false;
+    return true;
+  }
+
   /** Drops the cached positions before `at` (base < at <= base + len). */
   private dropBefore(at: number): void {
     const { heads: H, headDim: D } = this.shape;
     const drop = at - this.base;
+    for (let j = 0; j < drop; j++) this.lead.push(this.ids[j]); // ids[j] = tokens[base + j + 1]
     for (let h = 0; h < H; h++) {
       const o = h * this.cap * D;
       this.k.copyWithin(o, o + drop * D, o + this.len * D);

@@ -115,6 +115,21 @@ describe('a head with a window (PrefixHead.window)', () => {
     }
   });
 
+  it('forgets its cache when a token before the window changes (the cached rows depend on it)', async () => {
+    const a = engine.encodePrompt(TEXT + TEXT + TEXT);
+    const b = [...a];
+    b[2] = b[2] === 5 ? 6 : 5;
+    const W = 16;
+    const head = await newHead(false, W);
+    await head.output(ctx(a, await rowsOf(a)));
+    const start = head.cached.from;
+    expect(start).toBeGreaterThan(2);
+    const rowsB = await rowsOf(b);
+    const got = await head.output(ctx(b, rowsB));
+    const want = await (await newHead()).output({ ...ctx(b, rowsB), hiddenRows: rowsB.slice(start * d, (b.length - 1) * d), hiddenRowsFrom: start });
+    expect(maxDiff(got, want)).toBe(0);
+  });
+
   it('drafts every greedy round fused but the ones that cross into a new block, and stays lossless', async () => {
     const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
     const windowed = await Engine.load(fsShardSource(MODEL_DIR));
