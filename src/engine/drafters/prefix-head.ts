@@ -42,14 +42,12 @@ export class PrefixHead implements DraftHead {
   private cap = 0;
   private len = 0;
   private base = 0;
-  /** next_ids of the cached positions (the token after each), to detect a changed context. */
-  private ids: number[] = [];
   /**
-   * tokens[0 .. base], the tokens before the cache's first next token: the cached K/V depend on them
-   * through the base hidden rows, so a change there (a new request that edits text the head no longer
-   * reads) empties the cache.
+   * The tokens the cache was computed from, tokens[0 .. base + len]: a cached row's K/V depend on
+   * every token up to its next one (through the base hidden rows), so the rows before the first
+   * changed token are the ones that stay valid, wherever the change is (also before the window).
    */
-  private lead: number[] = [];
+  private seen: number[] = [];
   /** The verify graph with this head fused in, if the model has one. */
   private readonly fused?: OrtSession;
   /** A read-out the last fused pass made: the draft from position `at`. */
@@ -117,22 +115,14 @@ export class PrefixHead implements DraftHead {
       this.fusedRounds++;
       return ready.out;
     }
-    if (this.len > 0 && !this.leadIs(ctx.tokens)) this.len = 0;
     if (this.base < target && target <= this.base + this.len) this.dropBefore(target);
     else if (this.base !== target) {
       // a window of rows that starts elsewhere (a restored session) restarts the cache
       this.base = target;
       this.len = 0;
     }
-    if (this.len === 0) this.lead = ctx.tokens.slice(0, this.base + 1);
-    // Reuse the cached positions whose next token is still the same (then their hidden rows are too).
-    let keep = Math.min(this.len, newest - this.base);
-    for (let j = 0; j < keep; j++) {
-      if (this.ids[j] !== ctx.tokens[this.base + j + 1]) {
-        keep = j;
-        break;
-      }
-    }
+    // Reuse the cached positions before the first changed token (position t needs tokens[0 .. t + 1]).
+    const keep = Math.max(0, Math.min(this.len, newest - this.base, this.sameTokens(ctx.tokens) - this.base - 1));
     const start = this.base + keep;
     const m = newest + 1 - start;
     const hidden = rows.slice((start - rowsFrom) * d, (newest + 1 - rowsFrom) * d);
@@ -150,8 +140,7 @@ export class PrefixHead implements DraftHead {
     });
     this.runs++;
     this.append(Ph, out.new_key.data as Float32Array, out.new_value.data as Float32Array, m);
-    this.ids.length = Ph;
-    for (let t = start; t <= newest; t++) this.ids.push(ctx.tokens[t + 1]);
+    this.seen = ctx.tokens.slice(0, newest + 2);
     const data = out[this.outputName].data as Float32Array;
     for (const [name, t] of Object.entries(out)) if (name !== this.outputName) t.dispose();
     return data;
@@ -171,9 +160,7 @@ export class PrefixHead implements DraftHead {
 
   /** The cache holds every position before the pending token, each with its current next token. */
   private complete(tokens: readonly number[]): boolean {
-    if (this.base + this.len !== tokens.length - 1 || !this.leadIs(tokens)) return false;
-    for (let j = 0; j < this.len; j++) if (this.ids[j] !== tokens[this.base + j + 1]) return false;
-    return true;
+    return this.base + this.len === tokens.length - 1 && this.sameTokens(tokens) === tokens.length;
   }
 
   /**
@@ -232,8 +219,8 @@ export class PrefixHead implements DraftHead {
     }
     const Ph = this.len;
     this.append(Ph, k, v, ok);
-    this.ids.length = Ph;
-    for (let j = 0; j < ok; j++) this.ids.push(emitted[j]);
+    this.seen.length = this.base + Ph + 1;
+    for (let j = 0; j < ok; j++) this.seen.push(emitted[j]);
     if (ok === m && ok === emitted.length) this.ready = { at: at + ok - 1, out };
   }
 
@@ -248,24 +235,23 @@ export class PrefixHead implements DraftHead {
     return W > 0 ? Math.max(rowsFrom, W * Math.floor((n + 1) / W) - W) : rowsFrom;
   }
 
-  private leadIs(tokens: readonly number[]): boolean {
-    const lead = this.lead;
-    if (lead.length !== this.base + 1 || tokens.length < lead.length) return false;
-    for (let i = 0; i < lead.length; i++) if (lead[i] !== tokens[i]) return false;
-    return true;
+  /** How many leading tokens `tokens` shares with the ones the cache was computed from. */
+  private sameTokens(tokens: readonly number[]): number {
+    const n = Math.min(this.seen.length, tokens.length);
+    let i = 0;
+    while (i < n && this.seen[i] === tokens[i]) i++;
+    return i;
   }
 
   /** Drops the cached positions before `at` (base < at <= base + len). */
   private dropBefore(at: number): void {
     const { heads: H, headDim: D } = this.shape;
     const drop = at - this.base;
-    for (let j = 0; j < drop; j++) this.lead.push(this.ids[j]); // ids[j] = tokens[base + j + 1]
     for (let h = 0; h < H; h++) {
       const o = h * this.cap * D;
       this.k.copyWithin(o, o + drop * D, o + this.len * D);
       this.v.copyWithin(o, o + drop * D, o + this.len * D);
     }
-    this.ids.splice(0, drop);
     this.base = at;
     this.len -= drop;
   }

@@ -130,6 +130,21 @@ describe('a head with a window (PrefixHead.window)', () => {
     expect(maxDiff(got, want)).toBe(0);
   });
 
+  it('forgets the rows after a change that its window moves past (cached from 16, then reading from 32, token 20 changed)', async () => {
+    const a = engine.encodePrompt(TEXT + TEXT + TEXT);
+    const W = 16;
+    const head = await newHead(false, W);
+    await head.output(ctx(a.slice(0, 40), await rowsOf(a.slice(0, 40))));
+    expect(head.cached).toEqual({ from: 16, count: 23 });
+    const b = a.slice(0, 56);
+    b[20] = b[20] === 5 ? 6 : 5;
+    const rowsB = await rowsOf(b);
+    const got = await head.output(ctx(b, rowsB));
+    expect(head.cached.from).toBe(32);
+    const want = await (await newHead()).output({ ...ctx(b, rowsB), hiddenRows: rowsB.slice(32 * d, (b.length - 1) * d), hiddenRowsFrom: 32 });
+    expect(maxDiff(got, want)).toBe(0);
+  });
+
   it('drafts every greedy round fused but the ones that cross into a new block, and stays lossless', async () => {
     const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
     const windowed = await Engine.load(fsShardSource(MODEL_DIR));
