@@ -21,7 +21,7 @@ import { fsShardSource } from '../../src/node/fs-shard-source.js';
 import { DRAFTER_PREFERENCE } from '../../src/worker/drafter-choice.js';
 import { registerSpecs } from './drafters.js';
 import { DEFAULT_DRAFTERS, num, type BenchValues } from './options.js';
-import { readPrompts } from './prompts.js';
+import { fitPrompt, readPrompts } from './prompts.js';
 import { machineInfo } from './report.js';
 import { median, summarize, type PromptRun } from './stats.js';
 import { loadTransformersJs, type TransformersJsRuntime } from './transformers-js.js';
@@ -91,8 +91,7 @@ export async function runAnchorBench(values: BenchValues): Promise<void> {
 
   const runs = new Map<string, Run[]>(names.map((n) => [n, []]));
   for (let i = 0; i < prompts.length; i++) {
-    let ids = engine.encodePrompt(prompts[i]);
-    if (ids.length > maxPromptTokens) ids = [ids[0], ...ids.slice(ids.length - maxPromptTokens + 1)];
+    const ids = fitPrompt(engine.encodePrompt(prompts[i]), maxPromptTokens);
     const order = names.map((_, j) => names[(i + j) % names.length]);
     for (const name of order) runs.get(name)!.push(await run(name, ids, maxTokens));
     if (!values.quiet) {

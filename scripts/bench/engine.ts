@@ -7,7 +7,7 @@ import { fsShardSource } from '../../src/node/fs-shard-source.js';
 import { wasmHeapBytes, watchWasmHeap } from '../../src/wasm-heap.js';
 import { registerSpecs } from './drafters.js';
 import { num, type BenchValues } from './options.js';
-import { readPrompts } from './prompts.js';
+import { fitPrompt, readPrompts } from './prompts.js';
 import { machineInfo, printTable, writeOutputs } from './report.js';
 import { summarize, type DrafterSummary, type PromptRun } from './stats.js';
 
@@ -43,8 +43,7 @@ export async function runEngineBench(values: BenchValues): Promise<void> {
   }
 
   for (let i = 0; i < prompts.length; i++) {
-    let promptTokens = engine.encodePrompt(prompts[i]);
-    if (promptTokens.length > maxPromptTokens) promptTokens = [promptTokens[0], ...promptTokens.slice(promptTokens.length - maxPromptTokens + 1)];
+    const promptTokens = fitPrompt(engine.encodePrompt(prompts[i]), maxPromptTokens);
     const others = specs.filter((s) => s !== 'plain');
     const order = ['plain', ...others.map((_, j) => others[(i + j) % others.length])];
     for (const spec of order) {

@@ -15,3 +15,8 @@ export function readPrompts(path: string, limit: number): string[] {
     .map((l) => (JSON.parse(l) as { prompt: string }).prompt);
   return limit > 0 ? prompts.slice(0, limit) : prompts;
 }
+
+/** A prompt's ids cut to `room` tokens: the first (<s>) and the last room - 1, as a client that keeps the newest text would. */
+export function fitPrompt(ids: number[], room: number): number[] {
+  return ids.length > room ? [ids[0], ...ids.slice(ids.length - room + 1)] : ids;
+}

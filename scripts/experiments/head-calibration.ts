@@ -26,7 +26,7 @@ import {
   type WeightedTree,
 } from '../../src/engine/index.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
-import { readPrompts } from '../bench/prompts.js';
+import { fitPrompt, readPrompts } from '../bench/prompts.js';
 
 const { values } = parseArgs({
   options: {
@@ -85,9 +85,7 @@ engine.registerDrafter('calibration', async (e) => {
 const maxTokens = Number(values['max-tokens']);
 const prompts = readPrompts(values.prompts!, Number(values.limit));
 for (const [i, p] of prompts.entries()) {
-  let promptTokens = engine.encodePrompt(p);
-  const room = engine.maxContext - maxTokens;
-  if (promptTokens.length > room) promptTokens = [promptTokens[0], ...promptTokens.slice(promptTokens.length - room + 1)];
+  const promptTokens = fitPrompt(engine.encodePrompt(p), engine.maxContext - maxTokens);
   const s = engine.createSession();
   for await (const _ of s.generate({
     promptTokens, maxTokens, drafter: 'calibration', treeBudget: Number(values.budget),

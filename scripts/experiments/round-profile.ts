@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { Engine } from '../../src/engine/index.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
-import { readPrompts } from '../bench/prompts.js';
+import { fitPrompt, readPrompts } from '../bench/prompts.js';
 import { registerSpecs } from '../bench/drafters.js';
 
 const { values: args } = parseArgs({
@@ -34,7 +34,7 @@ for (const spec of specs) {
 }
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
 for (const p of prompts) {
-  const promptTokens = engine.encodePrompt(p).slice(-448);
+  const promptTokens = fitPrompt(engine.encodePrompt(p), engine.maxContext - Number(args['max-tokens']));
   for (const spec of specs) {
     const a = acc.get(spec)!;
     let r = 0, prefill = 0;
