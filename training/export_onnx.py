@@ -325,7 +325,9 @@ def build_prefix_head(base, head, shortlist=0):
         sl = g.op("Add", [g.op("Reshape", [g.linear(u, np32(head.upsample.weight).T, np32(head.upsample.bias), hint="upsample"),
                                           g.shape_const([1, c.slots, ds])]),
                           g.const(np32(head.slot_emb)[None], "slot_emb")])                    # [1,slots,ds]
-        y = g.linear(slot_layer(g, sl, head.slot_layer, ds, nh), np32(head.slot_out.weight).T, hint="slot_out")
+        if head.slot_layer is not None:
+            sl = slot_layer(g, sl, head.slot_layer, ds, nh)
+        y = g.linear(sl, np32(head.slot_out.weight).T, hint="slot_out")
         y = g.rms_norm(y, np32(head.slot_norm.weight), c.norm_eps, "slot_norm")             # [1,slots,d]
         blank = g.op("Add", [g.op("MatMul", [y, g.const(np32(head.blank.weight).T, "blank_w")]),
                              g.const(np32(head.blank.bias), "blank_b")])
@@ -339,7 +341,8 @@ def build_prefix_head(base, head, shortlist=0):
         g.output(g.op("MatMul", [outs, table]), "logits", F32, [c.k, n])
     m = g.model()
     newest = ["wo", "w_gate_up", "w_down", "lm_shortlist"] + (
-        ["upsample", "in_proj", "out_proj", "ff1", "ff2", "slot_out"] if c.kind == "ctc2" else ["heads"])
+        ["upsample", "slot_out"] + (["in_proj", "out_proj", "ff1", "ff2"] if head.slot_layer is not None else [])
+        if c.kind == "ctc2" else ["heads"])
     onnx.helper.set_model_props(m, {"dynamic_weights": ",".join(newest)})
     return m
 

@@ -254,6 +254,7 @@ class PrefixHeadConfig:
     ffn_hidden: int = 688      # the prefix layer (a base-model block)
     slot_dim: int = 128        # ctc2: the slots are mixed at this width (the slot layer's cost)
     slot_ffn: int = 256        # ctc2: the slot layer's FFN
+    slot_layers: int = 1       # ctc2: 0 drops the slot layer (each slot a projection of u_t alone)
     shortlist_size: int = 0    # read out only the most frequent greedy-output tokens (0: all)
     max_seq_len: int = 512
     rope_theta: float = 10000.0
@@ -299,8 +300,10 @@ class PrefixDraftHead(nn.Module):
             ds = cfg.slot_dim
             self.upsample = nn.Linear(d, cfg.slots * ds, bias=True)
             self.slot_emb = nn.Parameter(torch.randn(cfg.slots, ds) * 0.02)
-            self.slot_layer = nn.TransformerEncoderLayer(ds, cfg.n_heads, cfg.slot_ffn, dropout=0.0,
-                                                         activation="gelu", batch_first=True, norm_first=True)
+            # The slot layer lets the slots see each other (about a fifth of the head's cost per round)
+            self.slot_layer = (nn.TransformerEncoderLayer(ds, cfg.n_heads, cfg.slot_ffn, dropout=0.0,
+                                                          activation="gelu", batch_first=True, norm_first=True)
+                               if cfg.slot_layers else None)
             self.slot_out = nn.Linear(ds, d, bias=False)
             self.slot_norm = RMSNorm(d, cfg.norm_eps)
             self.blank = nn.Linear(d, 1, bias=True)
@@ -325,7 +328,7 @@ class PrefixDraftHead(nn.Module):
         w = lm_weight[self.shortlist_ids]
         if self.cfg.kind == "ctc2":
             s = self.upsample(u).view(-1, self.cfg.slots, self.cfg.slot_dim) + self.slot_emb
-            y = self.slot_norm(self.slot_out(self.slot_layer(s)))
+            y = self.slot_norm(self.slot_out(self.slot_layer(s) if self.slot_layer is not None else s))
             return torch.cat([y @ w.t(), self.blank(y)], -1).log_softmax(-1)
         outs = [u + F.silu(h(u)) for h in self.heads]
         return torch.stack(outs, 1) @ w.t()

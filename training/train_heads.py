@@ -12,13 +12,13 @@ Time-budgeted (--minutes), checkpointed every --checkpoint-minutes to <out>/ckpt
 Both read the same examples (hidden state at t, pending token x[t+1]) -> x[t+2 : t+2+k] and get the
 same time budget, so the benchmark compares methods, not training effort.
 """
-import argparse, json, os, time
+import argparse, hashlib, json, os, time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.model import CTCDraftHead, MedusaHeads, HeadConfig, PrefixDraftHead, PrefixHeadConfig
+from training.model import rope_cos_sin, CTCDraftHead, MedusaHeads, HeadConfig, PrefixDraftHead, PrefixHeadConfig
 from training.common import setup_device, autocast, lr_at, save_atomic, Clock
 from training.distill import load_base
 from training.progress import bar as progress_bar, summary as summary_line
@@ -67,22 +67,48 @@ def head_loss(head, kind, h, pending, targets, emb, vocab):
 class HiddenCache:
     """The frozen base model's hidden states of every distilled sequence, computed once (fp16):
     head v2 reads whole sequences each step, and the base forward would otherwise be most of a
-    CPU step."""
+    CPU step. With `directory` the states are also written there (one .npy per prompt length, named
+    after the base checkpoint's hash) and memory-mapped by later runs, so two heads trained side by
+    side, or a resumed run, skip the base forward (about 15 CPU-minutes for data/distill-v4)."""
 
-    def __init__(self, base, examples, device, batch=32):
+    def __init__(self, base, examples, device, batch=32, directory=None, base_path=""):
         self.rows = {}
-        total = sum(len(seqs) for seqs, _ in examples.groups)
-        with progress_bar(total=total, desc="base hidden states", unit="seq") as bar:
-            for seqs, lp in examples.groups:
-                out = []
-                for i in range(0, len(seqs), batch):
-                    with torch.no_grad(), autocast(device):
-                        out.append(base(seqs[i:i + batch].to(device))[1].half().cpu())
-                    bar.update(min(batch, len(seqs) - i))
-                self.rows[lp] = torch.cat(out)
+        tag = hashlib.sha256(open(base_path, "rb").read()).hexdigest()[:12] if directory and base_path else None
+        paths = {lp: os.path.join(directory, f"hidden-{tag}-p{lp}.npy") for _, lp in examples.groups} if tag else {}
+        todo = [(seqs, lp) for seqs, lp in examples.groups if not (paths and os.path.exists(paths[lp]))]
+        for seqs, lp in examples.groups:
+            if lp not in {t[1] for t in todo}:
+                arr = np.load(paths[lp], mmap_mode="r")
+                assert arr.shape[:2] == tuple(seqs.shape), f"{paths[lp]} does not match the distilled sequences"
+                self.rows[lp] = arr
+        total = sum(len(seqs) for seqs, _ in todo)
+        if total:
+            with progress_bar(total=total, desc="base hidden states", unit="seq") as bar:
+                for seqs, lp in todo:
+                    out = []
+                    for i in range(0, len(seqs), batch):
+                        with torch.no_grad(), autocast(device):
+                            out.append(base_hidden(base, seqs[i:i + batch].to(device)).half().cpu())
+                        bar.update(min(batch, len(seqs) - i))
+                    self.rows[lp] = torch.cat(out).numpy()
+                    if paths:
+                        tmp = paths[lp] + ".tmp.npy"
+                        np.save(tmp, self.rows[lp])
+                        os.replace(tmp, paths[lp])
 
     def get(self, lp, idx):
-        return self.rows[lp][idx]
+        return torch.from_numpy(np.ascontiguousarray(self.rows[lp][idx.numpy()]))
+
+
+def base_hidden(base, ids):
+    """The base model's last hidden states [B,T,d] (after the final norm), without the LM head."""
+    B, T = ids.shape
+    pos = torch.arange(T, device=ids.device).unsqueeze(0).expand(B, T)
+    cos, sin = rope_cos_sin(pos, base.cfg.head_dim, base.cfg.rope_theta)
+    x = base.embed(ids)
+    for b in base.blocks:
+        x, _, _ = b(x, cos, sin)
+    return base.norm(x)
 
 
 def prefix_examples(base, seqs, lp, k, device, per_seq, rng, noise=0.0, hidden=None):
@@ -230,9 +256,14 @@ def main():
     ap.add_argument("--shortlist", type=int, default=1024, help="head v2: read out only the N tokens the base emits most (0: all)")
     ap.add_argument("--aux-ce", type=float, default=0.0, help="head v2: weight of the trunk's next-token CE")
     ap.add_argument("--slot-ce", type=float, default=0.0, help="ctc2: weight of a per-slot CE towards the 'each token k/slots times' alignment")
+    ap.add_argument("--slot-layers", type=int, default=None,
+                    help="ctc2: 1 (default) mixes the slots with one small layer, 0 drops it (a cheaper round); "
+                         "with --init the other weights are kept")
     ap.add_argument("--noise", type=float, default=0.0, help="head v2: Gaussian noise on the base hidden states (x their std)")
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    ap.add_argument("--cache-hidden", type=int, default=1, help="head v2: compute the base hidden states once (fp16 in memory)")
+    ap.add_argument("--cache-hidden", type=int, default=1,
+                    help="head v2: compute the base hidden states once (fp16): 1 in memory, 2 also on disk next to "
+                         "the data (reused by later runs), 0 every step")
     ap.add_argument("--use-token", type=int, default=1)
     ap.add_argument("--seqs-per-step", type=int, default=16)
     ap.add_argument("--positions-per-seq", type=int, default=None, help="default 16; head v2: 64 (the trunk runs over whole sequences)")
@@ -265,6 +296,8 @@ def main():
     state = torch.load(ckpt_path, map_location="cpu") if args.resume and os.path.exists(ckpt_path) else None
     if state or args.init:
         cfg = Cfg(**(state or torch.load(args.init, map_location="cpu"))["config"])
+    if prefix and not state and args.slot_layers is not None:
+        cfg.slot_layers = args.slot_layers
     head = (PrefixDraftHead if prefix else CTCDraftHead if cfg.kind == "ctc" else MedusaHeads)(cfg).to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=0.01)
     if prefix and cfg.shortlist_size and not (state or args.init):
@@ -279,8 +312,11 @@ def main():
         step, clock = state["step"], Clock(state["elapsed"])
     elif args.init:
         init = torch.load(args.init, map_location="cpu")
-        head.load_state_dict(init["model"])
-        print(f"initialised from {args.init} ({init.get('step', 0)} steps)", flush=True)
+        # strict unless the slot layer was dropped or added (--slot-layers): the rest still fits
+        changed = prefix and init["config"].get("slot_layers", 1) != cfg.slot_layers
+        missing, unexpected = head.load_state_dict(init["model"], strict=not changed)
+        dropped = f", left out {len(unexpected)} tensors, new {len(missing)}" if changed else ""
+        print(f"initialised from {args.init} ({init.get('step', 0)} steps{dropped})", flush=True)
     if args.eval_only:
         if args.eval_shortlist:
             head.shortlist_ids = head.shortlist_ids[:args.eval_shortlist]
@@ -291,7 +327,8 @@ def main():
         return
     train = Examples(os.path.join(args.data, "train.npz"), cfg.k)
     rng = np.random.default_rng(step)
-    cache = HiddenCache(base, train, device) if prefix and args.cache_hidden else None
+    cache = (HiddenCache(base, train, device, directory=args.data if args.cache_hidden == 2 else None, base_path=args.base)
+             if prefix and args.cache_hidden else None)
     clock = Clock(clock.previous)  # the budget is for training steps, not for filling the cache
     print(f"{cfg.kind} head: {sum(p.numel() for p in head.parameters()) / 1e6:.2f}M params, "
           f"k={cfg.k}, device {device}", flush=True)
@@ -338,6 +375,8 @@ def main():
                "val_loss": val_loss, "top1_chain_accepted": acc, "chain_at_least": per_slot}
     if getattr(cfg, "shortlist_size", 0):
         summary["shortlist"] = cfg.shortlist_size
+    if cfg.kind == "ctc2":
+        summary["slot_layers"] = cfg.slot_layers
     save_atomic({"config": cfg.to_dict(), "model": head.state_dict(), "optimizer": opt.state_dict(),
                  "step": step, "elapsed": clock.elapsed(), "summary": summary}, ckpt_path)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
