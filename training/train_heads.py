@@ -296,8 +296,11 @@ def main():
     state = torch.load(ckpt_path, map_location="cpu") if args.resume and os.path.exists(ckpt_path) else None
     if state or args.init:
         cfg = Cfg(**(state or torch.load(args.init, map_location="cpu"))["config"])
-    if prefix and not state and args.slot_layers is not None:
-        cfg.slot_layers = args.slot_layers
+    if prefix and not state and args.init:  # --init with another read-out: the flags given win
+        if args.slot_layers is not None:
+            cfg.slot_layers = args.slot_layers
+        if args.k:
+            cfg.k, cfg.slots = args.k, args.slots or 2 * args.k
     head = (PrefixDraftHead if prefix else CTCDraftHead if cfg.kind == "ctc" else MedusaHeads)(cfg).to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=0.01)
     if prefix and cfg.shortlist_size and not (state or args.init):
@@ -312,11 +315,23 @@ def main():
         step, clock = state["step"], Clock(state["elapsed"])
     elif args.init:
         init = torch.load(args.init, map_location="cpu")
-        # strict unless the slot layer was dropped or added (--slot-layers): the rest still fits
-        changed = prefix and init["config"].get("slot_layers", 1) != cfg.slot_layers
-        missing, unexpected = head.load_state_dict(init["model"], strict=not changed)
-        dropped = f", left out {len(unexpected)} tensors, new {len(missing)}" if changed else ""
-        print(f"initialised from {args.init} ({init.get('step', 0)} steps{dropped})", flush=True)
+        weights, changed = init["model"], False
+        if prefix:
+            # a dropped slot layer leaves its tensors out; fewer slots or read-outs keep the first ones
+            # (slot j of 2k holds draft token j // 2 under the per-slot CE's alignment, so they still fit)
+            own = head.state_dict()
+            changed = init["config"].get("slot_layers", 1) != cfg.slot_layers
+            for name, w in list(weights.items()):
+                if name in own and own[name].shape != w.shape:
+                    n = own[name].shape[0]
+                    assert own[name].shape[1:] == w.shape[1:] and n < w.shape[0], f"{name}: {tuple(w.shape)} -> {tuple(own[name].shape)}"
+                    weights[name] = w[:n].clone()
+                    changed = True
+            if cfg.kind == "medusa2":
+                weights = {k: v for k, v in weights.items() if not k.startswith("heads.") or int(k.split(".")[1]) < cfg.k}
+        missing, unexpected = head.load_state_dict(weights, strict=not changed)
+        note = f", left out {len(unexpected)} tensors, {len(missing)} new" if changed else ""
+        print(f"initialised from {args.init} ({init.get('step', 0)} steps{note})", flush=True)
     if args.eval_only:
         if args.eval_shortlist:
             head.shortlist_ids = head.shortlist_ids[:args.eval_shortlist]
