@@ -355,7 +355,8 @@ def main():
     bar = progress_bar(total=round(args.minutes * 60), initial=round(clock.elapsed()), unit="s", desc=f"{cfg.kind} head")
     ckpt_t = time.time()
     while True:
-        progress = clock.elapsed() / (args.minutes * 60)
+        # --minutes 0: no steps (fill the --cache-hidden 2 files, evaluate)
+        progress = clock.elapsed() / (args.minutes * 60) if args.minutes > 0 else 1.0
         if args.max_steps:
             progress = max(progress, step / args.max_steps)
         if progress >= 1:
