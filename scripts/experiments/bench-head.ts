@@ -5,11 +5,13 @@
  * round (the tokens a round accepted). Prints medians and the median of per-repetition ratios.
  *
  *   npx tsx scripts/experiments/bench-head.ts --head data/onnx/ctc2_head.int8.onnx --head data/onnx/medusa2_head.int8.onnx
+ *       [--window 64]   (the head's PrefixHead.window, the engine's default; 0 = it reads every position)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { LanguageModel, chainTree, createSession, PrefixHead, type ModelConfig } from '../../src/engine/index.js';
+import { HEAD_WINDOW } from '../../src/engine/drafters/index.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -19,6 +21,7 @@ const { values: args } = parseArgs({
     P: { type: 'string', default: '256' },
     accept: { type: 'string', default: '1,3' },
     reps: { type: 'string', default: '40' },
+    window: { type: 'string', default: String(HEAD_WINDOW) },
     json: { type: 'string' },
   },
 });
@@ -43,7 +46,7 @@ const decode = async () => {
 const heads = await Promise.all(args.head!.map(async (path) => {
   const s = await createSession(readFileSync(path));
   const out = s.outputNames.find((n) => n === 'log_probs' || n === 'logits')!;
-  return { path, head: new PrefixHead(s, { d, heads: 4, headDim: d / 4, maxSeqLen: config.max_seq_len }, out) };
+  return { path, head: new PrefixHead(s, { d, heads: 4, headDim: d / 4, maxSeqLen: config.max_seq_len }, out, undefined, Number(args.window)) };
 }));
 const ctxTokens = tokens(P + 64, 3);
 const hiddenRows = new Float32Array((P + 64) * d).map((_, i) => Math.sin(i));
@@ -66,7 +69,7 @@ for (const a of args.accept!.split(',').map(Number)) {
       ds.push(td);
       rs.push(th / td);
     }
-    const row = { head: path, P, accepted: a, head_ms: +med(hs).toFixed(3), decode_ms: +med(ds).toFixed(3), head_over_decode: +med(rs).toFixed(3),
+    const row = { head: path, P, window: Number(args.window), accepted: a, head_ms: +med(hs).toFixed(3), decode_ms: +med(ds).toFixed(3), head_over_decode: +med(rs).toFixed(3),
       // On a loaded machine the fastest run of each is the steadier estimate of the work itself.
       head_min_ms: +min(hs).toFixed(3), decode_min_ms: +min(ds).toFixed(3), min_over_min: +(min(hs) / min(ds)).toFixed(3) };
     rows.push(row);
