@@ -10,8 +10,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
-import { LanguageModel, chainTree, createSession, PrefixHead, type ModelConfig } from '../../src/engine/index.js';
-import { HEAD_WINDOW } from '../../src/engine/drafters/index.js';
+import { HEAD_WINDOW, LanguageModel, chainTree, createSession, PrefixHead, type ModelConfig } from '../../src/engine/index.js';
 
 const { values: args } = parseArgs({
   options: {
