@@ -151,15 +151,19 @@ class BaseModel(nn.Module):
     def non_embedding_params(self):
         return sum(p.numel() for n, p in self.named_parameters() if not n.startswith(("embed", "output")))
 
-    def forward(self, input_ids):
-        """Training/eval: input_ids [B,T] -> logits [B,T,V], hidden [B,T,d] (after final norm)."""
+    def hidden(self, input_ids):
+        """input_ids [B,T] -> last hidden states [B,T,d] (after the final norm), without the LM head."""
         B, T = input_ids.shape
         pos = torch.arange(T, device=input_ids.device).unsqueeze(0).expand(B, T)
         cos, sin = rope_cos_sin(pos, self.cfg.head_dim, self.cfg.rope_theta)
         x = self.embed(input_ids)
         for b in self.blocks:
             x, _, _ = b(x, cos, sin)
-        h = self.norm(x)
+        return self.norm(x)
+
+    def forward(self, input_ids):
+        """Training/eval: input_ids [B,T] -> logits [B,T,V], hidden [B,T,d] (after final norm)."""
+        h = self.hidden(input_ids)
         return self.lm_head(h), h
 
     def forward_cached(self, input_ids, position_ids, attn_mask, past):

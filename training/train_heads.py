@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.model import rope_cos_sin, CTCDraftHead, MedusaHeads, HeadConfig, PrefixDraftHead, PrefixHeadConfig
+from training.model import CTCDraftHead, MedusaHeads, HeadConfig, PrefixDraftHead, PrefixHeadConfig
 from training.common import setup_device, autocast, lr_at, save_atomic, Clock
 from training.distill import load_base
 from training.progress import bar as progress_bar, summary as summary_line
@@ -47,7 +47,7 @@ def make_examples(base, seqs, lp, k, device, per_seq, rng):
     Returns hidden [N,d], pending [N], targets [N,k]."""
     seqs = seqs.to(device)
     with torch.no_grad(), autocast(device):
-        _, hidden = base(seqs)
+        hidden = base.hidden(seqs)
     hidden = hidden.float()
     B, T = seqs.shape
     lo, hi = lp - 1, T - k - 2  # t+1 is greedy output when t >= lp-1; targets need t+k+1 <= T-1
@@ -74,41 +74,31 @@ class HiddenCache:
     def __init__(self, base, examples, device, batch=32, directory=None, base_path=""):
         self.rows = {}
         tag = hashlib.sha256(open(base_path, "rb").read()).hexdigest()[:12] if directory and base_path else None
-        paths = {lp: os.path.join(directory, f"hidden-{tag}-p{lp}.npy") for _, lp in examples.groups} if tag else {}
-        todo = [(seqs, lp) for seqs, lp in examples.groups if not (paths and os.path.exists(paths[lp]))]
+        todo = []
         for seqs, lp in examples.groups:
-            if lp not in {t[1] for t in todo}:
-                arr = np.load(paths[lp], mmap_mode="r")
-                assert arr.shape[:2] == tuple(seqs.shape), f"{paths[lp]} does not match the distilled sequences"
+            path = os.path.join(directory, f"hidden-{tag}-p{lp}.npy") if tag else None
+            if path and os.path.exists(path):
+                arr = np.load(path, mmap_mode="r")
+                assert arr.shape[:2] == tuple(seqs.shape), f"{path} does not match the distilled sequences"
                 self.rows[lp] = arr
-        total = sum(len(seqs) for seqs, _ in todo)
-        if total:
-            with progress_bar(total=total, desc="base hidden states", unit="seq") as bar:
-                for seqs, lp in todo:
+            else:
+                todo.append((seqs, lp, path))
+        if todo:
+            with progress_bar(total=sum(len(seqs) for seqs, _, _ in todo), desc="base hidden states", unit="seq") as bar:
+                for seqs, lp, path in todo:
                     out = []
                     for i in range(0, len(seqs), batch):
                         with torch.no_grad(), autocast(device):
-                            out.append(base_hidden(base, seqs[i:i + batch].to(device)).half().cpu())
+                            out.append(base.hidden(seqs[i:i + batch].to(device)).half().cpu())
                         bar.update(min(batch, len(seqs) - i))
                     self.rows[lp] = torch.cat(out).numpy()
-                    if paths:
-                        tmp = paths[lp] + ".tmp.npy"
+                    if path:
+                        tmp = path + ".tmp.npy"
                         np.save(tmp, self.rows[lp])
-                        os.replace(tmp, paths[lp])
+                        os.replace(tmp, path)
 
     def get(self, lp, idx):
         return torch.from_numpy(np.ascontiguousarray(self.rows[lp][idx.numpy()]))
-
-
-def base_hidden(base, ids):
-    """The base model's last hidden states [B,T,d] (after the final norm), without the LM head."""
-    B, T = ids.shape
-    pos = torch.arange(T, device=ids.device).unsqueeze(0).expand(B, T)
-    cos, sin = rope_cos_sin(pos, base.cfg.head_dim, base.cfg.rope_theta)
-    x = base.embed(ids)
-    for b in base.blocks:
-        x, _, _ = b(x, cos, sin)
-    return base.norm(x)
 
 
 def prefix_examples(base, seqs, lp, k, device, per_seq, rng, noise=0.0, hidden=None):
@@ -118,7 +108,7 @@ def prefix_examples(base, seqs, lp, k, device, per_seq, rng, noise=0.0, hidden=N
     seqs = seqs.to(device)
     if hidden is None:
         with torch.no_grad(), autocast(device):
-            _, hidden = base(seqs)
+            hidden = base.hidden(seqs)
     hidden = hidden.to(device).float()[:, :-1]
     if noise > 0:
         hidden = hidden + noise * hidden.std() * torch.randn_like(hidden)
