@@ -327,7 +327,7 @@ def main():
             head.shortlist_ids = head.shortlist_ids[:args.eval_shortlist]
         val = Examples(os.path.join(args.data, "val.npz"), cfg.k)
         acc, val_loss, per_slot = evaluate(head, cfg.kind, base, val, cfg.k, device, emb, vocab)
-        print(json.dumps({"head": args.init, "kind": cfg.kind, "k": cfg.k, "shortlist": len(head.shortlist_ids), "val_loss": val_loss,
+        print(json.dumps({"head": args.init, "kind": cfg.kind, "k": cfg.k, "shortlist": len(head.shortlist_ids) if prefix else None, "val_loss": val_loss,
                           "top1_chain_accepted": acc, "chain_at_least": per_slot}), flush=True)
         return
     train = Examples(os.path.join(args.data, "train.npz"), cfg.k)
