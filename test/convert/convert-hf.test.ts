@@ -11,30 +11,14 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine, LanguageModel, loadArtifact, loadManifest, type GenerateEvent } from '../../src/engine/index.js';
 import { registerDrafters } from '../../src/engine/drafters/index.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { PY, PY_MISSING, py, readF32, ROOT } from './python.js';
 
-const ROOT = resolve(__dirname, '../..');
-
-/** A python3 that imports what the converter needs, or null. */
-function findPython(): string | null {
-  for (const py of [process.env.PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[]) {
-    const r = spawnSync(py, ['-c', 'import torch, onnx, numpy, tqdm'], { encoding: 'utf8' });
-    if (r.status === 0) return py;
-  }
-  return null;
-}
-const PY = findPython();
-if (!PY) console.log('convert-hf: skipped: no python3 with torch, onnx, numpy and tqdm (apt-get install python3-torch python3-onnx python3-numpy python3-tqdm)');
-
-function py(args: string[]): string {
-  const r = spawnSync(PY!, args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, PYTHONPATH: ROOT } });
-  if (r.status !== 0) throw new Error(`${args.join(' ')} failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
-  return r.stdout;
-}
+if (!PY) console.log(`convert-hf: skipped: ${PY_MISSING}`);
 
 const VARIANTS = {
   tied: ['--seed', '1'],
@@ -63,8 +47,7 @@ beforeAll(() => {
     }
     py(['test/convert/reference.py', hf, join(dir, `ref-${v}`), '--prompt', PROMPT.join(','), '--new', String(NEW)]);
     const ref = JSON.parse(readFileSync(join(dir, `ref-${v}`, 'reference.json'), 'utf8')) as { greedy: number[]; margins: number[] };
-    const raw = readFileSync(join(dir, `ref-${v}`, 'logits.f32'));
-    out[v] = { logits: new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)), ...ref, convertLog };
+    out[v] = { logits: readF32(join(dir, `ref-${v}`, 'logits.f32')), ...ref, convertLog };
   }
 }, 600_000);
 
@@ -162,8 +145,7 @@ describe.skipIf(!PY)('convert_hf: a Hugging Face Llama checkpoint -> this projec
       expect(got.length).toBeGreaterThan(0);
       const seq = [...PROMPT, ...got.slice(0, -1)];
       py(['test/convert/reference.py', join(dir, `hf-${v}`), join(dir, `forced-${v}`), '--prompt', seq.join(','), '--new', '0']);
-      const raw = readFileSync(join(dir, `forced-${v}`, 'logits.f32'));
-      const ref = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+      const ref = readF32(join(dir, `forced-${v}`, 'logits.f32'));
       const V = ref.length / seq.length;
       const tol = 0.03 * maxAbs(out[v].logits);
       let same = 0;

@@ -3,27 +3,20 @@
  * from: random heads on a small random base model (test/convert/head_reference.py), `ctc2` with its slot
  * layer and without it (`slot_layers` 0), and `medusa2`. The fp32 graph, run by onnxruntime-web over 37
  * new positions with an empty cache, must give PyTorch's output at the newest position and the trunk's
- * rotated keys to 1e-4 of their magnitude. Needs Debian's python3 with torch and onnx; skips without.
+ * rotated keys to 1e-4 of their magnitude. Needs Debian's python3 with torch, onnx, numpy and tqdm; skips without.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSession, ort } from '../../src/engine/index.js';
+import { PY, PY_MISSING, py, readF32 } from './python.js';
 
-const ROOT = resolve(__dirname, '../..');
-const PY = ['/usr/bin/python3', 'python3'].find((py) => spawnSync(py, ['-c', 'import torch, onnx, numpy'], { encoding: 'utf8' }).status === 0);
-if (!PY) console.log('head-export: skipped: no python3 with torch, onnx and numpy (apt-get install python3-torch python3-onnx python3-numpy)');
+if (!PY) console.log(`head-export: skipped: ${PY_MISSING}`);
 const dir = PY ? mkdtempSync(join(tmpdir(), 'ctc-edge-head-export-')) : '';
 afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-const f32 = (path: string) => {
-  const b = readFileSync(path);
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-};
 
 /** max |a - b| / max |b| */
 function relErr(a: Float32Array, b: Float32Array): number {
@@ -45,9 +38,7 @@ const CASES = [
 describe.skipIf(!PY)('head v2 export matches PyTorch', () => {
   it.each(CASES)('%s, slot layers %i', async (kind, slotLayers) => {
     const out = join(dir, `${kind}-${slotLayers}`);
-    const r = spawnSync(PY!, ['test/convert/head_reference.py', out, '--kind', kind, '--slot-layers', String(slotLayers), '--seed', String(3 + slotLayers)],
-      { cwd: ROOT, encoding: 'utf8', env: { ...process.env, PYTHONPATH: ROOT } });
-    expect(r.status, r.stderr).toBe(0);
+    py(['test/convert/head_reference.py', out, '--kind', kind, '--slot-layers', String(slotLayers), '--seed', String(3 + slotLayers)]);
     const meta = JSON.parse(readFileSync(join(out, 'meta.json'), 'utf8')) as {
       d: number; heads: number; head_dim: number; m: number; next_ids: number[]; out_shape: number[]; output: string;
     };
@@ -56,7 +47,7 @@ describe.skipIf(!PY)('head v2 export matches PyTorch', () => {
     const mask = new Float32Array(m * m);
     for (let i = 0; i < m; i++) for (let j = i + 1; j < m; j++) mask[i * m + j] = -1e9; // causal
     const res = await session.run({
-      hidden: new ort.Tensor('float32', f32(join(out, 'hidden.f32')), [1, m, d]),
+      hidden: new ort.Tensor('float32', readF32(join(out, 'hidden.f32')), [1, m, d]),
       next_ids: new ort.Tensor('int64', BigInt64Array.from(meta.next_ids.map(BigInt)), [1, m]),
       position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: m }, (_, i) => BigInt(i)), [1, m]),
       attention_mask: new ort.Tensor('float32', mask, [1, 1, m, m]),
@@ -65,8 +56,8 @@ describe.skipIf(!PY)('head v2 export matches PyTorch', () => {
     });
     const got = res[meta.output];
     expect(got.dims).toEqual(meta.out_shape);
-    expect(relErr(got.data as Float32Array, f32(join(out, 'out.f32')))).toBeLessThan(1e-4);
-    expect(relErr(res.new_key.data as Float32Array, f32(join(out, 'keys.f32')))).toBeLessThan(1e-4);
+    expect(relErr(got.data as Float32Array, readF32(join(out, 'out.f32')))).toBeLessThan(1e-4);
+    expect(relErr(res.new_key.data as Float32Array, readF32(join(out, 'keys.f32')))).toBeLessThan(1e-4);
     await session.release();
   }, 120_000);
 });
