@@ -14,10 +14,16 @@
  * clock, had already run out), so the client's next request on it was reset. Between pieces the reads
  * wait for a zero timer, which lets the event loop serve everything else first.
  */
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 
 /** A client still sending after this long gets its answer anyway, and then its connection is closed. */
 export const DRAIN_MS = 5_000;
+/**
+ * After such a late answer the body is still read this long before the connection is closed. Closing on a
+ * client that is still writing makes its TCP stack reset the connection, and a reset discards whatever of
+ * the answer the client has not read yet (HTTP servers' "lingering close" waits the same way).
+ */
+export const LINGER_MS = 2_000;
 /** Bytes read and discarded at most (beyond the body limit: a 413 body is drained too). */
 export const DRAIN_MAX_BYTES = 4 * 1024 * 1024;
 /** Bytes per read, both for the app and for the drain. */
@@ -39,7 +45,7 @@ export function drainUnreadBody(): MiddlewareHandler {
     // No GET or HEAD route reads a body, and a Request with one cannot be built (the constructor throws).
     if (c.req.method === 'GET' || c.req.method === 'HEAD') {
       await next();
-      return drain(reader);
+      return drainThenAnswer(c, reader);
     }
     // The app reads the body through this forwarding stream, so the original stays ours to drain
     // whatever the app did with its copy (hono's bodyLimit keeps a reader locked on what it gave up on).
@@ -62,17 +68,39 @@ export function drainUnreadBody(): MiddlewareHandler {
     await next();
     // Past the bounds the rest is left unread and the runtime closes the connection after the answer (a
     // Worker cannot add `Connection: close` to it: the runtime sets that header itself).
-    if (!ended) await drain(reader);
+    if (!ended) await drainThenAnswer(c, reader);
   };
 }
 
 /**
- * Reads `reader` to its end, DRAIN_MAX_BYTES or DRAIN_MS, whichever comes first. One timer for the whole
+ * Drains for up to DRAIN_MS before the answer goes out. A body still arriving then is read LINGER_MS longer
+ * while the answer is sent: its bytes go out at once with their Content-Length, so the client has it whole,
+ * but its stream stays open until the drain ends (the runtime closes the connection only after the answer's
+ * stream ends, and does so even while a `waitUntil` still reads the body).
+ */
+async function drainThenAnswer(c: Context, reader: PieceReader): Promise<void> {
+  const drained = drain(reader, DRAIN_MS + LINGER_MS);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, DRAIN_MS, 'late')));
+  const first = await Promise.race([drained, late]);
+  clearTimeout(timer);
+  const answer = c.res;
+  if (first !== 'late' || answer.body === null) return;
+  const bytes = new Uint8Array(await answer.arrayBuffer());
+  const { readable, writable } = new FixedLengthStream(bytes.byteLength);
+  const writer = writable.getWriter();
+  void writer.write(bytes);
+  c.executionCtx.waitUntil(drained.finally(() => writer.close()));
+  c.res = new Response(readable, answer);
+}
+
+/**
+ * Reads `reader` to its end, DRAIN_MAX_BYTES or `ms`, whichever comes first. One timer for the whole
  * drain (a timer per read would pile up: workerd caps a worker's pending timers).
  */
-async function drain(reader: PieceReader): Promise<void> {
+async function drain(reader: PieceReader, ms = DRAIN_MS): Promise<void> {
   // Cancelling ends a pending read with `done`, so the deadline needs no race against each read.
-  const timer = setTimeout(() => reader.cancel().catch(() => {}), DRAIN_MS);
+  const timer = setTimeout(() => reader.cancel().catch(() => {}), ms);
   let buffer = new Uint8Array(PIECE);
   let read = 0;
   try {

@@ -7,6 +7,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startWorker, type Worker } from './harness';
+import { DRAIN_MS, LINGER_MS } from '../../src/worker/body-drain';
 
 let w: Worker;
 beforeAll(async () => {
@@ -98,18 +99,57 @@ describe('request bodies answered before they are read', () => {
     expect(statuses).toEqual([200, 200, 200, 200]);
   });
 
-  it('a client that never stops sending still gets its answer', async () => {
-    const body = new ReadableStream<Uint8Array>({
-      async pull(c) {
-        await new Promise((r) => setTimeout(r, 20));
-        c.enqueue(new Uint8Array([32]));
-      },
-    });
-    const res = await fetch(new URL('/nope', w.url), { method: 'POST', body, duplex: 'half' } as RequestInit);
-    expect(res.status).toBe(404);
-    expect((await res.json()) as unknown).toMatchObject({ error: { code: 'unknown_url' } });
+  // The answer comes after DRAIN_MS, while the client is still writing. Closing then would make the client's
+  // TCP stack reset the connection, and a reset throws away whatever of the answer the client has not read
+  // yet: the body is read LINGER_MS longer after the answer, so the answer is read before the close.
+  it('a client that never stops sending gets its answer, and the connection stays open a while after it', async () => {
+    const got = await endlessClient('POST /nope');
+    expect(got.status).toBe(404);
+    expect(JSON.parse(got.body)).toMatchObject({ error: { code: 'unknown_url' } });
+    expect(got.answerMs).toBeGreaterThanOrEqual(DRAIN_MS - 100);
+    expect(got.openAfterAnswerMs, 'the connection closed right after the answer').toBeGreaterThanOrEqual(LINGER_MS / 2);
   });
 });
+
+/**
+ * `request` ("POST /path") on a raw socket with a chunked body that never ends (a 1-byte chunk every 20 ms,
+ * write errors ignored: only what comes back counts); resolves once the connection ends with the answer's
+ * status and body, when it arrived and how long the connection stayed open after it.
+ */
+function endlessClient(request: string): Promise<{ status: number; body: string; answerMs: number; openAfterAnswerMs: number }> {
+  const { hostname, port } = new URL(w.url);
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    let got = Buffer.alloc(0);
+    let answeredAt = 0;
+    const sock = connect(Number(port), hostname, () => {
+      sock.write(`${request} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    });
+    const ticker = setInterval(() => sock.writable && sock.write('1\r\nx\r\n', () => {}), 20);
+    sock.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      const headEnd = got.indexOf('\r\n\r\n');
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(got.subarray(0, Math.max(0, headEnd)).toString('latin1'))?.[1] ?? -1);
+      if (!answeredAt && headEnd >= 0 && length >= 0 && got.length >= headEnd + 4 + length) answeredAt = Date.now();
+    });
+    const end = () => {
+      clearInterval(ticker);
+      clearTimeout(deadline);
+      sock.destroy();
+      const headEnd = got.indexOf('\r\n\r\n');
+      if (!answeredAt) return reject(new Error(`no complete answer before the connection ended (${got.length} bytes)`));
+      resolve({
+        status: Number(got.subarray(0, headEnd).toString('latin1').split(' ')[1]),
+        body: got.subarray(headEnd + 4).toString(),
+        answerMs: answeredAt - t0,
+        openAfterAnswerMs: Date.now() - answeredAt,
+      });
+    };
+    const deadline = setTimeout(() => end(), DRAIN_MS + 3 * LINGER_MS);
+    sock.on('error', () => end());
+    sock.on('close', () => end());
+  });
+}
 
 const HEALTH = Buffer.from('GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n');
 
