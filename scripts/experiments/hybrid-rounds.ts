@@ -32,6 +32,7 @@ engine.registerDrafter('L', async () => new NgramDrafter());
 const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
 type Cls = { rounds: number; tokens: number; draft: number; verify: number; other: number; size: number };
 const cls = () => ({ rounds: 0, tokens: 0, draft: 0, verify: 0, other: 0, size: 0 });
+const total = (a: Cls) => a.draft + a.verify + a.other;
 const acc: Record<string, Cls> = { 'L all': cls(), 'H lookup-only': cls(), 'H head': cls(), 'H first': cls() };
 const ratios: number[] = [];
 for (const p of readPrompts(args.prompts!, Number(args.limit))) {
@@ -64,12 +65,11 @@ for (const p of readPrompts(args.prompts!, Number(args.limit))) {
 ratios.sort((a, b) => a - b);
 console.log(`${args.hybrid} (skip ${args.skip}, window ${args.win}) vs ngram, median speed ratio ${ratios[ratios.length >> 1].toFixed(3)} over ${ratios.length} prompts`);
 for (const [k, a] of Object.entries(acc)) {
-  const ms = a.draft + a.verify + a.other;
+  const ms = total(a);
   console.log(`${k.padEnd(14)} rounds ${String(a.rounds).padStart(5)} | τ ${(a.tokens / a.rounds).toFixed(2)} | tree ${(a.size / a.rounds).toFixed(2)} | draft ${(a.draft / a.rounds).toFixed(2)} verify ${(a.verify / a.rounds).toFixed(2)} other ${(a.other / a.rounds).toFixed(2)} ms/round | ${(a.tokens / ms * 1000).toFixed(0)} tok/s | tokens ${a.tokens}`);
 }
 // What the head could give at most: the hybrid's time without its head rounds (as if they cost nothing,
 // their tokens still counted) against the lookup's whole time.
-const total = (a: Cls) => a.draft + a.verify + a.other;
 const lookupMs = total(acc['L all']);
 const hybridMs = total(acc['H lookup-only']) + total(acc['H head']) + total(acc['H first']);
 console.log(`head rounds: ${(100 * acc['H head'].tokens / (acc['H lookup-only'].tokens + acc['H head'].tokens + acc['H first'].tokens)).toFixed(1)}% of the tokens; ` +

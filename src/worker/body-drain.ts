@@ -16,7 +16,7 @@
  */
 import type { Context, MiddlewareHandler } from 'hono';
 
-/** A client still sending after this long gets its answer anyway, and then its connection is closed. */
+/** A client still sending after this long gets its answer anyway; its connection is closed LINGER_MS later. */
 export const DRAIN_MS = 5_000;
 /**
  * After such a late answer the body is still read this long before the connection is closed. Closing on a
@@ -98,7 +98,7 @@ async function drainThenAnswer(c: Context, reader: PieceReader): Promise<void> {
  * Reads `reader` to its end, DRAIN_MAX_BYTES or `ms`, whichever comes first. One timer for the whole
  * drain (a timer per read would pile up: workerd caps a worker's pending timers).
  */
-async function drain(reader: PieceReader, ms = DRAIN_MS): Promise<void> {
+async function drain(reader: PieceReader, ms: number): Promise<void> {
   // Cancelling ends a pending read with `done`, so the deadline needs no race against each read.
   const timer = setTimeout(() => reader.cancel().catch(() => {}), ms);
   let buffer = new Uint8Array(PIECE);

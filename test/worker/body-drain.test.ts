@@ -121,6 +121,7 @@ function endlessClient(request: string): Promise<{ status: number; body: string;
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
     let got = Buffer.alloc(0);
+    let answer: ReturnType<typeof wholeAnswer> = null;
     let answeredAt = 0;
     const sock = connect(Number(port), hostname, () => {
       sock.write(`${request} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
@@ -128,19 +129,16 @@ function endlessClient(request: string): Promise<{ status: number; body: string;
     const ticker = setInterval(() => sock.writable && sock.write('1\r\nx\r\n', () => {}), 20);
     sock.on('data', (d) => {
       got = Buffer.concat([got, d]);
-      const headEnd = got.indexOf('\r\n\r\n');
-      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(got.subarray(0, Math.max(0, headEnd)).toString('latin1'))?.[1] ?? -1);
-      if (!answeredAt && headEnd >= 0 && length >= 0 && got.length >= headEnd + 4 + length) answeredAt = Date.now();
+      if (!answer && (answer = wholeAnswer(got))) answeredAt = Date.now();
     });
     const end = () => {
       clearInterval(ticker);
       clearTimeout(deadline);
       sock.destroy();
-      const headEnd = got.indexOf('\r\n\r\n');
-      if (!answeredAt) return reject(new Error(`no complete answer before the connection ended (${got.length} bytes)`));
+      if (!answer) return reject(new Error(`no complete answer before the connection ended (${got.length} bytes)`));
       resolve({
-        status: Number(got.subarray(0, headEnd).toString('latin1').split(' ')[1]),
-        body: got.subarray(headEnd + 4).toString(),
+        status: answer.status,
+        body: answer.body.toString(),
         answerMs: answeredAt - t0,
         openAfterAnswerMs: Date.now() - answeredAt,
       });
@@ -149,6 +147,19 @@ function endlessClient(request: string): Promise<{ status: number; body: string;
     sock.on('error', () => end());
     sock.on('close', () => end());
   });
+}
+
+/**
+ * The first answer in `buf` once it is whole (its body by Content-Length, none for a HEAD request): status,
+ * body and its length in bytes; null until then.
+ */
+function wholeAnswer(buf: Buffer, headRequest = false): { status: number; body: Buffer; bytes: number } | null {
+  const headEnd = buf.indexOf('\r\n\r\n');
+  if (headEnd < 0) return null;
+  const head = buf.subarray(0, headEnd).toString('latin1');
+  const bytes = headEnd + 4 + (headRequest ? 0 : Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0));
+  if (buf.length < bytes) return null;
+  return { status: Number(head.split(' ')[1]), body: buf.subarray(headEnd + 4, bytes), bytes };
 }
 
 const HEALTH = Buffer.from('GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n');
@@ -179,14 +190,10 @@ function onOneConnection(requests: Buffer[]): Promise<(number | string)[]> {
     sock.on('data', (d) => {
       got = Buffer.concat([got, d]);
       for (;;) {
-        const headEnd = got.indexOf('\r\n\r\n');
-        if (headEnd < 0) return;
-        const head = got.subarray(0, headEnd).toString('latin1');
-        const headRequest = requests[statuses.length].subarray(0, 5).toString() === 'HEAD ';
-        const length = headRequest ? 0 : Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-        if (got.length < headEnd + 4 + length) return;
-        statuses.push(Number(head.split(' ')[1]));
-        got = got.subarray(headEnd + 4 + length);
+        const answer = wholeAnswer(got, requests[statuses.length].subarray(0, 5).toString() === 'HEAD ');
+        if (!answer) return;
+        statuses.push(answer.status);
+        got = got.subarray(answer.bytes);
         if (statuses.length === requests.length) return end('');
         sock.write(requests[statuses.length]);
       }
