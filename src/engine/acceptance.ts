@@ -46,14 +46,20 @@ export function acceptGreedy(tree: TokenTree, logits: Float32Array, V: number, p
 }
 
 /**
- * Lossless tree sampling (it keeps the target distribution exactly for a deterministic tree,
- * which Medusa's "typical acceptance" does not). At each node with target distribution p (the same
- * processing as plain sampling): try children in order; accept child x with probability
- * p(x) / (mass left); on rejection set p(x) = 0 (renormalising implicitly) and try the next
- * sibling. If none is accepted, the bonus is drawn from what is left of p; if one is, descend.
+ * Lossless tree sampling: recursive rejection sampling over each node's children (SpecInfer's
+ * multi-draft rule; for siblings drawn without replacement, Recursive Speculative Decoding's, Jeon et
+ * al. 2024). At a node with target distribution p (the same processing as plain sampling), the
+ * children are tried in order; child i was drawn from q_i (acceptChild):
+ *   accept x_i with probability min(1, p_i(x_i) / q_i(x_i)); on rejection p_{i+1} = norm(max(0, p_i - q_i)).
+ * If a child is accepted the walk descends into it; if none is, the bonus is drawn from what is left.
  *
- * Why this is exact: for a fixed ordered list of proposals, "accept x w.p. p(x)/mass, else remove
- * x and recurse" emits x with probability exactly p(x), by induction over the list.
+ * Why this is exact: given everything before it, x_i ~ q_i, so one step is standard speculative
+ * sampling from p_i, whose output is p_i-distributed when the residual p_{i+1} is sampled on
+ * rejection; by induction over the list, the node emits exactly p. q_i is:
+ *  - a point mass on x_i for a deterministic child (prompt lookup, greedy heads): accepted with
+ *    p_i(x_i), on rejection x_i's probability set to 0 (today's rule for deterministic trees);
+ *  - for a sampled child (TokenTree.proposals[i] = q), q without its earlier siblings' tokens,
+ *    renormalised: the drafter drew it that way (sampling without replacement).
  * Greedy params (temperature 0) fall back to acceptGreedy (no randomness consumed).
  */
 export function acceptSampling(
@@ -70,24 +76,65 @@ export function acceptSampling(
   let node = 0;
   const h = history?.fork();
   for (;;) {
-    const p = targetDistribution(row(logits, V, node), params, h);
+    let p = targetDistribution(row(logits, V, node), params, h);
     let accepted = -1;
-    for (const c of children[node]) {
-      const px = p[tree.tokens[c]];
-      if (!(px > 0)) continue; // probability 0: rejected without a draw
-      const mass = sum(p);
-      // px === mass means x is all that is left: accepted with probability 1, no draw needed.
-      if (px >= mass || rng.next() * mass < px) {
-        accepted = c;
-        break;
-      }
-      p[tree.tokens[c]] = 0;
+    const kids = children[node];
+    for (let i = 0; i < kids.length && accepted < 0; i++) {
+      const r = acceptChild(p, tree, kids, i, rng);
+      if (r === true) accepted = kids[i];
+      else p = r;
     }
     if (accepted < 0) return { path, bonus: sampleFrom(p, rng) };
     path.push(accepted);
     h?.push(tree.tokens[accepted]);
     node = accepted;
   }
+}
+
+/**
+ * One step of recursive rejection sampling: child kids[i] against p [V] (unnormalised: its sum is
+ * the mass left). Returns true when accepted, else the residual to try the next sibling with (p
+ * itself, changed in place, for a point mass; a new array for a sampled child).
+ */
+export function acceptChild(p: Float64Array, tree: TokenTree, kids: readonly number[], i: number, rng: Rng): true | Float64Array {
+  const c = kids[i];
+  const x = tree.tokens[c];
+  const q = tree.proposals?.[c];
+  const px = p[x];
+  if (!q) {
+    if (!(px > 0)) return p; // probability 0: rejected without a draw, and p stays as it is
+    const mass = sum(p);
+    // px === mass means x is all that is left: accepted with probability 1, no draw needed.
+    if (px >= mass || rng.next() * mass < px) return true;
+    p[x] = 0;
+    return p;
+  }
+  // q_i = q without the earlier siblings' tokens, renormalised by z.
+  let z = 1;
+  const earlier = new Set<number>();
+  for (let j = 0; j < i; j++) {
+    const t = tree.tokens[kids[j]];
+    earlier.add(t);
+    z -= q[t];
+  }
+  const mass = sum(p);
+  const qx = q[x] / z;
+  const pxn = px / mass;
+  // p(x) = 0: rejected without a draw, but the residual still takes q_i off (unlike a point mass)
+  if (pxn > 0 && (pxn >= qx || rng.next() * qx < pxn)) return true;
+  // residual max(0, p/mass - q_i), kept at p's scale (x mass); q_i is 0 on the earlier siblings
+  const res = new Float64Array(p.length);
+  let left = 0;
+  for (let y = 0; y < p.length; y++) {
+    const v = earlier.has(y) ? p[y] : p[y] - (q[y] / z) * mass;
+    if (v > 0) {
+      res[y] = v;
+      left += v;
+    }
+  }
+  // In exact arithmetic a rejection implies p_i(x) < q_i(x), hence TV(p_i, q_i) > 0 and mass left;
+  // rounding can only leave none when p_i = q_i, where rejecting has probability 0.
+  return left > 0 ? res : p;
 }
 
 /** Sum recomputed from scratch (not by subtraction) so removed mass leaves no rounding residue. */

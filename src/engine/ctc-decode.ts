@@ -371,3 +371,70 @@ export function ctcPrefixBeamSearch(
 ): CTCCandidate[] {
   return new CTCPrefixBeamSearch(classes, blankId, opts).search(logProbs, slots);
 }
+
+/**
+ * The CTC head's distribution of the next draft token given the draft tokens before it, exact over
+ * every alignment (what the sampling drafter draws from; no beam). Probabilities P [S, C] (blank =
+ * `blankId`). For the prefix y drawn so far it keeps, per slot boundary s = 0..S (before slot 0 ..
+ * after slot S-1), the probability of the alignments of slots < s that collapse to y ending in a
+ * blank (pb) or in y's last token (pnb). The score of extending y by x is the probability that x is
+ * first emitted as y's next token at some slot s:
+ *
+ *   psi(x | y) = sum_s P[s, x] * (pb[s] + pnb[s] * [x != last(y)])       (all x at once: S x C)
+ *
+ * = P(the head's collapsed output starts with y, x), so q(x | y) = psi(x | y) / sum_x psi(x | y)
+ * (the rest, P(output is exactly y), is "stop"). `extend(x)` moves to y + x in O(S).
+ */
+export class CTCPrefixConditionals {
+  private readonly P: Float64Array;
+  private pb: Float64Array;
+  private pnb: Float64Array;
+  private last = -1;
+
+  /** logProbs [slots, classes] at `offset` (the head's output rows). */
+  constructor(logProbs: ArrayLike<number>, readonly slots: number, readonly classes: number, readonly blankId: number, offset = 0) {
+    const S = slots;
+    this.P = new Float64Array(S * classes);
+    for (let i = 0; i < S * classes; i++) this.P[i] = Math.exp(logProbs[offset + i]);
+    // the empty prefix: blanks only so far
+    this.pb = new Float64Array(S + 1);
+    this.pnb = new Float64Array(S + 1);
+    this.pb[0] = 1;
+    for (let s = 0; s < S; s++) this.pb[s + 1] = this.pb[s] * this.P[s * classes + blankId];
+  }
+
+  /** psi(x | y) for every class x [C] (blank's entry 0); its sum is P(output continues after y). */
+  scores(): Float64Array {
+    const { P, classes: C, slots: S, blankId } = this;
+    const out = new Float64Array(C);
+    for (let s = 0; s < S; s++) {
+      const w = this.pb[s] + this.pnb[s];
+      if (w === 0) continue;
+      const row = s * C;
+      for (let x = 0; x < C; x++) out[x] += w * P[row + x];
+    }
+    if (this.last >= 0) {
+      // repeating y's last token merges into it unless a blank separates them
+      let merged = 0;
+      for (let s = 0; s < S; s++) merged += this.pnb[s] * P[s * C + this.last];
+      out[this.last] = Math.max(0, out[this.last] - merged);
+    }
+    out[blankId] = 0;
+    return out;
+  }
+
+  /** Moves to the prefix y + x. */
+  extend(x: number): void {
+    const { P, classes: C, slots: S, blankId } = this;
+    const nb = new Float64Array(S + 1);
+    const b = new Float64Array(S + 1);
+    for (let s = 0; s < S; s++) {
+      const carry = this.pb[s] + (x !== this.last ? this.pnb[s] : 0);
+      nb[s + 1] = P[s * C + x] * (carry + nb[s]);
+      b[s + 1] = P[s * C + blankId] * (b[s] + nb[s]);
+    }
+    this.pb = b;
+    this.pnb = nb;
+    this.last = x;
+  }
+}

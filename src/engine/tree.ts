@@ -88,6 +88,14 @@ export function validateTree(tree: TokenTree, root?: number, budget?: number): v
     if (seen.has(key)) throw new Error(`tree: node ${i} duplicates a sibling token`);
     seen.add(key);
   }
+  const q = tree.proposals;
+  if (q) {
+    if (q.length !== n || q[0] !== undefined) throw new Error('tree: proposals must have one entry per node, none for the root');
+    for (let i = 1; i < n; i++) {
+      // a sampled token was drawn from q: q gives it mass, or the verifier's ratio p/q is undefined
+      if (q[i] && !(q[i]![tree.tokens[i]] > 0)) throw new Error(`tree: node ${i}'s token has no mass in its proposal`);
+    }
+  }
 }
 
 /** Keeps nodes with depth <= maxDepth (a subtree: topology and relative order preserved). */
@@ -95,13 +103,16 @@ export function cutDepth(tree: TokenTree, maxDepth: number): TokenTree {
   if (tree.depths.every((d) => d <= maxDepth)) return tree;
   const remap = new Int32Array(tree.tokens.length).fill(-1);
   const out: TokenTree = { tokens: [], parents: [], depths: [] };
+  const proposals: (Float64Array | undefined)[] = [];
   for (let i = 0; i < tree.tokens.length; i++) {
-    if (tree.depths[i] > maxDepth) continue;
+    if (tree.depths[i] > maxDepth) continue; // a whole depth goes: sibling lists stay whole
     remap[i] = out.tokens.length;
     out.tokens.push(tree.tokens[i]);
     out.parents.push(i === 0 ? -1 : remap[tree.parents[i]]);
     out.depths.push(tree.depths[i]);
+    proposals.push(tree.proposals?.[i]);
   }
+  if (tree.proposals) out.proposals = proposals;
   return out;
 }
 
@@ -113,7 +124,9 @@ export function cutBudget(tree: TokenTree, budget: number): TokenTree {
 
 /** A new tree of the first n nodes (a valid tree when nodes are in topological order). */
 export function firstNodes(tree: TokenTree, n: number): TokenTree {
-  return { tokens: tree.tokens.slice(0, n), parents: tree.parents.slice(0, n), depths: tree.depths.slice(0, n) };
+  const out: TokenTree = { tokens: tree.tokens.slice(0, n), parents: tree.parents.slice(0, n), depths: tree.depths.slice(0, n) };
+  if (tree.proposals) out.proposals = tree.proposals.slice(0, n);
+  return out;
 }
 
 /** Position ids of the nodes when `past` tokens are cached: past + depth. */

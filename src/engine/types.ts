@@ -5,6 +5,7 @@
  * Shapes: V vocab, d model width, L layers, H heads, D head dim, P cached tokens, S new tokens.
  */
 import type { ort, OrtSession } from './ort.js';
+import type { Rng } from './sampling.js';
 
 /** `model-shards/<name>/manifest.json` (format 1). */
 export interface Manifest {
@@ -70,6 +71,14 @@ export interface TokenTree {
   tokens: number[];
   parents: number[];
   depths: number[];
+  /**
+   * Sampled drafts (T > 0): proposals[i] = the distribution q [V] (over token ids, sums to 1) node
+   * i's token was drawn from, as it was before the drafter removed the tokens of every sibling before
+   * node i (in array order) and renormalised the rest (sampling without replacement, sampleProposal). undefined (or no array): a deterministic node,
+   * a point mass. The verifier (acceptance.ts) needs q to stay lossless; cuts keep a prefix of every
+   * sibling list, so a kept node's earlier siblings are kept too.
+   */
+  proposals?: (Float64Array | undefined)[];
 }
 
 /** What a drafter sees at the start of a round. */
@@ -87,6 +96,10 @@ export interface DraftContext {
   pending: number;
   /** Max nodes in the tree, root included. */
   budget: number;
+  /** The request's target parameters: at temperature > 0 a drafter with a distribution may sample its
+   *  drafts (TokenTree.proposals) with `rng`, the round's generator. Absent: draft deterministically. */
+  sampling?: SamplingParams;
+  rng?: Rng;
 }
 
 /** Proposes a candidate tree for one round. All drafters share this interface. */

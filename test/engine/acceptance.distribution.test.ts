@@ -19,6 +19,7 @@ import { describe, expect, it } from 'vitest';
 import { acceptSampling, type Acceptance } from '../../src/engine/acceptance.js';
 import { Rng, TokenHistory, argmax, sampleFrom, sampleToken, targetDistribution } from '../../src/engine/sampling.js';
 import { buildTree, childrenOf, validateTree } from '../../src/engine/tree.js';
+import { appendSampled, proposalFromLogits } from '../../src/engine/draft-sampling.js';
 import { goodnessOfFit } from './stats.js';
 import type { SamplingParams, TokenTree } from '../../src/engine/types.js';
 
@@ -176,14 +177,85 @@ function acceptSamplingWith(tree: TokenTree, logits: Float32Array, _V: number, p
   }
 }
 
+/**
+ * Sampled drafts (draft-sampling.ts, as the heads draft at T > 0): under the root, optionally a
+ * deterministic chain first (the draft model's argmax twice, as prompt lookup would propose it),
+ * then siblings drawn without replacement from the draft model's q (tempered / truncated with the
+ * request's parameters) and a chain under the first: widths [2, 1, 1]. q depends on the drafted
+ * prefix, as the CTC head's prefix conditionals do.
+ */
+function sampledDraftTree(ctx: readonly number[], params: SamplingParams, rng: Rng, budget: number, lookupFirst: boolean): TokenTree {
+  const tree: TokenTree = { tokens: [ctx[ctx.length - 1]], parents: [-1], depths: [0] };
+  if (lookupFirst) {
+    const a = argmax(logitsAfter(DRAFT, ctx));
+    const b = argmax(logitsAfter(DRAFT, [...ctx, a]));
+    tree.tokens.push(a, b);
+    tree.parents.push(0, 1);
+    tree.depths.push(1, 2);
+  }
+  appendSampled(tree, 0, [2, 1, 1], (prefix) => proposalFromLogits(logitsAfter(DRAFT, [...ctx, ...prefix]), params, V), rng, budget);
+  validateTree(tree, ctx[ctx.length - 1]);
+  return tree;
+}
+
+/**
+ * Recursive rejection sampling written out with switches that break it (negative controls):
+ * 'no-residual' accepts with min(1, p/q) but on rejection only removes x (no p - q residual);
+ * 'with-replacement' uses q itself for every sibling instead of q without the earlier siblings;
+ * 'zero-skip' rejects a sampled x with p(x) = 0 without taking q off the residual (as a point mass
+ * may). 'ignore-q' is not broken: it accepts a sampled child with p(x), as if it were deterministic,
+ * which is exact for any list of drafts drawn independently of the verifier's randomness, only
+ * accepted less often.
+ */
+function brokenSampled(kind: 'ignore-q' | 'no-residual' | 'with-replacement' | 'zero-skip'): AcceptFn {
+  return (tree, logits, _V, params, rng, history) => {
+    const ch = childrenOf(tree);
+    const path = [0];
+    let node = 0;
+    const h = history?.fork();
+    for (;;) {
+      let p = targetDistribution(row(logits, node), params, h);
+      let acc = -1;
+      const kids = ch[node];
+      for (let i = 0; i < kids.length && acc < 0; i++) {
+        const c = kids[i];
+        const x = tree.tokens[c];
+        const q = tree.proposals?.[c];
+        const mass = p.reduce((a, b) => a + b, 0);
+        if (!q || kind === 'ignore-q' || (kind === 'zero-skip' && !(p[x] > 0))) {
+          if (p[x] > 0 && (p[x] >= mass || rng.next() * mass < p[x])) acc = c;
+          else p[x] = 0;
+          continue;
+        }
+        let z = 1;
+        if (kind !== 'with-replacement') for (let j = 0; j < i; j++) z -= q[tree.tokens[kids[j]]];
+        const qx = q[x] / z;
+        const px = p[x] / mass;
+        if (px >= qx || rng.next() * qx < px) { acc = c; continue; }
+        if (kind === 'no-residual') { p[x] = 0; continue; }
+        const earlier = new Set(kids.slice(0, i).map((k) => tree.tokens[k]));
+        const res = p.map((v, y) => Math.max(0, earlier.has(y) && kind !== 'with-replacement' ? v : v - (q[y] / z) * mass));
+        if (res.some((v) => v > 0)) p = res;
+      }
+      if (acc < 0) return { path, bonus: sampleFrom(p, rng) };
+      path.push(acc);
+      h?.push(tree.tokens[acc]);
+      node = acc;
+    }
+  };
+}
+
+type Draft = (ctx: readonly number[], params: SamplingParams, rng: Rng, budget: number) => TokenTree;
+const deterministicDraft: Draft = (ctx, _params, _rng, budget) => draftTree(ctx, budget);
+
 /** One sample of GEN tokens through speculative rounds (the penalties' history as the engine keeps it). */
-function sampleSpeculative(accept: AcceptFn, params: SamplingParams, rng: Rng, budget: number): number[] {
+function sampleSpeculative(accept: AcceptFn, params: SamplingParams, rng: Rng, budget: number, draft: Draft = deterministicDraft): number[] {
   const ctx = [...PROMPT];
   const h = TokenHistory.fromPrompt(PROMPT);
   ctx.push(sampleToken(logitsAfter(TARGET, ctx), params, rng, h)); // the first pending token (prefill)
   h.push(ctx[ctx.length - 1]);
   while (ctx.length - PROMPT.length < GEN) {
-    const tree = draftTree(ctx, budget);
+    const tree = draft(ctx, params, rng, budget);
     const { path, bonus } = accept(tree, verifyLogits(ctx, tree), V, params, rng, h);
     const emitted = [...path.slice(1).map((n) => tree.tokens[n]), bonus];
     for (const t of emitted) {
@@ -289,6 +361,40 @@ describe('lossless tree sampling (engine acceptance.ts) against the exact distri
     expect(specSmall.pValue).toBeGreaterThan(ALPHA);
     expect(stale.pValue).toBeLessThan(ALPHA);
   }, 60000);
+
+  const sampledCases: [string, SamplingParams][] = [
+    ['T=1', { temperature: 1, topP: 1, topK: 0, seed: 0 }],
+    ['T=0.8 top-p 0.9', { temperature: 0.8, topP: 0.9, topK: 0, seed: 0 }],
+    ['T=1 with penalties', { temperature: 1, topP: 1, topK: 0, seed: 0, frequencyPenalty: 0.7, presencePenalty: 0.5, repetitionPenalty: 1.4, logitBias: { 3: 0.6 } }],
+  ];
+  for (const [label, params] of sampledCases) {
+    it(`${label}: sampled drafts (alone and after deterministic ones) fit (and so do drafts verified as if deterministic); no residual, with-replacement q and a skipped residual are rejected`, () => {
+      const exact = exactDistribution(params);
+      const fmt = (g: ReturnType<typeof goodnessOfFit>) => `chi2=${g.chi2.toFixed(1)} df=${g.df} p=${g.pValue.toExponential(2)} tv=${g.tv.toFixed(4)}`;
+      const fit = (seed: number, accept: AcceptFn, lookupFirst: boolean, budget = 12) => {
+        const rng = Rng.fromSeed(seed);
+        const draft: Draft = (ctx, pr, r, b) => sampledDraftTree(ctx, pr, r, b, lookupFirst);
+        return goodnessOfFit(histogram(N, () => sampleSpeculative(accept, params, rng, budget, draft)), exact, N);
+      };
+      const sampled = fit(31, acceptSampling, false);
+      const mixed = fit(32, acceptSampling, true);
+      const mixedSmall = fit(33, acceptSampling, true, 4); // the budget cuts the sampled siblings
+      const ignoreQ = fit(34, brokenSampled('ignore-q'), false);
+      const broken: Record<string, ReturnType<typeof goodnessOfFit>> = {
+        'no-residual': fit(35, brokenSampled('no-residual'), false),
+        'with-replacement': fit(36, brokenSampled('with-replacement'), false),
+      };
+      // p(x) = 0 happens under top-p and with a large penalty, not at T = 1 without them
+      if (params.topP < 1) broken['zero-skip'] = fit(37, brokenSampled('zero-skip'), false);
+      console.log(`[sampled ${label}] sampled ${fmt(sampled)}\n  lookup + sampled ${fmt(mixed)}\n  budget 4 ${fmt(mixedSmall)}\n  q ignored ${fmt(ignoreQ)}\n` +
+        Object.entries(broken).map(([k, g]) => `  broken ${k}: ${fmt(g)}`).join('\n'));
+      expect(sampled.pValue).toBeGreaterThan(ALPHA);
+      expect(mixed.pValue).toBeGreaterThan(ALPHA);
+      expect(mixedSmall.pValue).toBeGreaterThan(ALPHA);
+      expect(ignoreQ.pValue).toBeGreaterThan(ALPHA);
+      for (const g of Object.values(broken)) expect(g.pValue).toBeLessThan(ALPHA);
+    }, 120000);
+  }
 
   it('the drafted trees actually get accepted sometimes (the test exercises the tree path)', () => {
     const params = { temperature: 1, topP: 1, topK: 0, seed: 0 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CTCPrefixBeamSearch, ctcCollapse, ctcPrefixBeamSearch, topMIndices } from '../../src/engine/ctc-decode.js';
+import { CTCPrefixBeamSearch, CTCPrefixConditionals, ctcCollapse, ctcPrefixBeamSearch, topMIndices } from '../../src/engine/ctc-decode.js';
 import { validateTree } from '../../src/engine/tree.js';
 import { Rng } from '../../src/engine/sampling.js';
 
@@ -214,5 +214,68 @@ describe('CTC prefix beam search', () => {
     expect(cands.length).toBe(8);
     for (const c of cands) expect(c.tokens.length).toBeLessThanOrEqual(8);
     expect(ms).toBeLessThan(20); // typically well under 1 ms
+  });
+});
+
+describe('CTCPrefixConditionals: the exact next-token distribution given a drafted prefix', () => {
+  /** Every alignment of S slots over C classes with its probability (brute force, small S and C). */
+  function alignments(P: number[][], blank: number): { seq: number[]; p: number }[] {
+    const S = P.length;
+    const C = P[0].length;
+    const out: { seq: number[]; p: number }[] = [];
+    const rec = (s: number, a: number[], p: number) => {
+      if (s === S) { out.push({ seq: ctcCollapse(a, blank), p }); return; }
+      for (let c = 0; c < C; c++) rec(s + 1, [...a, c], p * P[s][c]);
+    };
+    rec(0, [], 1);
+    return out;
+  }
+
+  it('scores(x) after each prefix = P(collapsed output starts with prefix + x), by enumeration', () => {
+    const S = 5, C = 4, blank = 3;
+    const rng = Rng.fromSeed(5);
+    const P: number[][] = [];
+    for (let s = 0; s < S; s++) {
+      const r = Array.from({ length: C }, () => Math.exp(3 * rng.next()));
+      const z = r.reduce((a, b) => a + b, 0);
+      P.push(r.map((x) => x / z));
+    }
+    const all = alignments(P, blank);
+    const startsWith = (seq: number[], pre: number[]) => pre.every((t, i) => seq[i] === t);
+    const lp = P.flat().map(Math.log);
+    // prefixes with and without a repeated token (the merge rule matters for [1, 1])
+    for (const prefix of [[], [0], [1], [1, 1], [0, 2], [2, 0, 2]]) {
+      const cond = new CTCPrefixConditionals(lp, S, C, blank);
+      for (const t of prefix) cond.extend(t);
+      const scores = cond.scores();
+      expect(scores[blank]).toBe(0);
+      for (let x = 0; x < C - 1; x++) {
+        const exact = all.filter((a) => startsWith(a.seq, [...prefix, x])).reduce((s, a) => s + a.p, 0);
+        expect(scores[x]).toBeCloseTo(exact, 12);
+      }
+    }
+  });
+
+  it('the scores of all next tokens plus "stops here" add up to P(prefix)', () => {
+    const S = 6, C = 5, blank = 4;
+    const rng = Rng.fromSeed(9);
+    const lp: number[] = [];
+    for (let s = 0; s < S; s++) {
+      const r = Array.from({ length: C }, () => rng.next() + 0.05);
+      const z = r.reduce((a, b) => a + b, 0);
+      lp.push(...r.map((x) => Math.log(x / z)));
+    }
+    const P = Array.from({ length: S }, (_, s) => lp.slice(s * C, (s + 1) * C).map(Math.exp));
+    const all = alignments(P, blank);
+    const cond = new CTCPrefixConditionals(lp, S, C, blank);
+    const prefix = [2, 2];
+    let pre = 1;
+    for (const t of prefix) {
+      pre = cond.scores()[t];
+      cond.extend(t);
+    }
+    const exactly = all.filter((a) => a.seq.length === 2 && a.seq[0] === 2 && a.seq[1] === 2).reduce((s, a) => s + a.p, 0);
+    const next = cond.scores().reduce((s, x) => s + x, 0);
+    expect(next + exactly).toBeCloseTo(pre, 12);
   });
 });
