@@ -63,7 +63,7 @@ export interface RoundResult {
 export async function playRound(s: SessionState, r: RoundContext): Promise<RoundResult> {
   const P = s.kv.length;
   const t0 = now();
-  const tree = await draftTree(s, r.drafter, r.budget, r.maxDepth);
+  const tree = await draftTree(s, r.drafter, r.budget, r.maxDepth, isGreedy(r.sampling) ? undefined : r);
   const t1 = now();
   // The fused graph's head sees greedy tokens: only greedy rounds on the raw logits can use it.
   const fused = isGreedy(r.sampling) && !hasLogitProcessing(r.sampling) ? r.drafter.fusedPass?.(s.tokens, tree) : undefined;
@@ -90,8 +90,10 @@ export async function playRound(s: SessionState, r: RoundContext): Promise<Round
  * draft: the drafter's tree for the pending token (tokens[n-1]), from the committed tokens,
  * the hidden row [d] before the pending token and the hidden-row window [*, d]; checked (the
  * drafter is external code), then cut to `budget` nodes and `maxDepth`. Out: S <= budget nodes.
+ * With `sampled` (temperature > 0) the drafter may draw its drafts from its own distribution with
+ * the round's generator (draft-sampling.ts; the verifier reads each node's q).
  */
-export async function draftTree(s: SessionState, drafter: Drafter, budget: number, maxDepth: number): Promise<TokenTree> {
+export async function draftTree(s: SessionState, drafter: Drafter, budget: number, maxDepth: number, sampled?: { sampling: SamplingParams; rng: Rng }): Promise<TokenTree> {
   const pending = s.tokens[s.tokens.length - 1];
   const tree = await drafter.draft({
     tokens: s.tokens,
@@ -100,6 +102,7 @@ export async function draftTree(s: SessionState, drafter: Drafter, budget: numbe
     hiddenRowsFrom: s.rows.from,
     pending,
     budget,
+    ...(sampled ? { sampling: sampled.sampling, rng: sampled.rng } : {}),
   });
   validateTree(tree, pending);
   return cutDepth(cutBudget(tree, budget), maxDepth);

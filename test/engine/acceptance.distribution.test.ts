@@ -20,6 +20,7 @@ import { acceptSampling, type Acceptance } from '../../src/engine/acceptance.js'
 import { Rng, TokenHistory, argmax, sampleFrom, sampleToken, targetDistribution } from '../../src/engine/sampling.js';
 import { buildTree, childrenOf, validateTree } from '../../src/engine/tree.js';
 import { appendSampled, proposalFromLogits } from '../../src/engine/draft-sampling.js';
+import { appendCTCSamples, appendMedusaSamples } from '../../src/engine/drafters/sampled.js';
 import { goodnessOfFit } from './stats.js';
 import type { SamplingParams, TokenTree } from '../../src/engine/types.js';
 
@@ -245,6 +246,46 @@ function brokenSampled(kind: 'ignore-q' | 'no-residual' | 'with-replacement' | '
   };
 }
 
+/**
+ * The heads' own samplers (drafters/sampled.ts) over synthetic head outputs that depend on the
+ * context: a CTC head (4 slots over a shortlist of 4 of the 5 tokens + blank; q from its prefix
+ * conditionals) and a Medusa head (3 read-outs over the same shortlist). Token 4 is outside the
+ * read-out: q = 0 there, so only the residual can emit it. 'ctc-lookup': the hybrid's shape, the
+ * draft model's argmax first (deterministic), then the CTC head's samples after it at the root.
+ */
+const SHORTLIST = [0, 1, 2, 3];
+const SLOTS = 4;
+const CTC_TABLE = table(3, 1.5);
+function headDraftTree(kind: 'ctc' | 'medusa' | 'ctc-lookup', ctx: readonly number[], params: SamplingParams, rng: Rng, budget: number): TokenTree {
+  const tree: TokenTree = { tokens: [ctx[ctx.length - 1]], parents: [-1], depths: [0] };
+  const vocab = { V, shortlist: SHORTLIST };
+  const C = SHORTLIST.length + 1;
+  if (kind === 'medusa') {
+    const logits = new Float32Array(3 * SHORTLIST.length);
+    for (let j = 0; j < 3; j++) {
+      const l = logitsAfter(DRAFT, [...ctx, j % V]);
+      for (let c = 0; c < SHORTLIST.length; c++) logits[j * SHORTLIST.length + c] = l[SHORTLIST[c]];
+    }
+    appendMedusaSamples(tree, 0, logits, 3, vocab, params, rng, budget, { widths: [2, 1, 1], minContinue: 0 });
+  } else {
+    if (kind === 'ctc-lookup') {
+      tree.tokens.push(argmax(logitsAfter(DRAFT, ctx)));
+      tree.parents.push(0);
+      tree.depths.push(1);
+    }
+    const lp = new Float32Array(SLOTS * C);
+    for (let s = 0; s < SLOTS; s++) {
+      const l = logitsAfter(CTC_TABLE, [...ctx, s % V]);
+      let z = 0;
+      for (let c = 0; c < C; c++) z += Math.exp(l[c]);
+      for (let c = 0; c < C; c++) lp[s * C + c] = l[c] - Math.log(z); // class 4 (the table's token 4) is the blank
+    }
+    appendCTCSamples(tree, 0, lp, SLOTS, C - 1, vocab, params, rng, budget, { widths: [2, 1, 1], minContinue: 0.05 });
+  }
+  validateTree(tree, ctx[ctx.length - 1]);
+  return tree;
+}
+
 type Draft = (ctx: readonly number[], params: SamplingParams, rng: Rng, budget: number) => TokenTree;
 const deterministicDraft: Draft = (ctx, _params, _rng, budget) => draftTree(ctx, budget);
 
@@ -394,6 +435,26 @@ describe('lossless tree sampling (engine acceptance.ts) against the exact distri
       expect(ignoreQ.pValue).toBeGreaterThan(ALPHA);
       for (const g of Object.values(broken)) expect(g.pValue).toBeLessThan(ALPHA);
     }, 120000);
+  }
+
+  for (const [label, params] of sampledCases) {
+    it(`${label}: the CTC head's, Medusa's and the hybrid's sampled trees fit; without the residual they are rejected`, () => {
+      const exact = exactDistribution(params);
+      const fmt = (g: ReturnType<typeof goodnessOfFit>) => `chi2=${g.chi2.toFixed(1)} df=${g.df} p=${g.pValue.toExponential(2)} tv=${g.tv.toFixed(4)}`;
+      const lines: string[] = [];
+      for (const [i, kind] of (['ctc', 'medusa', 'ctc-lookup'] as const).entries()) {
+        const fit = (seed: number, accept: AcceptFn) => {
+          const rng = Rng.fromSeed(seed);
+          return goodnessOfFit(histogram(N, () => sampleSpeculative(accept, params, rng, 12, (c, p, r, b) => headDraftTree(kind, c, p, r, b))), exact, N);
+        };
+        const good = fit(41 + i, acceptSampling);
+        const bad = fit(51 + i, brokenSampled('no-residual'));
+        lines.push(`  ${kind}: ${fmt(good)}\n  ${kind} broken no-residual: ${fmt(bad)}`);
+        expect(good.pValue).toBeGreaterThan(ALPHA);
+        expect(bad.pValue).toBeLessThan(ALPHA);
+      }
+      console.log(`[heads ${label}]\n${lines.join('\n')}`);
+    }, 180000);
   }
 
   it('the drafted trees actually get accepted sometimes (the test exercises the tree path)', () => {

@@ -1,0 +1,106 @@
+/**
+ * The heads' sampled trees (temperature > 0), from one head pass; pure functions over the head's
+ * output (no ORT). A chain of drafts, each drawn from the head's q given the drafts before it, with
+ * `widths[j]` siblings drawn without replacement at depth j + 1 (draft-sampling.ts appendSampled):
+ * depth matters more than width here, since a node costs a fraction of a decode and a chain pays
+ * only while each step is likely accepted.
+ *
+ *   CTC:    q(x | y) from the slots' prefix conditionals over all alignments (CTCPrefixConditionals),
+ *           so each draft knows which tokens were drawn before it. The chain stops where the head
+ *           expects its output to end: P(continues after y) / P(y) < minContinue.
+ *   Medusa: q_j = softmax of read-out j, the same whatever was drawn before (non-autoregressive).
+ *
+ * Both read out a shortlist of the vocabulary: q is 0 outside it, which the verifier handles (such a
+ * token can still be emitted from the residual).
+ */
+import { CTCPrefixConditionals } from '../ctc-decode.js';
+import { appendSampled, proposalFromLogits } from '../draft-sampling.js';
+import type { Rng } from '../sampling.js';
+import type { SamplingParams, TokenTree } from '../types.js';
+
+export interface SampledTreeOptions {
+  /** Siblings drawn at each depth (its length is the deepest draft). */
+  widths: readonly number[];
+  /** CTC: stop the chain when P(the head's output continues after the drafted prefix | prefix) is below this. */
+  minContinue: number;
+}
+
+/** What the head's output is over: C classes besides blank, each class a token id (shortlist) or itself. */
+export interface HeadVocabulary {
+  /** The model's vocabulary size. */
+  V: number;
+  /** Token id of each read-out class (absent: class = token id). */
+  shortlist?: readonly number[];
+}
+
+/**
+ * CTC: log-probs [slots, C + 1] (blank = blankId) -> `tree` grown with sampled nodes under `parent`
+ * (the root, or after other drafters' children there). Returns the nodes added.
+ */
+export function appendCTCSamples(
+  tree: TokenTree,
+  parent: number,
+  logProbs: ArrayLike<number>,
+  slots: number,
+  blankId: number,
+  vocab: HeadVocabulary,
+  params: SamplingParams,
+  rng: Rng,
+  budget: number,
+  opts: SampledTreeOptions,
+): number {
+  const C = logProbs.length / slots;
+  const cond = new CTCPrefixConditionals(logProbs, slots, C, blankId);
+  const logits = new Float64Array(C - 1);
+  let mass = 1; // P(the head's output starts with the prefix drawn so far)
+  let drawn = 0;
+  return appendSampled(tree, parent, opts.widths, (prefix) => {
+    // the chain continues under the first token drawn at each depth: extend the conditionals by it
+    for (; drawn < prefix.length; drawn++) {
+      const c = classOf(prefix[drawn], vocab);
+      const s = cond.scores()[c];
+      cond.extend(c);
+      mass = s;
+    }
+    const scores = cond.scores();
+    let next = 0;
+    for (let c = 0; c < C; c++) if (c !== blankId) next += scores[c];
+    if (!(next > 0) || next / mass < opts.minContinue) return undefined;
+    let j = 0;
+    for (let c = 0; c < C; c++) if (c !== blankId) logits[j++] = Math.log(scores[c]);
+    return proposalFromLogits(logits, params, vocab.V, vocab.shortlist);
+  }, rng, budget);
+}
+
+/** Medusa: logits [k, C] -> `tree` grown with sampled nodes under `parent`. Returns the nodes added. */
+export function appendMedusaSamples(
+  tree: TokenTree,
+  parent: number,
+  logits: Float32Array,
+  k: number,
+  vocab: HeadVocabulary,
+  params: SamplingParams,
+  rng: Rng,
+  budget: number,
+  opts: SampledTreeOptions,
+): number {
+  const C = logits.length / k;
+  const widths = opts.widths.slice(0, k);
+  const row = (j: number) => logits.subarray(j * C, (j + 1) * C);
+  return appendSampled(tree, parent, widths, (prefix) => proposalFromLogits(row(prefix.length), params, vocab.V, vocab.shortlist), rng, budget);
+}
+
+/** Token id -> read-out class (the shortlist's index; built once per shortlist). */
+function classOf(token: number, vocab: HeadVocabulary): number {
+  const list = vocab.shortlist;
+  if (!list) return token;
+  let inv = inverses.get(list);
+  if (!inv) {
+    inv = new Map(list.map((t, c) => [t, c]));
+    inverses.set(list, inv);
+  }
+  const c = inv.get(token);
+  if (c === undefined) throw new Error(`sampled draft ${token} is not in the head's read-out`);
+  return c;
+}
+const inverses = new WeakMap<readonly number[], Map<number, number>>();
