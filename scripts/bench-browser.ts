@@ -54,7 +54,7 @@ try {
       const m = (window as unknown as { __engine: typeof import('../src/browser/index.js') }).__engine;
       const det = await m.detectProvider();
       if (p === 'webgpu' && !det.webgpu) return { skip: det.reason };
-      const be = await m.loadBrowserEngine({ modelUrl: '/models/default/', provider: p });
+      const be = await m.loadBrowserEngine({ modelUrl: '/v1/models/default/files/', headers: { authorization: 'Bearer sk-local-dev' }, provider: p });
       (window as unknown as { __be: unknown }).__be = be;
       // warm-up (not timed): Chromium compiles wasm with its baseline tier first and optimizes hot
       // functions later, WebGPU compiles its shaders on first use, heads load on first use

@@ -5,11 +5,19 @@
  *   public/build/demo.js                            the page's script (src/browser/demo.ts)
  *   public/build/ort/                               onnxruntime-web's plain SIMD and JSPI wasm (14.2 / 16.8 MB,
  *                                                   each under the 25 MiB asset limit) and their loaders
- *   public/models/<name>/                           the model folders of model-shards/ (manifest + shards)
- * public/index.html and public/styles.css are sources. Everything written here is ignored by git; files
- * that are already there with the same size are not copied again.
+ *   public/models/<name>/                           only with PUBLISH_MODELS=1: the model folders of model-shards/
+ *                                                   (manifest + shards) as public static files
+ * public/index.html, public/styles.css and public/_headers (the page's security headers) are sources.
+ * Everything written here is ignored by git; files that are already there with the same size are not copied
+ * again.
+ *
+ * What a deployment serves without a key is decided here, since static assets are served before the Worker
+ * runs: no source maps (not written; stale ones deleted), and no model unless PUBLISH_MODELS=1 publishes
+ * model-shards/ on purpose (otherwise public/models/ is deleted). The page gets a model through
+ * GET /v1/models/{model}/files/{file}, with the tenant's key and only for the tenant's models.
  *
  *   npm run build:browser            (npm start and npm run test:browser run it first)
+ *   PUBLISH_MODELS=1 npm run build:browser
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -45,7 +53,7 @@ export async function buildBrowser(log: (s: string) => void = (s) => process.std
     format: 'esm' as const,
     platform: 'browser' as const,
     target: 'es2022',
-    sourcemap: true,
+    sourcemap: false, // public/ is served to anyone: no source maps
     minify: true,
     logLevel: 'warning' as const,
     // onnxruntime-web's bundles mention Node modules behind runtime checks; never taken in a browser
@@ -63,11 +71,15 @@ export async function buildBrowser(log: (s: string) => void = (s) => process.std
     }),
     build({ ...common, entryPoints: [join(ROOT, 'src/browser/demo.ts')], outfile: join(OUT, 'demo.js') }),
   ]);
+  for (const f of readdirSync(OUT)) if (f.endsWith('.map')) rmSync(join(OUT, f)); // from builds that wrote them
   let copied = 0;
   for (const f of ORT_FILES) if (copyIfChanged(join(ORT_DIST, f), join(OUT, 'ort', f))) copied++;
-  const models = existsSync(MODELS) ? readdirSync(MODELS).filter((d) => existsSync(join(MODELS, d, 'manifest.json'))) : [];
+  const publish = process.env.PUBLISH_MODELS === '1';
+  const models = publish && existsSync(MODELS) ? readdirSync(MODELS).filter((d) => existsSync(join(MODELS, d, 'manifest.json'))) : [];
+  if (!publish) rmSync(join(ROOT, 'public/models'), { recursive: true, force: true });
   for (const m of models) copied += mirror(join(MODELS, m), join(ROOT, 'public/models', m));
-  log(`[build:browser] public/build (engine-wasm.js, engine-webgpu.js, demo.js, ort/) and public/models/{${models.join(',')}} in ${Date.now() - t0} ms (${copied} files copied)`);
+  const published = publish ? `, public/models/{${models.join(',')}} (PUBLISH_MODELS=1: public)` : '';
+  log(`[build:browser] public/build (engine-wasm.js, engine-webgpu.js, demo.js, ort/)${published} in ${Date.now() - t0} ms (${copied} files copied)`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('build-browser.ts')) {

@@ -46,8 +46,11 @@ const extra = process.argv.slice(2);
 const { values: given } = parseArgs({ args: extra, strict: false, allowPositionals: true, options: { ip: { type: 'string' }, port: { type: 'string' } } });
 const ip = typeof given.ip === 'string' ? given.ip : '127.0.0.1';
 const port = typeof given.port === 'string' ? given.port : '8787';
+// The dev key (local_only) is honoured only while wrangler dev listens on loopback alone (tenants.ts).
+const loopback = /^(127\.\d+\.\d+\.\d+|localhost|::1|\[::1\])$/i.test(ip);
 const args = ['dev', ...(given.ip === undefined ? ['--ip', ip] : []), ...(given.port === undefined ? ['--port', port] : []),
-  '--persist-to', join(ROOT, '.wrangler/state'), ...extra];
+  '--persist-to', join(ROOT, '.wrangler/state'), ...(loopback ? ['--var', 'LOCAL_KEYS:loopback'] : []), ...extra];
+if (!loopback) log(`[dev] listening on ${ip}, not loopback: the local-only key sk-local-dev is refused`);
 process.stderr.write(`[dev] wrangler ${args.join(' ')}\n[dev] try: curl -s http://${ip}:${port}/v1/completions -H 'Authorization: Bearer sk-local-dev' -H 'Content-Type: application/json' -d '{"model":"default","prompt":"def fib(n):","max_tokens":48,"temperature":0}'\n`);
 // wrangler's own bin (not npx): one process to signal, which stops workerd on exit.
 const child = spawn(join(ROOT, 'node_modules/.bin/wrangler'), args, { cwd: ROOT, stdio: 'inherit', env: { WRANGLER_SEND_METRICS: 'false', ...workerdV8FlagsEnv(), ...process.env } });

@@ -41,10 +41,10 @@ const { values } = parseArgs({
 const MODEL_DIR = resolve(values['model-dir']!);
 /** The one tenant of these runs (`sk-measure`): limits that never cut a measured request short. */
 const KEY = 'sk-measure';
-const TENANTS = { measure: { key_sha256: [createHash('sha256').update(KEY).digest('hex')], max_tokens: 512, max_rounds: 1000, rpm: 0 } };
+const TENANTS = { measure: { key_sha256: [createHash('sha256').update(KEY).digest('hex')], max_tokens: 512, max_rounds: 1000, rpm: 0, tpm: 0, max_sessions: 100_000 } };
 /** The bundle in workerd (the deployed configuration), the model seeded into its in-memory R2 as `default`. */
 async function startWorker(bundleDir: string, opts: { persist?: string; vars?: Record<string, string>; inspectorPort?: number } = {}) {
-  const { mf, url } = await startBundle(bundleDir, { tenants: TENANTS, ...opts });
+  const { mf, url } = await startBundle(bundleDir, { tenants: TENANTS, ...opts, vars: { DIAGNOSTICS: 'on', ...opts.vars } }); // DIAGNOSTICS: the session info's wasm heap
   await seedModels(await mf.getR2Bucket('MODELS'), [{ name: 'default', dir: MODEL_DIR }]);
   return { url, dispose: () => mf.dispose() };
 }

@@ -3,7 +3,8 @@
  *   Edge API         POST /v1/completions with "stream": true (the OpenAI-compatible endpoint any client
  *                    uses); the dev key is pre-filled on localhost only.
  *   In this browser  the engine bundle (build/engine-webgpu.js where WebGPU can run, else engine-wasm.js)
- *                    loads the model from /models/default/ (shards checked, then cached) and decodes here.
+ *                    loads the model from /v1/models/default/files/ with the same key (shards checked, then
+ *                    cached) and decodes here.
  * Live figures: tokens/s, τ, draft tokens accepted / rejected, tokens, and what ran it.
  * `window.ctcDemo` exposes the last run (the browser tests read it).
  */
@@ -84,12 +85,16 @@ function params() {
   };
 }
 
-async function runApi(p: ReturnType<typeof params>, append: (s: string) => void, signal: AbortSignal): Promise<RunRecord> {
+function apiKeyHeader(): Record<string, string> {
   const key = $<HTMLInputElement>('api-key').value.trim();
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
+async function runApi(p: ReturnType<typeof params>, append: (s: string) => void, signal: AbortSignal): Promise<RunRecord> {
   const t0 = performance.now();
   const res = await fetch('/v1/completions', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    headers: { 'content-type': 'application/json', ...apiKeyHeader() },
     body: JSON.stringify({ model: MODEL, prompt: p.prompt, max_tokens: p.maxTokens, temperature: p.temperature, drafter: p.drafter, stream: true, stream_options: { include_usage: true } }),
     signal,
   });
@@ -167,7 +172,9 @@ async function ensureEngine() {
   state.bundle = (await import(bundleUrl)) as EngineBundle;
   let shards = 0, fromCache = 0;
   state.engine = await state.bundle.loadBrowserEngine({
-    modelUrl: `/models/${MODEL}/`,
+    // The model's files come from the API, with the key: only a tenant allowed this model can download it.
+    modelUrl: `/v1/models/${MODEL}/files/`,
+    headers: apiKeyHeader(),
     provider: want,
     verbose: new URLSearchParams(location.search).has('ortVerbose'),
     onShard: (_path, from) => {

@@ -30,8 +30,10 @@ export const ORT_BUILD: 'webgpu' | 'wasm' = typeof __ORT_BUILD__ === 'string' ? 
 export const WEBGPU_BASE_FILE = 'base_webgpu';
 
 export interface BrowserEngineOptions {
-  /** The model folder: manifest.json and its shards (the demo serves them at /models/<name>/). */
+  /** The model folder: manifest.json and its shards (the Worker serves them at /v1/models/<name>/files/). */
   modelUrl: string;
+  /** Headers of the model's requests (`authorization: Bearer <key>` for the Worker's route). */
+  headers?: Record<string, string>;
   /** Folder of onnxruntime-web's .wasm / .mjs files (default: ./ort/ next to this bundle). */
   ortUrl?: string;
   /** Execution provider: `auto` (default) is WebGPU where this bundle and the browser can, else wasm. */
@@ -65,7 +67,7 @@ export async function loadBrowserEngine(opts: BrowserEngineOptions): Promise<Bro
   const choice = opts.provider ?? 'auto';
   const { provider: detected, info } = await resolveProvider(choice === 'auto' && ORT_BUILD !== 'webgpu' ? 'wasm' : choice);
   if (detected === 'webgpu' && ORT_BUILD !== 'webgpu') throw new Error('this bundle (engine-wasm.js) has no WebGPU: load engine-webgpu.js');
-  const source = cachedFetchSource(opts.modelUrl, { cacheName: opts.cacheName, onShard: opts.onShard });
+  const source = cachedFetchSource(opts.modelUrl, { cacheName: opts.cacheName, headers: opts.headers, onShard: opts.onShard });
   const manifestBytes = await source.get('manifest.json');
   if (!manifestBytes) throw new Error(`no manifest.json at ${source.baseUrl}`);
   const manifest = source.manifest() as Manifest;

@@ -29,6 +29,8 @@ export interface ShardCacheStats {
 export interface CachedSourceOptions {
   /** Cache API cache name (default CACHE_NAME); null: no cache. */
   cacheName?: string | null;
+  /** Request headers of every fetch (the key: the Worker serves a model only to its tenants). */
+  headers?: Record<string, string>;
   /** Called after each shard with its path and where it came from. */
   onShard?: (path: string, from: 'cache' | 'network', bytes: number) => void;
 }
@@ -61,7 +63,7 @@ export function cachedFetchSource(baseUrl: string, opts: CachedSourceOptions = {
   });
 
   const fetchBytes = async (path: string, init?: RequestInit): Promise<Uint8Array | null> => {
-    const res = await fetch(base + path, init);
+    const res = await fetch(base + path, { ...init, headers: opts.headers });
     if (res.status === 404) return null;
     if (!res.ok) throw new Error(`fetch ${path}: HTTP ${res.status}`);
     const bytes = new Uint8Array(await res.arrayBuffer());

@@ -51,6 +51,8 @@ export async function startBundle(bundleDir: string, opts: BundleOptions = {}): 
     r2Buckets: workerOptions.r2Buckets,
     bindings: {
       ...(workerOptions.bindings as Record<string, string>),
+      // This server listens on 127.0.0.1 only: local_only keys (sk-local-dev) may be accepted (tenants.ts).
+      LOCAL_KEYS: 'loopback',
       ...(opts.tenants ? { TENANTS: JSON.stringify(opts.tenants) } : {}),
       ...(opts.modelNames ? { MODEL_NAMES: opts.modelNames.join(',') } : {}),
       ...opts.vars,

@@ -31,6 +31,8 @@ import { ChatCompletionSchema, CompletionSchema, MAX_CHOICES, SESSION_ID_RE, typ
 import type { DoDone, DoEvent, DoEventSource, DoFailure, DoGenerateRequest, DoLogprob, DoStart } from './protocol';
 import { authenticate, type Tenant } from './tenants';
 import { drainUnreadBody } from './body-drain';
+import { choiceTokenLimit, formatReset } from './limits';
+import type { AdmitResult, RateState } from './rate-limiter';
 
 type AppEnv = { Bindings: Env; Variables: { tenant: Tenant } };
 
@@ -44,6 +46,7 @@ export function modelNames(env: Env): string[] {
     .filter(Boolean);
 }
 
+app.use('*', securityHeaders());
 app.use('*', drainUnreadBody());
 
 // ------------------------------------------------------------------------------------------- errors
@@ -89,24 +92,67 @@ const validate = <T extends z.ZodType>(schema: T) =>
   });
 
 // ------------------------------------------------------------------------------------------- middleware
+/**
+ * Headers on every response of the Worker (the page's static files get theirs from public/_headers): no
+ * MIME sniffing, no framing, no referrer, and a CSP under which a JSON or error body can do nothing if a
+ * browser is made to render it.
+ */
+function securityHeaders() {
+  return async (c: Context<AppEnv>, next: () => Promise<void>) => {
+    await next();
+    const h = c.res.headers;
+    h.set('x-content-type-options', 'nosniff');
+    h.set('content-security-policy', "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+    h.set('x-frame-options', 'DENY');
+    h.set('referrer-policy', 'no-referrer');
+  };
+}
+
 const auth = async (c: Context<AppEnv>, next: () => Promise<void>) => {
-  c.set('tenant', await authenticate(c.req.header('authorization'), c.req.url, c.env.TENANTS));
+  c.set('tenant', await authenticate(c.req.header('authorization'), c.req.url, c.env.TENANTS, c.env.LOCAL_KEYS === 'loopback'));
   await next();
 };
 
-const rateLimit = async (c: Context<AppEnv>, next: () => Promise<void>) => {
-  const tenant = c.get('tenant');
-  if (tenant.rpm > 0) {
-    const limiter = c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(tenant.name));
-    const r = await limiter.take(tenant.rpm);
-    if (!r.ok) {
-      throw new ApiError(429, `Rate limit reached: ${tenant.rpm} requests per minute. Retry after ${r.retryAfter} s.`, 'rate_limit_error', null, 'rate_limit_exceeded', {
-        'retry-after': String(r.retryAfter),
-      });
-    }
+/** The tenant's object (rate-limiter.ts): rate limits, the token meter, the stored sessions. */
+function tenantObject(env: Env, tenant: Tenant) {
+  return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(tenant.name));
+}
+
+/** OpenAI's x-ratelimit-* headers for the limits the tenant has (none for a limit that is off). */
+function rateHeaders(s: RateState): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (const [kind, v] of [['requests', s.requests], ['tokens', s.tokens]] as const) {
+    if (!v) continue;
+    h[`x-ratelimit-limit-${kind}`] = String(v.limit);
+    h[`x-ratelimit-remaining-${kind}`] = String(v.remaining);
+    h[`x-ratelimit-reset-${kind}`] = formatReset(v.resetMs);
   }
-  await next();
-};
+  return h;
+}
+
+/**
+ * Admits a generation request with the tenant's object: requests and tokens per minute (429 with
+ * Retry-After over either) and, for a persistent session, the cap on stored sessions (403 for a new one
+ * beyond it). Sets the rate-limit headers of the response.
+ */
+async function admit(c: Context<AppEnv>, sessionId: string | null): Promise<void> {
+  const tenant = c.get('tenant');
+  if (tenant.rpm === 0 && tenant.tpm === 0 && sessionId === null) return;
+  const r: AdmitResult = await tenantObject(c.env, tenant).admit({ rpm: tenant.rpm, tpm: tenant.tpm }, sessionId === null ? null : { id: sessionId, max: tenant.max_sessions });
+  if (!r.ok && r.reason === 'sessions') {
+    throw new ApiError(403, `This key may keep at most ${tenant.max_sessions} stored sessions and has ${r.sessions}: delete one (DELETE /v1/sessions/{id}), ` +
+      `wait until one expires (${tenant.session_ttl_s} s after its last request), or send the request without a session id.`, 'permission_error', 'session_id', 'session_limit_reached');
+  }
+  const headers = rateHeaders(r.state);
+  if (!r.ok) {
+    const what = r.reason === 'requests' ? `${tenant.rpm} requests per minute` : `${tenant.tpm} tokens per minute`;
+    throw new ApiError(429, `Rate limit reached: ${what}. Retry after ${r.retryAfter} s.`, 'rate_limit_error', null, r.reason === 'requests' ? 'rate_limit_exceeded' : 'tokens_rate_limit_exceeded', {
+      ...headers,
+      'retry-after': String(r.retryAfter),
+    });
+  }
+  for (const [k, v] of Object.entries(headers)) c.header(k, v);
+}
 
 /** POST bodies must be JSON (curl -d sends form encoding by default; say so instead of "model: required"). */
 const jsonOnly = async (c: Context<AppEnv>, next: () => Promise<void>) => {
@@ -139,7 +185,28 @@ app.get('/v1/models/:model', auth, (c) => {
   return c.json(modelObject(model));
 });
 
-app.post('/v1/completions', limitBody, auth, jsonOnly, validate(CompletionSchema), rateLimit, async (c) => {
+/**
+ * A model's files (manifest.json and its content-hashed shards) for the page's "in this browser" mode: with
+ * the tenant's key and only for the models it may use. Nothing model-like is a public static file unless a
+ * deployment publishes it on purpose (scripts/build-browser.ts, PUBLISH_MODELS).
+ */
+app.get('/v1/models/:model/files/:file', auth, async (c) => {
+  const model = c.req.param('model')!;
+  const file = c.req.param('file')!;
+  if (!allowedModels(c.env, c.get('tenant')).includes(model)) throw unknownModel(model);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(file)) throw modelFileNotFound(model, file);
+  const obj = await c.env.MODELS.get(`${model}/${file}`);
+  if (!obj) throw modelFileNotFound(model, file);
+  const manifest = file === 'manifest.json';
+  return c.newResponse(obj.body, 200, {
+    'content-type': manifest ? 'application/json' : 'application/octet-stream',
+    etag: obj.httpEtag,
+    // Shards are named by their content hash, so they never change; the manifest names the current ones.
+    'cache-control': manifest ? 'private, no-cache' : 'private, max-age=31536000, immutable',
+  });
+});
+
+app.post('/v1/completions', limitBody, auth, jsonOnly, validate(CompletionSchema), async (c) => {
   const body = c.req.valid('json') as CompletionBody;
   const prompt = body.prompt;
   // A string, a list of strings, token ids, or a list of token-id lists: one choice (x n) per prompt.
@@ -151,7 +218,7 @@ app.post('/v1/completions', limitBody, auth, jsonOnly, validate(CompletionSchema
   return generate(c, body, p, 'prompt', 'completion', body.stop);
 });
 
-app.post('/v1/chat/completions', limitBody, auth, jsonOnly, validate(ChatCompletionSchema), rateLimit, async (c) => {
+app.post('/v1/chat/completions', limitBody, auth, jsonOnly, validate(ChatCompletionSchema), async (c) => {
   const body = c.req.valid('json') as ChatCompletionBody;
   const userStops = body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   const stops = [...STOP_SEQUENCES, ...userStops.filter((s) => !STOP_SEQUENCES.includes(s))];
@@ -186,6 +253,10 @@ function modelObject(id: string) {
 
 function unknownModel(model: string): ApiError {
   return new ApiError(404, `The model \`${model}\` does not exist or you do not have access to it.`, 'invalid_request_error', 'model', 'model_not_found');
+}
+
+function modelFileNotFound(model: string, file: string): ApiError {
+  return new ApiError(404, `The model \`${model}\` has no file \`${file}\`.`, 'invalid_request_error', null, 'file_not_found');
 }
 
 function sessionIdParam(id: string): string {
@@ -227,9 +298,6 @@ async function generate(
 ): Promise<Response> {
   const tenant = c.get('tenant');
   if (!allowedModels(c.env, tenant).includes(body.model)) throw unknownModel(body.model);
-  if (body.max_tokens != null && body.max_tokens > tenant.max_tokens) {
-    throw new ApiError(400, `max_tokens is too large: ${body.max_tokens}. This key allows at most ${tenant.max_tokens}.`, 'invalid_request_error', 'max_tokens', 'invalid_value');
-  }
   const sessionId = resolveSessionId(c, body.session_id);
   if (body.continue && sessionId === null) throw new ApiError(400, '`continue` needs a session (X-Session-Id header or session_id).', 'invalid_request_error', 'continue', 'missing_session');
 
@@ -245,6 +313,19 @@ async function generate(
   const logprobs = chat ? (chat.logprobs ? (chat.top_logprobs ?? 0) : null) : ((body as CompletionBody).logprobs ?? null);
   const echo = !chat && (body as CompletionBody).echo === true;
   if (echo && logprobs !== null) throw badRequest("echo with logprobs is not supported: the prompt's log-probabilities are not computed.", 'echo', 'unsupported_parameter');
+  // The request's cost: n x prompts x max_tokens generated tokens at most (400 past the tenant's budget).
+  const maxTokensParam = chat && chat.max_completion_tokens != null && chat.max_tokens === chat.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens';
+  const tokenLimit = choiceTokenLimit({
+    n, prompts: prompts.length, maxTokens: body.max_tokens ?? null, maxTokensParam, tenantMaxTokens: tenant.max_tokens,
+    requestTokens: tenant.max_request_tokens, logprobs, logprobsParam: chat ? 'top_logprobs' : 'logprobs',
+  });
+  await admit(c, sessionId);
+  const meter = tenant.rpm > 0 || tenant.tpm > 0 ? { rpm: tenant.rpm, tpm: tenant.tpm } : null;
+  // max_rounds bounds the whole request: each choice gets what the earlier ones left.
+  let roundsLeft = tenant.max_rounds;
+  const spend = (done: DoDone) => {
+    roundsLeft -= done.usage.rounds;
+  };
 
   const request = (k: number): DoGenerateRequest => ({
     tenant: tenant.name,
@@ -254,8 +335,8 @@ async function generate(
     promptParam,
     continue: body.continue ?? false,
     maxTokens: body.max_tokens ?? null,
-    tenantMaxTokens: tenant.max_tokens,
-    maxRounds: tenant.max_rounds,
+    tenantMaxTokens: tokenLimit,
+    maxRounds: roundsLeft,
     sampling: {
       temperature: body.temperature ?? 1,
       topP: body.top_p ?? 1,
@@ -273,9 +354,13 @@ async function generate(
     logprobs,
     echo,
     user: body.user ?? null,
+    meter,
+    sessionTtlMs: tenant.session_ttl_s * 1000,
     fault: faultSpec(c),
   });
-  const startJob = async (k: number): Promise<Job> => {
+  /** Choice k's generation, or null when the earlier choices used up the request's rounds (it ends at once). */
+  const startJob = async (k: number): Promise<Job | null> => {
+    if (roundsLeft <= 0) return null;
     // Ephemeral requests get a DO of their own (random name, nothing persisted).
     const stub = sessionStub(c.env, tenant, sessionId ?? `~ephemeral:${crypto.randomUUID()}`);
     let started: Awaited<ReturnType<typeof stub.generate>>;
@@ -289,7 +374,7 @@ async function generate(
     // Echo: the prompt's text comes first, as if generated.
     return { start: started.start, events: echo ? prepend({ type: 'tokens', text: started.start.echoText ?? '' }, events) : events, cancel };
   };
-  const first = await startJob(0); // before answering: an error of the first choice has its own status
+  const first = (await startJob(0))!; // before answering: an error of the first choice has its own status
 
   const ids: Ids = {
     id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${crypto.randomUUID().replace(/-/g, '')}`,
@@ -307,7 +392,6 @@ async function generate(
       return out;
     };
   };
-  const firstOfPrompt = Array.from({ length: choices }, (_, k) => k % n === 0);
   /** A choice's logprobs in the route's format; `offset`: where its tokens start in the choice's text. */
   const formatLogprobs = (lps: DoLogprob[], offset: number) => (logprobs === null ? null : chat ? chatLogprobs(lps) : completionLogprobs(lps, offset));
   const render = (outs: ChoiceOut[], done: DoDone) => (kind === 'chat' ? chatResponse(ids, outs, done) : completionResponse(ids, outs, done));
@@ -323,31 +407,41 @@ async function generate(
       return jsonAsGenerated(c, renderOne, events, shaper(), first.cancel);
     }
     // Several choices: generated one after another, answered together.
-    const outs: ChoiceOut[] = [];
-    const dones: DoDone[] = [];
-    for (let k = 0; k < choices; k++) {
-      const job = k === 0 ? first : await startJob(k);
-      const shape = shaper();
-      let text = '';
-      const lps: DoLogprob[] = [];
-      let done: DoDone | null = null;
-      try {
-        for await (const ev of job.events) {
-          if (ev.type === 'tokens') {
-            text += shape(ev.text);
-            if (ev.logprobs) lps.push(...ev.logprobs);
-          } else if (ev.type === 'done') done = ev;
-          else if (ev.type === 'error') throw ApiError.fromBody(ev.status, ev.body, ev.headers);
+    return jsonWhenDone(c, async (ctl) => {
+      const outs: ChoiceOut[] = [];
+      const dones: DoDone[] = [];
+      for (let k = 0; k < choices; k++) {
+        const job = k === 0 ? first : await startJob(k);
+        if (!job) {
+          dones.push(skippedChoice());
+          outs.push({ index: k, text: '', finishReason: 'rounds', logprobs: formatLogprobs([], 0) });
+          continue;
         }
-      } catch (err) {
-        job.cancel();
-        throw err instanceof ApiError ? err : interrupted();
+        ctl.running(job);
+        const shape = shaper();
+        let text = '';
+        const lps: DoLogprob[] = [];
+        let done: DoDone | null = null;
+        try {
+          for await (const ev of job.events) {
+            if (ev.type === 'tokens') {
+              text += shape(ev.text);
+              if (ev.logprobs) lps.push(...ev.logprobs);
+              await ctl.beat();
+            } else if (ev.type === 'done') done = ev;
+            else if (ev.type === 'error') throw ApiError.fromBody(ev.status, ev.body, ev.headers);
+          }
+        } catch (err) {
+          job.cancel();
+          throw err instanceof ApiError ? err : interrupted();
+        }
+        if (!done) throw interrupted();
+        spend(done);
+        dones.push(done);
+        outs.push({ index: k, text, finishReason: done.finishReason, logprobs: formatLogprobs(lps, 0) });
       }
-      if (!done) throw interrupted();
-      dones.push(done);
-      outs.push({ index: k, text, finishReason: done.finishReason, logprobs: formatLogprobs(lps, 0) });
-    }
-    return c.json(render(outs, mergeDone(dones, firstOfPrompt)));
+      return JSON.stringify(render(outs, mergeDone(dones)));
+    });
   }
 
   const includeUsage = body.stream_options?.include_usage === true;
@@ -356,15 +450,24 @@ async function generate(
     let current = first;
     sse.onAbort(() => current.cancel()); // cancels the DO's generation → the engine stops within one round
     const send = (obj: unknown) => sse.writeSSE({ data: JSON.stringify(obj) });
+    const finishChunk = (k: number, finish: 'stop' | 'length') =>
+      kind === 'chat' ? chatChunk(ids, {}, finish, usageField, k) : completionChunk(ids, '', finish, usageField, k);
     const dones: DoDone[] = [];
     for (let k = 0; k < choices; k++) {
       if (k > 0) {
+        let next: Job | null;
         try {
-          current = await startJob(k);
+          next = await startJob(k);
         } catch (err) {
           await send((err instanceof ApiError ? err : interrupted()).toJSON());
           break;
         }
+        if (!next) {
+          dones.push(skippedChoice());
+          await send(finishChunk(k, 'length'));
+          continue;
+        }
+        current = next;
       }
       if (sse.aborted) return current.cancel();
       const shape = shaper();
@@ -383,9 +486,9 @@ async function generate(
             await send(kind === 'chat' ? chatChunk(ids, { content: text }, null, usageField, k, lp) : completionChunk(ids, text, null, usageField, k, lp));
           } else if (ev.type === 'done') {
             ended = true;
+            spend(ev);
             dones.push(ev);
-            const finish = toFinishReason(ev.finishReason);
-            await send(kind === 'chat' ? chatChunk(ids, {}, finish, usageField, k) : completionChunk(ids, '', finish, usageField, k));
+            await send(finishChunk(k, toFinishReason(ev.finishReason)));
           } else if (ev.type === 'error') {
             ended = true;
             failed = true;
@@ -403,11 +506,81 @@ async function generate(
       if (failed) break;
     }
     if (includeUsage && dones.length === choices) {
-      const done = mergeDone(dones, firstOfPrompt);
+      const done = mergeDone(dones);
       await send(usageChunk(kind, ids, toUsage(done.usage), toExtension(done)));
     }
     await sse.writeSSE({ data: '[DONE]' });
   });
+}
+
+/** A choice that never ran: the earlier choices used up the request's rounds. */
+function skippedChoice(): DoDone {
+  return { type: 'done', finishReason: 'rounds', usage: { ...EMPTY_USAGE }, sessionTokens: 0 };
+}
+
+/**
+ * A response of several choices, written when the last one is done: JSON cannot be cut into choices that
+ * are still to come, so the body starts with one space per round (JSON allows leading whitespace) while they
+ * generate. Those writes are how a client that left is noticed where the runtime does not deliver
+ * request.signal: the write fails, the running choice is cancelled (its engine stops at the next round
+ * boundary), and no further choice starts. Until the first space, errors have their own status; after it,
+ * a failure cuts the body short, as with one choice (jsonAsGenerated).
+ */
+async function jsonWhenDone(c: Context<AppEnv>, run: (ctl: { running(job: Job): void; beat(): Promise<void> }) => Promise<string>): Promise<Response> {
+  const signal = c.req.raw.signal;
+  let job: Job | null = null;
+  let gone = false;
+  const leave = () => {
+    gone = true;
+    job?.cancel();
+  };
+  signal.addEventListener('abort', leave);
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+  const writer = writable.getWriter();
+  const enc = new TextEncoder();
+  let commit!: () => void;
+  const committed = new Promise<null>((resolve) => (commit = () => resolve(null)));
+  let isCommitted = false;
+  const result = run({
+    running: (j) => {
+      job = j;
+      if (gone) j.cancel();
+    },
+    beat: async () => {
+      if (gone) throw interrupted();
+      if (!isCommitted) {
+        isCommitted = true;
+        commit();
+      }
+      await writer.write(enc.encode(' ')); // rejects once the client is gone
+    },
+  });
+  let early: { json: string } | null;
+  try {
+    early = await Promise.race([committed, result.then((json) => ({ json }))]);
+  } catch (err) {
+    signal.removeEventListener('abort', leave);
+    throw err;
+  }
+  if (early) {
+    signal.removeEventListener('abort', leave);
+    return c.newResponse(early.json, 200, { 'content-type': 'application/json' });
+  }
+  c.executionCtx.waitUntil(
+    (async () => {
+      try {
+        await writer.write(enc.encode(await result));
+        await writer.close();
+      } catch (err) {
+        if (!signal.aborted) console.error('non-streaming response cut short', (err as Error)?.message ?? err);
+        leave();
+        await writer.abort(new Error('response cut short')).catch(() => {});
+      } finally {
+        signal.removeEventListener('abort', leave);
+      }
+    })(),
+  );
+  return c.newResponse(readable, 200, { 'content-type': 'application/json', 'content-encoding': 'identity', 'cache-control': 'no-transform' });
 }
 
 /** `first`, then the events of `rest`. */

@@ -17,6 +17,11 @@ export interface Env {
   KV_PERSIST?: string;
   /** MB of session KV kept in memory per isolate before idle sessions fall back to SQLite (default 16). */
   SESSION_MEMORY_MB?: string;
+  /** "loopback": the launcher listens on loopback only (`npm start`, the local test servers), so local_only
+   *  keys (sk-local-dev) may be accepted. Never set in wrangler.toml: a deployment does not have it. */
+  LOCAL_KEYS?: string;
+  /** "on": GET /v1/sessions/{id} also reports the isolate's wasm heap and model loads (measurements, tests). */
+  DIAGNOSTICS?: string;
   /** "on" lets requests inject faults through an `X-Fault` header (tests only; never set it in a deployment). */
   FAULT_INJECTION?: string;
 }

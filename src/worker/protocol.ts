@@ -8,6 +8,7 @@
  */
 import type { SamplingParams, Usage } from '../engine/index';
 import type { OpenAIErrorBody } from './openai/errors';
+import type { Limits } from './rate-limiter';
 
 export interface DoGenerateRequest {
   tenant: string;
@@ -33,6 +34,10 @@ export interface DoGenerateRequest {
   echo: boolean;
   /** The client's `user` (recorded with the session, reported by info). */
   user: string | null;
+  /** The tenant's limits, when its object meters it: the session charges each generation's tokens there. */
+  meter: Limits | null;
+  /** A persistent session is deleted this long after its last request (its object's alarm). */
+  sessionTtlMs: number;
   /** Fault injection, only where the deployment sets FAULT_INJECTION=on (tests): from `X-Fault` (JSON). */
   fault?: FaultSpec;
 }
@@ -114,8 +119,9 @@ export interface SessionInfo {
   in_memory: boolean;
   busy: boolean;
   text: string | null;
-  /** This isolate: ORT's wasm heap (only grows, so it is the peak) and model load times. */
-  isolate: { wasm_heap_bytes: number | null; model_loads: Record<string, { ms: number; at: string }> };
+  /** This isolate: ORT's wasm heap (only grows, so it is the peak) and model load times. Only where the
+   *  deployment sets DIAGNOSTICS=on (the local test servers): a client has no business seeing them. */
+  isolate?: { wasm_heap_bytes: number | null; model_loads: Record<string, { ms: number; at: string }> };
   /** Drafters the model offers (valid values of the `drafter` parameter) and the default one. */
   drafters: string[];
   default_drafter: string | null;

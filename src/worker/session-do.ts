@@ -13,6 +13,10 @@
  * is always safe. A client that disconnects aborts the engine at the next round boundary: the Worker
  * cancels the generation's event source (or its request ends, which disposes of it).
  *
+ * Expiry: every request of a persistent session sets the object's alarm to its tenant's TTL from now; when
+ * it fires on an idle session, the object deletes its storage and tells the tenant's object (rate-limiter.ts),
+ * which counts the tenant's stored sessions. The session objects also charge each generation's tokens there.
+ *
  * Called over RPC (protocol.ts): `generate`, `info`, `drop`. The pieces that need no Durable Object are
  * plain modules: prompt assembly (prompt.ts), the default drafter (drafter-choice.ts), the isolate's
  * memory budget (session-memory.ts), which stored KV a save keeps and a restore reads (kv-persist.ts), the
@@ -67,6 +71,8 @@ export class SessionDO extends DurableObject<Env> {
   private pendingRestore: RestoreInfo | undefined;
   /** The `user` of the last request (reported by info). */
   private lastUser: string | null = null;
+  /** Whose session this is (stored beside it, for the alarm), once recorded. */
+  private owner: Owner | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -87,12 +93,30 @@ export class SessionDO extends DurableObject<Env> {
     try {
       if (this.busy) throw new ApiError(409, 'Session is busy generating; retry when it finishes.', 'conflict_error', null, 'session_busy');
       if (!this.session && !this.store.loadMeta()) throw sessionNotFound();
-      this.forget();
-      await this.store.clear();
+      await this.expire();
       return { ok: true, value: null };
     } catch (err) {
       return failure(err);
     }
+  }
+
+  /** The session's TTL ran out (set by its last request): delete it, unless a request runs right now. */
+  async alarm(): Promise<void> {
+    if (this.busy) {
+      await this.ctx.storage.setAlarm(Date.now() + 60_000); // the request that runs sets a new one
+      return;
+    }
+    await this.expire();
+  }
+
+  /** Forgets the session in memory and storage (alarm included) and tells the tenant's object. */
+  private async expire(): Promise<void> {
+    const owner = this.owner ?? (await this.ctx.storage.get<Owner>(OWNER_KEY)) ?? null;
+    this.forget();
+    await this.store.clear();
+    await this.ctx.storage.deleteAlarm();
+    this.owner = null;
+    if (owner) await tenantObject(this.env, owner.tenant).sessionGone(owner.id);
   }
 
   /**
@@ -130,7 +154,7 @@ export class SessionDO extends DurableObject<Env> {
       in_memory: this.session !== null,
       busy: this.busy,
       text,
-      isolate: { wasm_heap_bytes: wasmHeapBytes(), model_loads: Object.fromEntries(loadStats) },
+      ...(this.env.DIAGNOSTICS === 'on' ? { isolate: { wasm_heap_bytes: wasmHeapBytes(), model_loads: Object.fromEntries(loadStats) } } : {}),
       drafters: engine?.drafterNames ?? [],
       default_drafter: engine ? defaultDrafter(engine.drafterNames) : null,
       user: this.lastUser,
@@ -150,8 +174,10 @@ export class SessionDO extends DurableObject<Env> {
       } catch (err) {
         throw modelLoadError(req.model, err);
       }
+      if (req.sessionId !== null) await this.keepFor(req);
       const session = this.ensureSession(engine, req);
       const held = session.tokens;
+      if ('text' in req.prompt && !req.continue) refuseOverlongText(engine, req.prompt.text, req.promptParam);
       const promptTokens = assemblePrompt(engine, held, req.prompt, req.continue);
       // max_tokens left to the server: what the tenant allows, within the room the context leaves.
       const maxTokens = req.maxTokens ?? Math.min(req.tenantMaxTokens, engine.maxContext - promptTokens.length);
@@ -208,6 +234,7 @@ export class SessionDO extends DurableObject<Env> {
     const send = (ev: DoEvent) => channel.send(ev);
     let done: DoDone | null = null;
     let tokenEvents = 0;
+    let usage: DoDone['usage'] | null = null;
     try {
       for await (const ev of gen) {
         if (ev.type === 'tokens') {
@@ -220,9 +247,12 @@ export class SessionDO extends DurableObject<Env> {
           // deliver the events to the reader, other requests (409s) or a cancel.
           await new Promise((r) => setTimeout(r, 0));
         } else {
+          usage = ev.usage;
           done = { type: 'done', finishReason: ev.finishReason, usage: ev.usage, sessionTokens: 0, restore };
         }
       }
+      // Charged before the outcome is reported, interrupted generations included: what ran is what counts.
+      if (req.meter && usage) await this.charge(req, usage.promptTokens + usage.completionTokens);
       if (!done || done.finishReason === 'aborted' || channel.gone) {
         // Not run to its end: the session goes back to its last complete request (see the top of the file).
         this.forget();
@@ -233,6 +263,7 @@ export class SessionDO extends DurableObject<Env> {
       this.persist(engine, req, done.usage.cachedTokens);
       done.persistMs = performance.now() - tp;
       done.sessionTokens = this.session?.tokens.length ?? 0;
+      if (req.sessionId !== null) this.reportStored(req);
       this.releaseMemory(req);
       await send(done);
     } catch (err) {
@@ -244,6 +275,29 @@ export class SessionDO extends DurableObject<Env> {
       this.busy = false;
       channel.close();
     }
+  }
+
+  /** Records whose session this is (once) and sets its expiry: the tenant's TTL from now. */
+  private async keepFor(req: DoGenerateRequest): Promise<void> {
+    if (!this.owner || this.owner.tenant !== req.tenant || this.owner.id !== req.sessionId) {
+      this.owner = { tenant: req.tenant, id: req.sessionId! };
+      await this.ctx.storage.put(OWNER_KEY, this.owner);
+    }
+    await this.ctx.storage.setAlarm(Date.now() + req.sessionTtlMs);
+  }
+
+  private async charge(req: DoGenerateRequest, tokens: number): Promise<void> {
+    try {
+      await tenantObject(this.env, req.tenant).charge(req.meter!, tokens);
+    } catch (err) {
+      console.error('charging the tenant failed', err); // the request itself is fine: never fail it for this
+    }
+  }
+
+  /** Tells the tenant's object how many bytes this session's storage holds now (not awaited). */
+  private reportStored(req: DoGenerateRequest): void {
+    const bytes = this.ctx.storage.sql.databaseSize;
+    this.ctx.waitUntil(tenantObject(this.env, req.tenant).sessionStored(req.sessionId!, bytes).catch((err) => console.error('reporting stored bytes failed', err)));
   }
 
   /**
@@ -320,6 +374,42 @@ export class SessionDO extends DurableObject<Env> {
         'service_unavailable', null, 'session_save_failed', { 'retry-after': '1' });
     }
   }
+}
+
+/** Whose session an object holds: the tenant and the public session id. */
+interface Owner {
+  tenant: string;
+  id: string;
+}
+const OWNER_KEY = 'owner';
+
+function tenantObject(env: Env, tenant: string) {
+  return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(tenant));
+}
+
+/**
+ * A text prompt too long for the context whatever it tokenises to: more characters than the context's
+ * tokens could spell, each at most the vocabulary's longest token (x2 for normalisers that shorten text).
+ * Refused before tokenising, so an over-long prompt costs no tokenizer time.
+ */
+function refuseOverlongText(engine: Engine, text: string, param: string): void {
+  if (text.length <= engine.maxContext) return; // never over the bound: skip measuring the vocabulary
+  const bound = engine.maxContext * longestToken(engine) * 2;
+  if (text.length > bound) {
+    throw new ApiError(400, `This model's maximum context length is ${engine.maxContext} tokens; your ${param} has ${text.length} characters, ` +
+      `more than ${bound} characters can be in ${engine.maxContext} tokens. Please shorten it.`, 'invalid_request_error', param, 'context_length_exceeded');
+  }
+}
+
+const longestTokens = new WeakMap<Engine, number>();
+function longestToken(engine: Engine): number {
+  let n = longestTokens.get(engine);
+  if (n === undefined) {
+    n = 1;
+    for (let id = 0; id < engine.config.vocab_size; id++) n = Math.max(n, engine.tokenizer.decode([id]).length);
+    longestTokens.set(engine, n);
+  }
+  return n;
 }
 
 /** Fault injection (tests): the chunks are written, then the save throws inside its transaction. */

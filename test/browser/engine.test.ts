@@ -24,7 +24,7 @@ describe.skipIf(skip !== null)('engine in the browser, provider wasm', () => {
     mkdirSync(SHOTS, { recursive: true });
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('request', (r) => {
-      if (r.url().includes('/models/default/') && r.url().endsWith('.bin')) shardRequests.push(r.url().split('/').pop()!);
+      if (r.url().includes('/v1/models/default/files/') && r.url().endsWith('.bin')) shardRequests.push(r.url().split('/').pop()!);
     });
     await page.goto(pageUrl());
     await page.waitForSelector('body[data-ready="1"]');
@@ -73,7 +73,7 @@ describe.skipIf(skip !== null)('engine in the browser, provider wasm', () => {
     const victim = manifest.files.base.shards[1].path;
     await page.evaluate(async (p) => {
       const c = await caches.open('ctc-edge-shards-v1');
-      const url = new URL(`/models/default/${p}`, location.href).href;
+      const url = new URL(`/v1/models/default/files/${p}`, location.href).href;
       const bytes = new Uint8Array(await (await c.match(url))!.arrayBuffer());
       bytes[1000] ^= 0xff;
       await c.put(url, new Response(bytes));

@@ -10,7 +10,7 @@ import { TENANTS } from './harness';
 const raw = JSON.stringify(TENANTS);
 const local = 'http://127.0.0.1:8787/v1/models';
 const who = (h: string | undefined) =>
-  authenticate(h, local, raw).then(
+  authenticate(h, local, raw, true).then(
     (t) => t.name,
     (e: { status: number; code: string }) => `${e.status} ${e.code}`,
   );
@@ -35,8 +35,20 @@ describe('Authorization: Bearer <key>', () => {
     expect(await who(header)).toBe(expected);
   });
 
-  it('the local-only dev key works on localhost only', async () => {
+  it('the local-only dev key works on a loopback server, addressed to localhost, only', async () => {
     expect(await who('Bearer sk-local-dev')).toBe('dev');
-    await expect(authenticate('Bearer sk-local-dev', 'https://ctc-edge.example.workers.dev/v1/models', raw)).rejects.toMatchObject({ status: 401 });
+    await expect(authenticate('Bearer sk-local-dev', 'https://ctc-edge.example.workers.dev/v1/models', raw, true)).rejects.toMatchObject({ status: 401 });
+    // A deployment (no LOCAL_KEYS=loopback): refused whatever Host the client writes.
+    for (const url of ['http://localhost/v1/models', 'http://127.0.0.1:8787/v1/models', 'http://LOCALHOST/v1/models', 'http://127.1/v1/models', 'http://localhost:1/v1/models']) {
+      await expect(authenticate('Bearer sk-local-dev', url, raw, false), url).rejects.toMatchObject({ status: 401 });
+    }
+  });
+
+  it('a key printed in this repository is refused for a deployed tenant, whatever its config says', async () => {
+    const withPlaceholder = JSON.stringify({ acme: { key_sha256: ['de0b928e09ad5bb13d1550ce53d37689ee700808c7b020d8a0a8755c3b498573'] } });
+    await expect(authenticate('Bearer sk-acme-replace-me', 'https://acme.example/v1/models', withPlaceholder, false)).rejects.toMatchObject({ status: 401 });
+    await expect(authenticate('Bearer sk-acme-replace-me', local, withPlaceholder, true)).rejects.toMatchObject({ status: 401 });
+    const devKeyDeployed = JSON.stringify({ acme: { key_sha256: [TENANTS.dev.key_sha256[0]] } }); // the dev key, not local_only
+    await expect(authenticate('Bearer sk-local-dev', local, devKeyDeployed, true)).rejects.toMatchObject({ status: 401 });
   });
 });

@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Miniflare } from 'miniflare';
+import { unstable_getMiniflareWorkerOptions } from 'wrangler';
+import type { TenantTotals } from '../../src/worker/rate-limiter';
 import OpenAI from 'openai';
 import { startBundle } from '../../src/node/local-worker.js';
 import { seedModels as seedR2 } from '../../src/node/r2-seed.js';
@@ -18,14 +20,14 @@ export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex'
 
 /** Test tenants: keys are `sk-<name>`. */
 export const TENANTS = {
-  dev: { key_sha256: [sha256('sk-local-dev')], max_tokens: 512, max_rounds: 64, rpm: 0, local_only: true },
+  dev: { key_sha256: [sha256('sk-local-dev')], max_tokens: 512, max_rounds: 64, rpm: 0, tpm: 0, max_sessions: 10_000, local_only: true },
   // Small per-request round bound: requests end with "length" and are continued.
-  alice: { key_sha256: [sha256('sk-alice')], max_tokens: 256, max_rounds: 3, rpm: 0 },
-  bob: { key_sha256: [sha256('sk-bob')], max_tokens: 512, max_rounds: 1000, rpm: 0 },
-  carol: { key_sha256: [sha256('sk-carol')], max_tokens: 256, max_rounds: 64, rpm: 0, drafter: 'plain' },
-  limited: { key_sha256: [sha256('sk-limited')], max_tokens: 16, max_rounds: 4, rpm: 3 },
+  alice: { key_sha256: [sha256('sk-alice')], max_tokens: 256, max_rounds: 3, rpm: 0, tpm: 0, max_sessions: 10_000 },
+  bob: { key_sha256: [sha256('sk-bob')], max_tokens: 512, max_rounds: 1000, rpm: 0, tpm: 0, max_sessions: 10_000 },
+  carol: { key_sha256: [sha256('sk-carol')], max_tokens: 256, max_rounds: 64, rpm: 0, tpm: 0, max_sessions: 10_000, drafter: 'plain' },
+  limited: { key_sha256: [sha256('sk-limited')], max_tokens: 16, max_rounds: 4, rpm: 3, tpm: 0, max_sessions: 10_000 },
   // Fuzzing (fuzz.test.ts): valid requests stay cheap.
-  fuzz: { key_sha256: [sha256('sk-fuzz')], max_tokens: 8, max_rounds: 4, rpm: 0 },
+  fuzz: { key_sha256: [sha256('sk-fuzz')], max_tokens: 8, max_rounds: 4, rpm: 0, tpm: 0, max_sessions: 10_000 },
 };
 
 export interface Manifest {
@@ -45,6 +47,10 @@ export interface StartOptions {
   /** Directory for Durable Object storage (SQLite) that outlives this miniflare; default in-memory. */
   persist?: string;
   vars?: Record<string, string>;
+  /** More tenants, beside TENANTS. */
+  tenants?: Record<string, unknown>;
+  /** Serve public/ as static assets too, as a deployment does (wrangler.toml [assets]). */
+  assets?: boolean;
   /** Open V8's inspector on this port (measurements: per-isolate heap usage). */
   inspectorPort?: number;
   /**
@@ -65,12 +71,12 @@ export interface Worker {
 
 export async function startWorker(bundleDir: string, opts: StartOptions = {}): Promise<Worker> {
   const { mf, url } = await startBundle(bundleDir, {
-    tenants: TENANTS,
+    tenants: { ...TENANTS, ...opts.tenants },
     modelNames: ['default', ...BROKEN_MODELS],
-    vars: opts.vars,
+    vars: { DIAGNOSTICS: 'on', ...opts.vars },
     persist: opts.persist,
     inspectorPort: opts.inspectorPort,
-    wrapOptions: (o) => withR2Faults(opts.r2Faults, o),
+    wrapOptions: (o) => withR2Faults(opts.r2Faults, opts.assets ? ({ ...o, assets: wranglerAssets() } as typeof o) : o),
   });
   if (opts.r2Faults) faultedR2.add(mf);
   await seedModels(mf);
@@ -86,6 +92,18 @@ export async function startWorker(bundleDir: string, opts: StartOptions = {}): P
     },
     dispose: () => mf.dispose(),
   };
+}
+
+/** wrangler.toml's [assets], as miniflare takes them (public/, its _headers and .assetsignore). */
+function wranglerAssets() {
+  return unstable_getMiniflareWorkerOptions(join(ROOT, 'wrangler.toml')).workerOptions.assets;
+}
+
+/** The tenant's object (rate-limiter.ts) of a tenant: its totals (tokens charged, stored sessions). */
+export async function tenantTotals(w: Worker, tenant: string): Promise<TenantTotals> {
+  const ns = await w.mf.getDurableObjectNamespace('RATE_LIMITER');
+  const res = await ns.get(ns.idFromName(tenant)).fetch('http://tenant/totals');
+  return (await res.json()) as TenantTotals;
 }
 
 /** The default model, and its BROKEN_MODELS copies. */

@@ -183,9 +183,10 @@ describe('n, echo, prompt arrays', () => {
     const s = await completeStreamed(body);
     expect(s.texts).toEqual(r.choices.map((c) => c.text));
     expect(s.usage.completion_tokens).toBe(r.usage!.completion_tokens);
-    // The prompt is counted once: the same as a single choice's.
+    // Each choice prefills the prompt in a session of its own: each prefill is counted.
     const one = await complete({ ...body, n: 1 });
-    expect(r.usage!.prompt_tokens).toBe(one.usage!.prompt_tokens);
+    expect(r.usage!.prompt_tokens).toBe(3 * one.usage!.prompt_tokens);
+    expect(s.usage.prompt_tokens).toBe(r.usage!.prompt_tokens);
     expect(r.choices[0].text).toBe(one.choices[0].text); // choice 0 uses the seed itself
     const c = await chat({ n: 2, temperature: 1, seed: 7 });
     expect(c.choices.map((x) => x.index)).toEqual([0, 1]);

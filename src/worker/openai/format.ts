@@ -94,14 +94,12 @@ export function completionLogprobs(lps: readonly DoLogprob[], offset: number) {
   };
 }
 
-/** Usage and our extension of several choices: prompt tokens once per prompt (`firstOfPrompt`), the rest summed. */
-export function mergeDone(dones: readonly DoDone[], firstOfPrompt: readonly boolean[]): DoDone {
+/** Usage and our extension of several choices: every field summed, prompt tokens included (each choice
+ *  prefills its prompt in a session of its own, so each prefill that ran is counted). */
+export function mergeDone(dones: readonly DoDone[]): DoDone {
   if (dones.length === 1) return dones[0];
   const usage = { ...dones[0].usage };
-  for (const k of Object.keys(usage) as (keyof typeof usage)[]) {
-    const once = k === 'promptTokens' || k === 'cachedTokens' || k === 'prefillMs';
-    usage[k] = dones.reduce((s, d, i) => s + (once && !firstOfPrompt[i] ? 0 : d.usage[k]), 0);
-  }
+  for (const k of Object.keys(usage) as (keyof typeof usage)[]) usage[k] = dones.reduce((s, d) => s + d.usage[k], 0);
   const last = dones[dones.length - 1];
   const persist = dones.some((d) => d.persistMs !== undefined) ? dones.reduce((s, d) => s + (d.persistMs ?? 0), 0) : undefined;
   return { ...last, usage, restore: dones[0].restore, ...(persist !== undefined ? { persistMs: persist } : {}) };

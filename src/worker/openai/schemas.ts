@@ -10,8 +10,14 @@
  */
 import { z } from 'zod';
 
-/** Session ids: what we put in a Durable Object name after "<tenant>:". */
-export const SESSION_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Session ids: what we put in a Durable Object name after "<tenant>:". Not only dots: `.` and `..` are path
+ *  segments that URLs normalise away, so GET / DELETE /v1/sessions/{id} could never address them. */
+export const SESSION_ID_RE = /^(?!\.+$)[A-Za-z0-9._:-]{1,128}$/;
+
+/** Stop strings are matched on the text's UTF-16 code units: a lone surrogate in one would cut a character
+ *  in two (and return half of it). Well-formed strings only start and end on character boundaries. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const stopString = z.string().min(1).max(64).refine((v) => !LONE_SURROGATE.test(v), { message: 'a stop string must be well-formed text (no lone surrogate)' });
 
 const neutral = <T extends z.ZodType>(schema: T, ok: (v: z.infer<T>) => boolean, what: string) =>
   schema.nullish().refine((v) => v === null || v === undefined || ok(v as z.infer<T>), { message: `${what} is not supported` });
@@ -43,7 +49,7 @@ const common = {
   /** Extension: top-k filtering, 0 = off. */
   top_k: z.number().int().min(0).max(1_000_000).nullish(),
   seed: z.number().int().min(0).max(2 ** 32 - 1).nullish(),
-  stop: z.union([z.string().min(1).max(64), z.array(z.string().min(1).max(64)).max(4)]).nullish(),
+  stop: z.union([stopString, z.array(stopString).max(4)]).nullish(),
   stream: z.boolean().nullish(),
   stream_options: z
     .strictObject({ include_usage: z.boolean().nullish(), include_obfuscation: neutral(z.boolean(), (v) => !v, 'stream_options.include_obfuscation') })
@@ -52,8 +58,9 @@ const common = {
   n: z.number().int().min(1).max(MAX_CHOICES).nullish(),
   presence_penalty: z.number().min(-2).max(2).nullish(),
   frequency_penalty: z.number().min(-2).max(2).nullish(),
-  /** Extension: CTRL / Hugging Face repetition penalty over prompt + completion (1 = off). */
-  repetition_penalty: z.number().gt(0).max(10).nullish(),
+  /** Extension: CTRL / Hugging Face repetition penalty over prompt + completion (1 = off). Bounded on both
+   *  sides so penalised logits stay finite (x / r with r near 0 overflows float32 to Infinity, then NaN). */
+  repetition_penalty: z.number().min(0.01).max(10).nullish(),
   logit_bias: logitBias.nullish(),
   ...ignored,
   /** Extension: drafter name (none, prompt lookup, ctc, ...), validated against the engine. */
