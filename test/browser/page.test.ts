@@ -96,6 +96,45 @@ describe.skipIf(skip !== null)('demo page', () => {
     await page.close();
   });
 
+  it('is served with its security headers, and its CSP lets the engine run in the page (wasm) with no violation', async () => {
+    const page = await browser.newPage();
+    const w = watch(page);
+    // Every CSP violation of the page (blocked script, wasm compile, fetch, style) lands here.
+    await page.addInitScript(() => {
+      const seen: string[] = [];
+      (window as unknown as { cspViolations: string[] }).cspViolations = seen;
+      document.addEventListener('securitypolicyviolation', (e) => seen.push(`${e.violatedDirective} ${e.blockedURI}`));
+    });
+    const res = await page.goto(pageUrl());
+    const h = res!.headers();
+    expect(h['content-security-policy']).toContain("script-src 'self' 'wasm-unsafe-eval'");
+    expect(h['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(h['x-content-type-options']).toBe('nosniff');
+    await page.waitForSelector('body[data-ready="1"]');
+    const run = await runDemo(page, { mode: 'browser', provider: 'wasm', prompt: PROMPT, maxTokens: 8, drafter: 'plain' });
+    expect(run.tokens!.length).toBeGreaterThan(0);
+    // the model came through the API with the key, not from a public file
+    expect(await page.evaluate(async () => (await fetch('/models/default/manifest.json')).status)).toBe(404);
+    expect(await page.evaluate(async () => (await fetch('/v1/models/default/files/manifest.json')).status)).toBe(401);
+    expect(await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)).toEqual([]);
+    expect(w.errors).toEqual([]);
+    await page.close();
+  });
+
+  it('in this browser, a wrong key gets no model: the page shows the 401', async () => {
+    const context = await browser.newContext(); // its own Cache API: nothing cached yet
+    const page = await context.newPage();
+    await page.goto(pageUrl());
+    await page.waitForSelector('body[data-ready="1"]');
+    await page.fill('#api-key', 'sk-wrong');
+    await page.check('input[name=mode][value=browser]', { force: true });
+    await page.selectOption('#provider', 'wasm');
+    await page.click('#run');
+    await page.waitForFunction(() => (window as unknown as { ctcDemo: { runs: number } }).ctcDemo.runs > 0);
+    expect(await page.textContent('#status')).toMatch(/401/);
+    await context.close();
+  });
+
   it('says so in the page when the API refuses the key (401 in OpenAI error shape, shown as the status)', async () => {
     const page = await browser.newPage();
     await page.goto(pageUrl());
