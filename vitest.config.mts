@@ -9,7 +9,7 @@
  *                                    model (short and long prompts), sampled distributions against the exact
  *                                    ones (chi-square), bit-identity at every context length
  *   hf        npm run test:hf        transformers.js over model-hf/default against the engine
- *   convert   --project convert      training/convert_hf.py on random Llama checkpoints, and the head v2 export, against PyTorch
+ *   convert   --project convert      training/convert_hf.py on random Llama checkpoints, and the draft head export, against PyTorch
  *   worker    npm run test:worker    the built Worker in workerd (test/worker/vitest.config.mts)
  *   browser   npm run test:browser   headless Chromium (test/browser/vitest.config.mts)
  */
@@ -20,7 +20,7 @@ const SWEEPS = [
   'test/engine/drafters-model.test.ts',
   'test/engine/context-identity.test.ts',
   'test/engine/acceptance.distribution.test.ts',
-  // head v2 sessions end to end (fused and separate runs, snapshots, identity): ~25 s of CPU
+  // draft head sessions end to end (fused and separate runs, snapshots, identity): ~25 s of CPU
   'test/engine/drafters/prefix-head.test.ts',
 ];
 

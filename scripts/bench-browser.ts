@@ -7,7 +7,7 @@
  * is SwiftShader (software): its numbers say nothing about a real GPU, so it runs fewer prompts by default.
  *
  *   npm run bench:browser -- [--prompts bench/prompts-long.jsonl] [--limit 12] [--max-tokens 64]
- *     [--drafters plain,ngram,ctc2-ngram,medusa2-ngram,ctc2,medusa2] [--providers wasm,webgpu]
+ *     [--drafters plain,ngram,ctc-ngram,medusa-ngram,ctc,medusa] [--providers wasm,webgpu]
  *     [--webgpu-limit 2] [--webgpu-max-tokens 16] [--json bench-results/bench-browser.json]
  */
 import { parseArgs } from 'node:util';
@@ -22,7 +22,7 @@ const { values: a } = parseArgs({
     prompts: { type: 'string', default: 'bench/prompts-long.jsonl' },
     limit: { type: 'string', default: '12' },
     'max-tokens': { type: 'string', default: '64' },
-    drafters: { type: 'string', default: 'plain,ngram,ctc2-ngram,medusa2-ngram,ctc2,medusa2' },
+    drafters: { type: 'string', default: 'plain,ngram,ctc-ngram,medusa-ngram,ctc,medusa' },
     providers: { type: 'string', default: 'wasm,webgpu' },
     'webgpu-limit': { type: 'string', default: '2' },
     'webgpu-max-tokens': { type: 'string', default: '16' },
@@ -59,7 +59,7 @@ try {
       // warm-up (not timed): Chromium compiles wasm with its baseline tier first and optimizes hot
       // functions later, WebGPU compiles its shaders on first use, heads load on first use
       await m.complete(be.engine, { prompt: 'import os\nimport sys\n', maxTokens: p === 'webgpu' ? 8 : 96, drafter: 'plain' });
-      for (const d of ['ngram', 'ctc2-ngram', 'medusa2-ngram', 'ctc2', 'medusa2', 'ctc', 'medusa', 'ctc-ngram']) {
+      for (const d of ['ngram', 'ctc-ngram', 'medusa-ngram', 'ctc', 'medusa']) {
         if (be.engine.drafterNames.includes(d)) await m.complete(be.engine, { prompt: 'def f(x):\n    return x\n\n\ndef g(x):\n', maxTokens: p === 'webgpu' ? 4 : 24, drafter: d });
       }
       return { provider: be.provider, baseFile: be.baseFile, adapter: det.adapter ?? null, loadMs: be.loadMs };

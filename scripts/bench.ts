@@ -3,7 +3,7 @@
  * benchmark library scripts/bench/ (engine.ts; with --api, api.ts: the same as scripts/bench-api.ts).
  *
  *   npm run bench -- [--prompts bench/prompts.jsonl] [--limit N] [--max-tokens 64] [--max-prompt-tokens N]
- *                    [--drafters plain,ngram,medusa,ctc,ctc-ngram,oracle] [--budget 16] [--beam 8] [--top-m 4]
+ *                    [--drafters plain,ngram,ctc,medusa,ctc-ngram,medusa-ngram,oracle] [--budget 16] [--beam 8] [--top-m 4]
  *                    [--min-weight 0] [--json bench-results/bench.json] [--model model-shards/default]
  *   npm run bench -- --api http://127.0.0.1:8787 [--api-key sk-local-dev] ...   (through the HTTP API)
  *   npm run bench -- --anchor transformers.js [--anchor-runtime wasm|cpu] [--drafters plain,ngram] ...
@@ -16,10 +16,11 @@
  *
  * A drafter may carry its own settings: `ctc:budget=12:beam=4:minw=0.02`, `medusa:topm=3`,
  * `ngram:minw=0.2`, so variants run interleaved in one pass (keys: budget, beam, topm, minw,
- * maxlen, tree=prefix|weighted|rank, cost (cost-aware size, R = fixed/per-node cost), minprob (medusa),
- * maxn (ngram); for the head + lookup drafters (ctc-ngram, ctc2-ngram, medusa2-ngram): mode=merge|switch,
- * skip (merge: skip the head when the lookup expects this many tokens), hcost (merge: R of the merged
- * tree's cut), minmatch (switch: shortest repeat that replaces the head)).
+ * maxlen, tree=prefix|weighted|rank, cost (cost-aware size, R = fixed/per-node cost), minprob and gamma
+ * (medusa), maxn (ngram), fused=1 (the head inside greedy verify passes), win (the head's window); for the
+ * head + lookup drafters (ctc-ngram, medusa-ngram): mode=merge|switch, skip (merge: skip the head when
+ * the lookup expects this many tokens), hcost (merge: R of the merged tree's cut), minmatch (switch:
+ * shortest repeat that replaces the head)).
  *
  * Interleaving: for each prompt every drafter runs once (plain first: its output is the oracle's
  * reference; the others in an order rotated per prompt), so machine noise (this VM has heavy steal

@@ -1,10 +1,11 @@
 /**
  * Offline draft quality, free of timing noise: for every position of the plain greedy continuation
- * of each prompt, run the draft heads once (hidden state from one prefill of the whole sequence) and
- * count how many tokens each tree would get accepted, for several tree budgets. Prints
- * τ = 1 + mean accepted (tokens per base call if every round were at such a position) and the
- * mean tree size, plus the calibration of the CTC prefix probabilities (predicted vs observed).
- * This is how the CTC tree builder and beam settings were chosen (see the drafter docs).
+ * of each prompt, run the draft heads once (hidden rows from one prefill of the whole sequence; the
+ * heads read their window of the prefix as in decoding) and count how many tokens each tree would get
+ * accepted, for several tree budgets. Prints τ = 1 + mean accepted (tokens per base call if every
+ * round were at such a position) and the mean tree size, plus the calibration of the CTC prefix
+ * probabilities (predicted vs observed). This is how the CTC tree builder and beam settings were
+ * chosen (see the drafter docs).
  *
  *   npx tsx scripts/draft-eval.ts [--prompts bench/prompts.jsonl] [--limit 20] [--max-tokens 64]
  *                                 [--model model-shards/default]
@@ -16,17 +17,15 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
   Engine,
+  CTCDrafter,
   CTCPrefixBeamSearch,
+  MedusaDrafter,
   ctcCollapse,
   buildTree,
   childrenOf,
-  treeFromSequences,
-  headTopM,
-  medusaTree,
   drafterFactories,
   NgramDrafter,
-  ctcHeadConfig,
-  ort,
+  type DraftContext,
   type TokenTree,
 } from '../src/engine/index.js';
 import { fsShardSource } from '../src/node/fs-shard-source.js';
@@ -42,12 +41,12 @@ const { values } = parseArgs({
 });
 
 const engine = await Engine.load(fsShardSource(values.model!));
-const { d_model: d, vocab_size: V } = engine.config;
-const cfg = ctcHeadConfig(engine.manifest.files.ctc_head?.config, V);
-const C = V + 1;
-const ctcS = engine.manifest.files.ctc_head ? await engine.artifactSession('ctc_head') : null;
-const medS = engine.manifest.files.medusa_head ? await engine.artifactSession('medusa_head') : null;
-const K = Number(engine.manifest.files.medusa_head?.config?.k ?? 8);
+const d = engine.config.d_model;
+const factories = drafterFactories(engine.manifest);
+// The heads as the engine's drafters hold them (their shape, shortlist and window); a variant with other
+// options reuses the head output through treeFromLogProbs / treeFromLogits.
+const ctcDrafter = factories.ctc ? ((await factories.ctc(engine)) as CTCDrafter) : null;
+const medDrafter = factories.medusa ? ((await factories.medusa(engine)) as MedusaDrafter) : null;
 const prompts = readFileSync(values.prompts!, 'utf8').split('\n').filter((l) => l.trim()).slice(0, Number(values.limit))
   .map((l) => (JSON.parse(l) as { prompt: string }).prompt);
 const maxPrompt = Number(values['max-prompt-tokens']);
@@ -63,12 +62,15 @@ for (const p of prompts) {
   }
   const all = [...pt, ...gen];
   const { hidden } = await engine.model.prefill(all, engine.model.newCache());
+  // one head instance per prompt and drafter: its cache follows the positions in order
+  const ctcHead = ctcDrafter ? ((await factories.ctc(engine)) as CTCDrafter).head : null;
+  const medHead = medDrafter ? ((await factories.medusa(engine)) as MedusaDrafter).head : null;
   for (let j = pt.length - 1; j < all.length - 1; j++) {
-    const h = hidden.slice((j - 1) * d, j * d);
-    const feeds = () => ({ hidden: new ort.Tensor('float32', h.slice(), [1, d]), token_ids: new ort.Tensor('int64', BigInt64Array.of(BigInt(all[j])), [1]) });
+    // the round whose pending token is all[j]: the heads read the hidden rows of positions 0 .. j-1
+    const ctx: DraftContext = { tokens: all.slice(0, j + 1), hidden: hidden.slice((j - 1) * d, j * d), hiddenRows: hidden.subarray(0, j * d), hiddenRowsFrom: 0, pending: all[j], budget: 16 };
     cases.push({
-      ctc: ctcS ? ((await ctcS.run(feeds())).log_probs.data as Float32Array) : null,
-      med: medS ? ((await medS.run(feeds())).logits.data as Float32Array) : null,
+      ctc: ctcHead ? await ctcHead.output(ctx) : null,
+      med: medHead ? await medHead.output(ctx) : null,
       pending: all[j],
       truth: all.slice(j + 1, j + 17),
       ctx: all.slice(0, j + 1),
@@ -102,7 +104,10 @@ function report(name: string, f: (c: Case, budget: number) => TokenTree) {
   process.stdout.write(`${name.padEnd(28)} ${cells.join('  ')}\n`);
 }
 
-if (ctcS) {
+if (ctcDrafter) {
+  const cfg = ctcDrafter.cfg;
+  const C = cfg.vocab_size + 1; // the read-out's classes and blank
+  const token = (cls: number) => cfg.shortlist?.[cls] ?? cls;
   report('ctc best-path chain', (c, b) => {
     const al: number[] = [];
     for (let t = 0; t < cfg.slots; t++) {
@@ -110,14 +115,13 @@ if (ctcS) {
       for (let v = 1; v < C; v++) if (c.ctc![t * C + v] > c.ctc![t * C + bi]) bi = v;
       al.push(bi);
     }
-    return buildTree(c.pending, [ctcCollapse(al, cfg.blank_id)], b);
+    return buildTree(c.pending, [ctcCollapse(al, cfg.blank_id).map(token)], b);
   });
   for (const [B, M] of [[4, 2], [8, 4], [16, 8]]) {
-    const s = new CTCPrefixBeamSearch(C, cfg.blank_id, { beamWidth: B, topM: M, maxLen: cfg.k });
-    report(`ctc beam${B} m${M} prefix`, (c, b) => { s.search(c.ctc!, cfg.slots); return s.prefixTree(c.pending, b); });
-    report(`ctc beam${B} m${M} weighted`, (c, b) =>
-      treeFromSequences(c.pending, s.search(c.ctc!, cfg.slots).map((x) => ({ tokens: x.tokens, weight: Math.exp(x.logProb) })), { budget: b }));
-    report(`ctc beam${B} m${M} rank`, (c, b) => buildTree(c.pending, s.search(c.ctc!, cfg.slots).map((x) => x.tokens), b));
+    for (const tree of ['prefix', 'weighted', 'rank'] as const) {
+      const variant = new CTCDrafter(ctcDrafter.head, cfg, { beamWidth: B, topM: M, tree, costRatio: 0 });
+      report(`ctc beam${B} m${M} ${tree}`, (c, b) => variant.treeFromLogProbs(c.ctc!, c.pending, b));
+    }
   }
   // calibration of prefix probabilities (beam 8, top-4, budget 16)
   const s = new CTCPrefixBeamSearch(C, cfg.blank_id, { beamWidth: 8, topM: 4, maxLen: cfg.k });
@@ -127,7 +131,7 @@ if (ctcS) {
     const t = s.prefixTree(c.pending, 16);
     for (let i = 1; i < t.tokens.length; i++) {
       const path: number[] = [];
-      for (let n = i; n > 0; n = t.parents[n]) path.unshift(t.tokens[n]);
+      for (let n = i; n > 0; n = t.parents[n]) path.unshift(token(t.tokens[n]));
       const ok = path.every((tok, k) => tok === c.truth[k]);
       const bin = bins[Math.min(4, Math.floor(t.weights[i] * 5))];
       bin[0]++;
@@ -139,7 +143,12 @@ if (ctcS) {
     .map((b, i) => `[${(i / 5).toFixed(1)},${((i + 1) / 5).toFixed(1)}): ${b[0]} ${(b[1] / Math.max(1, b[0])).toFixed(2)} ${(b[2] / Math.max(1, b[0])).toFixed(2)}`)
     .join(' | ')}\n`);
 }
-if (medS) for (const M of [2, 4]) report(`medusa top-${M}`, (c, b) => medusaTree(c.pending, headTopM(c.med!, 0, K, V, M), { budget: b }));
+if (medDrafter) {
+  for (const M of [2, 4]) {
+    const variant = new MedusaDrafter(medDrafter.head, { k: medDrafter.k, vocab_size: medDrafter.V, shortlist: medDrafter.shortlist }, { topM: M, costRatio: 0 });
+    report(`medusa top-${M}`, (c, b) => variant.treeFromLogits(c.med!, c.pending, b));
+  }
+}
 const ng = await drafterFactories(engine.manifest, { ngram: { costRatio: 0 } }).ngram(engine);
 if (!(ng instanceof NgramDrafter)) throw new Error('drafterFactories: ngram is not an NgramDrafter');
 report('ngram (no cost cut)', (c, b) => ng.draftSync(c.ctx, c.pending, b));

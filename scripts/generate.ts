@@ -59,7 +59,7 @@ type GenerateEvent = import('../src/engine/index.js').GenerateEvent;
 watchWasmHeap();
 const t0 = performance.now();
 const engine = await Engine.load(fsShardSource(values.model!));
-registerDrafters(engine); // plain, ngram, medusa, ctc, ctc-ngram (those whose artifacts the manifest has)
+registerDrafters(engine); // plain, ngram, ctc, ctc-ngram, medusa, medusa-ngram (those whose heads the manifest has)
 const loadMs = performance.now() - t0;
 const prompt = positionals[0];
 let warmMs = 0;

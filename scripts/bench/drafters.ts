@@ -18,13 +18,11 @@ export interface SpecDefaults {
 const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 /**
- * The factory options of one spec's settings. The first drafters (ngram, medusa, ctc, ctc-ngram) read more
- * keys than the later ones: `minw` is also medusa's minprob, and ctc / ctc-ngram read `maxlen` and `tree`;
- * ctc2, medusa2 and their lookup hybrids read beam, topm, minw (ctc), minprob and gamma (medusa: its weight
- * exponent), cost, maxn, the
- * hybrid keys, fused (1: the head runs inside greedy verify passes where the model has its fused verify graph;
- * 0, the default: in a run of its own) and win
- * (the head's window: it reads the last win to 2 win positions).
+ * The factory options of one spec's settings: ngram reads minw, maxn and cost; ctc, medusa and their lookup
+ * hybrids (ctc-ngram, medusa-ngram) read beam, topm, minw, maxlen and tree (ctc), minprob and gamma (medusa:
+ * its weight exponent), cost, maxn, the hybrid keys, fused (1: the head runs inside greedy verify passes where
+ * the model has its fused verify graph; 0, the default: in a run of its own) and win (the head's window: it
+ * reads the last win to 2 win positions).
  */
 export function specOptions(base: string, params: Record<string, string>, spec: string, defaults: SpecDefaults): DrafterOptions {
   const p = (k: string) => (params[k] !== undefined ? num(params[k], `${spec} ${k}`) : undefined);
@@ -32,30 +30,16 @@ export function specOptions(base: string, params: Record<string, string>, spec: 
   const topM = p('topm') ?? defaults.topM;
   const minWeight = p('minw') ?? defaults.minWeight;
   const hybrid = defined({ mode: params.mode as 'merge' | 'switch' | undefined, minMatch: p('minmatch'), skipHead: p('skip'), costRatio: p('hcost') });
-  switch (base) {
-    case 'ngram':
-      return { ngram: defined({ minWeight, maxN: p('maxn'), costRatio: p('cost') }) };
-    case 'medusa':
-      return { medusa: defined({ topM, minProb: p('minprob') ?? minWeight, costRatio: p('cost') }) };
-    case 'ctc':
-    case 'ctc-ngram': {
-      const tree = params.tree as 'prefix' | 'weighted' | 'rank' | undefined;
-      return {
-        ctc: defined({ beamWidth, topM, minWeight, maxLen: p('maxlen'), tree, costRatio: p('cost') }),
-        ngram: defined({ maxN: p('maxn') }),
-        hybrid,
-      };
-    }
-    default:
-      return {
-        ...(params.fused !== undefined ? { fused: params.fused !== '0' } : {}),
-        ...(params.win !== undefined ? { headWindow: num(params.win, `${spec} win`) } : {}),
-        ctc: defined({ beamWidth, topM, minWeight, costRatio: p('cost') }),
-        medusa: defined({ topM, minProb: p('minprob'), costRatio: p('cost'), weightExponent: p('gamma') }),
-        ngram: defined({ maxN: p('maxn') }),
-        hybrid,
-      };
-  }
+  if (base === 'ngram') return { ngram: defined({ minWeight, maxN: p('maxn'), costRatio: p('cost') }) };
+  const tree = params.tree as 'prefix' | 'weighted' | 'rank' | undefined;
+  return {
+    ...(params.fused !== undefined ? { fused: params.fused !== '0' } : {}),
+    ...(params.win !== undefined ? { headWindow: num(params.win, `${spec} win`) } : {}),
+    ctc: defined({ beamWidth, topM, minWeight, maxLen: p('maxlen'), tree, costRatio: p('cost') }),
+    medusa: defined({ topM, minProb: p('minprob'), costRatio: p('cost'), weightExponent: p('gamma') }),
+    ngram: defined({ maxN: p('maxn') }),
+    hybrid,
+  };
 }
 
 /**
@@ -75,8 +59,8 @@ export function registerSpecs(engine: Engine, specs: string[], defaults: SpecDef
       engine.registerDrafter(spec, () => oracle);
       continue;
     }
-    if (base === 'medusa' && !files.medusa_head) throw new Error('the model has no medusa_head');
-    if ((base === 'ctc' || base === 'ctc-ngram') && !files.ctc_head) throw new Error('the model has no ctc_head');
+    const head = base.replace(/-ngram$/, '');
+    if ((head === 'ctc' || head === 'medusa') && !files[`${head}_head`]) throw new Error(`the model has no ${head}_head`);
     const factory = drafterFactories(engine.manifest, options)[base];
     if (!factory) throw new Error(`unknown drafter ${base}`);
     engine.registerDrafter(spec, factory);

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 /** The engine bench's drafters when --drafters is not given (the API bench reads it as "plain,ctc"). */
-export const DEFAULT_DRAFTERS = 'plain,ngram,medusa,ctc,ctc-ngram,oracle';
+export const DEFAULT_DRAFTERS = 'plain,ngram,ctc,medusa,ctc-ngram,medusa-ngram,oracle';
 
 export const BENCH_OPTIONS = {
   prompts: { type: 'string', default: 'bench/prompts.jsonl' },

@@ -7,7 +7,7 @@
  *   fused extra = (fused verify - base verify) / decode   (the head's cost per round when fused)
  *   separate    = head run / decode                         (its cost as a run of its own)
  *
- *   npx tsx scripts/experiments/bench-fused.ts [--kind ctc2] [--P 256] [--S 8,16] [--reps 40] [--window 64] [--json out.json]
+ *   npx tsx scripts/experiments/bench-fused.ts [--kind ctc] [--P 256] [--S 8,16] [--reps 40] [--window 64] [--json out.json]
  *       (--window: the head's PrefixHead.window, the engine's default; 0 = the head reads every position)
  *       (the model folder's <kind>_fused and <kind>_head; --fused / --head take ONNX files instead)
  */
@@ -20,7 +20,7 @@ import { fsShardSource } from '../../src/node/fs-shard-source.js';
 const { values: args } = parseArgs({
   options: {
     model: { type: 'string', default: 'model-shards/default' },
-    kind: { type: 'string', default: 'ctc2' },
+    kind: { type: 'string', default: 'ctc' },
     fused: { type: 'string' },
     head: { type: 'string' },
     P: { type: 'string', default: '256' },

@@ -1,21 +1,25 @@
 /**
- * What a prefix draft head (head v2) costs per round, in units of a one-token base decode at the
+ * What a draft head (prefix-head.ts) costs per round, in units of a one-token base decode at the
  * same cached length: the head's run is timed interleaved with a base decode (onnxruntime-web
  * wasm, one thread), both at P cached positions, the head seeing `--accept` new positions per
  * round (the tokens a round accepted). Prints medians and the median of per-repetition ratios.
  *
- *   npx tsx scripts/experiments/bench-head.ts --head data/onnx/ctc2_head.int8.onnx --head data/onnx/medusa2_head.int8.onnx
- *       [--window 64]   (the head's PrefixHead.window, the engine's default; 0 = it reads every position)
+ *   npx tsx scripts/experiments/bench-head.ts [--head <onnx file>]... [--base <onnx file>] [--window 64]
+ *       (--head, --base: ONNX files; by default the model folder's ctc_head and medusa_head and its base,
+ *       the folder of --manifest, model-shards/default)
+ *       (--window: the head's PrefixHead.window, the engine's default; 0 = it reads every position)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
-import { HEAD_WINDOW, LanguageModel, chainTree, createSession, PrefixHead, type ModelConfig } from '../../src/engine/index.js';
+import { HEAD_WINDOW, LanguageModel, chainTree, createSession, loadArtifact, loadManifest, PrefixHead, type ModelConfig } from '../../src/engine/index.js';
+import { fsShardSource } from '../../src/node/fs-shard-source.js';
 
 const { values: args } = parseArgs({
   options: {
-    base: { type: 'string', default: 'data/onnx/base.rowwise.onnx' },
-    head: { type: 'string', multiple: true, default: ['data/onnx/ctc2_head.int8.onnx', 'data/onnx/medusa2_head.int8.onnx'] },
+    base: { type: 'string' },
+    head: { type: 'string', multiple: true },
     manifest: { type: 'string', default: 'model-shards/default/manifest.json' },
     P: { type: 'string', default: '256' },
     accept: { type: 'string', default: '1,3' },
@@ -33,7 +37,10 @@ const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const min = (a: number[]) => Math.min(...a);
 const tokens = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 3 + ((seed * 7919 + i * 104729) % 4000));
 
-const lm = await LanguageModel.create(readFileSync(args.base!), config);
+const modelDir = dirname(args.manifest!);
+const source = fsShardSource(modelDir);
+const manifest = await loadManifest(source);
+const lm = await LanguageModel.create(args.base ? readFileSync(args.base) : await loadArtifact(source, manifest, 'base'), config);
 const cache = lm.newCache();
 await lm.prefill(tokens(P, 1), cache);
 const decode = async () => {
@@ -42,8 +49,11 @@ const decode = async () => {
   cache.truncate(P);
   return performance.now() - t;
 };
-const heads = await Promise.all(args.head!.map(async (path) => {
-  const s = await createSession(readFileSync(path));
+/** The heads to time: the files given, or the model folder's heads (labelled <model dir>/<artifact>). */
+const headFiles = args.head?.map((path) => ({ path, bytes: () => readFileSync(path) })) ??
+  ['ctc_head', 'medusa_head'].map((name) => ({ path: join(modelDir, name), bytes: () => loadArtifact(source, manifest, name) }));
+const heads = await Promise.all(headFiles.map(async ({ path, bytes }) => {
+  const s = await createSession(await bytes());
   const out = s.outputNames.find((n) => n === 'log_probs' || n === 'logits')!;
   return { path, head: new PrefixHead(s, { d, heads: 4, headDim: d / 4, maxSeqLen: config.max_seq_len }, out, undefined, Number(args.window)) };
 }));

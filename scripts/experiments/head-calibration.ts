@@ -1,13 +1,13 @@
 /**
  * How well a draft head's candidate weights predict acceptance: the tree cut (expected tokens per
  * cost) and the merge with prompt lookup both read a node's weight as its probability of being
- * accepted. Greedy sessions over the prompts with a head drafter (ctc2, medusa2, ...); each round
+ * accepted. Greedy sessions over the prompts with a head drafter (ctc, medusa, ...); each round
  * the head's weighted candidates (up to the tree budget, before the cost cut) are recorded and
  * judged against the tokens that round committed: a node is right when its path from the root
  * equals them. The round itself drafts the cost-cut tree, as the drafter alone would.
  *
  *   npx tsx scripts/experiments/head-calibration.ts [--prompts bench/prompts-tune.jsonl] [--limit 40]
- *       [--drafter ctc2] [--max-tokens 64] [--budget 16] [--model model-shards/default] [--json out.json]
+ *       [--drafter ctc] [--max-tokens 64] [--budget 16] [--model model-shards/default] [--json out.json]
  *
  * Prints, per depth and weight bin, the nodes, their mean weight (the weight the drafter uses: after a
  * manifest weight_exponent, so a shipped exponent multiplies the one fitted here) and the fraction right, and the
@@ -32,7 +32,7 @@ const { values } = parseArgs({
   options: {
     prompts: { type: 'string', default: 'bench/prompts-tune.jsonl' },
     limit: { type: 'string', default: '40' },
-    drafter: { type: 'string', default: 'ctc2' },
+    drafter: { type: 'string', default: 'ctc' },
     'max-tokens': { type: 'string', default: '64' },
     budget: { type: 'string', default: '16' },
     model: { type: 'string', default: 'model-shards/default' },

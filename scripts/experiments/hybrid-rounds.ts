@@ -4,7 +4,7 @@
  * summed, beside the lookup's own totals on the same prompts (interleaved, greedy, wasm, one thread).
  *
  *   npx tsx scripts/experiments/hybrid-rounds.ts [--prompts bench/prompts-tune.jsonl] [--limit 20]
- *        [--hybrid ctc2-ngram] [--skip 1] [--win 64]
+ *        [--hybrid ctc-ngram] [--skip 1] [--win 64]
  */
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
@@ -18,7 +18,7 @@ const { values: args } = parseArgs({
     prompts: { type: 'string', default: 'bench/prompts-tune.jsonl' },
     limit: { type: 'string', default: '20' },
     'max-tokens': { type: 'string', default: '64' },
-    hybrid: { type: 'string', default: 'ctc2-ngram' },
+    hybrid: { type: 'string', default: 'ctc-ngram' },
     skip: { type: 'string', default: '1' },
     win: { type: 'string', default: '64' },
   },
@@ -45,8 +45,8 @@ for (const p of readPrompts(args.prompts!, Number(args.limit))) {
     for await (const ev of engine.createSession().generate({
       promptTokens, maxTokens: Number(args['max-tokens']), sampling: greedy, drafter: name, treeBudget: 16,
       onRound: (st) => {
-        const key = name === 'L' ? 'L all' : round === 0 ? 'H first' : hybrid!.ctcRounds > headBefore ? 'H head' : 'H lookup-only';
-        if (name === 'H') headBefore = hybrid!.ctcRounds;
+        const key = name === 'L' ? 'L all' : round === 0 ? 'H first' : hybrid!.headRounds > headBefore ? 'H head' : 'H lookup-only';
+        if (name === 'H') headBefore = hybrid!.headRounds;
         round++;
         const a = acc[key];
         a.rounds++;

@@ -3,7 +3,7 @@
  * over the prompt) apart from the rest, draft and verify ms per round, tree sizes. Greedy, wasm,
  * one thread, the default model.
  *
- *   npx tsx scripts/experiments/round-profile.ts [--prompts bench/prompts-tune.jsonl] [--limit 8] [--drafters plain,ctc2,ctc2-ngram]
+ *   npx tsx scripts/experiments/round-profile.ts [--prompts bench/prompts-tune.jsonl] [--limit 8] [--drafters plain,ctc,ctc-ngram]
  */
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
@@ -18,7 +18,7 @@ const { values: args } = parseArgs({
     prompts: { type: 'string', default: 'bench/prompts-tune.jsonl' },
     limit: { type: 'string', default: '8' },
     'max-tokens': { type: 'string', default: '64' },
-    drafters: { type: 'string', default: 'plain,ctc2,ctc2-ngram' },
+    drafters: { type: 'string', default: 'plain,ctc,ctc-ngram' },
   },
 });
 setFlagsFromString('--no-liftoff');

@@ -1,8 +1,7 @@
 /**
- * The drafter used when neither the request nor the tenant names one: the fastest measured on long
- * held-out prompts (README "Results"). That is prompt lookup today: each draft head's pass costs more
- * than the tokens it adds to the lookup's tree (`ctc2-ngram` 1.59x plain vs `ngram` 1.79x), so a head
- * drafter is there to be chosen per request or tenant, not the default.
+ * The drafter used when neither the request nor the tenant names one: prompt lookup (`ngram`), the
+ * fastest measured on long held-out prompts (README "Results", bench-results/). The draft-head drafters
+ * (`ctc`, `medusa`, `ctc-ngram`, `medusa-ngram`) are there to be chosen per request or tenant.
  */
 export const DRAFTER_PREFERENCE = ['ngram', 'ctc-ngram', 'plain'] as const;
 

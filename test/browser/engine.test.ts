@@ -50,9 +50,9 @@ describe.skipIf(skip !== null)('engine in the browser, provider wasm', () => {
     expect(w.errors).toEqual([]);
   });
 
-  it('a draft head (ctc2-ngram, head on wasm too) gives the same tokens on wasm', async () => {
+  it('a draft head (ctc-ngram, head on wasm too) gives the same tokens on wasm', async () => {
     const want = await nodeGreedy(PROMPTS[2], 40);
-    const run = await runDemo(page, { mode: 'browser', provider: 'wasm', prompt: PROMPTS[2], maxTokens: 40, drafter: 'ctc2-ngram' });
+    const run = await runDemo(page, { mode: 'browser', provider: 'wasm', prompt: PROMPTS[2], maxTokens: 40, drafter: 'ctc-ngram' });
     expect(run.tokens).toEqual(want);
     expect(run.accepted).toBeGreaterThan(0);
   });

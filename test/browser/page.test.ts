@@ -33,7 +33,7 @@ describe.skipIf(skip !== null)('demo page', () => {
       expect(await page.$(sel), sel).not.toBeNull();
     }
     const drafters = await page.$$eval('#drafter option', (os) => os.map((o) => (o as HTMLOptionElement).value));
-    expect(drafters).toEqual(expect.arrayContaining(['plain', 'ngram', 'ctc2-ngram', 'medusa2', 'ctc']));
+    expect(drafters).toEqual(expect.arrayContaining(['plain', 'ngram', 'ctc-ngram', 'medusa-ngram', 'ctc', 'medusa']));
     // the dev tenant's key is pre-filled because this is 127.0.0.1 (and refused on any other host)
     expect(await page.inputValue('#api-key')).toBe('sk-local-dev');
     // the API still answers beside the assets

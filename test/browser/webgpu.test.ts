@@ -84,7 +84,7 @@ describe.skipIf(skip !== null)('engine in the browser, provider webgpu', () => {
     await page.close();
   });
 
-  it('greedy output of ngram and ctc2-ngram equals plain decoding on WebGPU', async (ctx) => {
+  it('greedy output of ngram and ctc-ngram equals plain decoding on WebGPU', async (ctx) => {
     if (!adapter) return ctx.skip();
     const page = await context.newPage();
     const w = watch(page);
@@ -94,7 +94,7 @@ describe.skipIf(skip !== null)('engine in the browser, provider webgpu', () => {
       const plain = await runDemo(page, { mode: 'browser', provider: 'webgpu', prompt, maxTokens: TOKENS, drafter: 'plain' });
       expect(plain.provider).toBe('webgpu');
       expect(plain.tokens!.length).toBe(TOKENS);
-      for (const drafter of ['ngram', 'ctc2-ngram']) {
+      for (const drafter of ['ngram', 'ctc-ngram']) {
         const run = await runDemo(page, { mode: 'browser', provider: 'webgpu', prompt, maxTokens: TOKENS, drafter });
         process.stderr.write(`[browser] webgpu: ${drafter} ${run.tokensPerSecond.toFixed(2)} tok/s τ ${run.tau!.toFixed(2)} vs plain ${plain.tokensPerSecond.toFixed(2)} tok/s\n`);
         expect(run.tokens).toEqual(plain.tokens);

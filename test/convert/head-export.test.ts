@@ -1,9 +1,10 @@
 /**
- * training/export_onnx.py's head v2 graph (build_prefix_head) against the PyTorch module it was written
- * from: random heads on a small random base model (test/convert/head_reference.py), `ctc2` with its slot
- * layer and without it (`slot_layers` 0), and `medusa2`. The fp32 graph, run by onnxruntime-web over 37
- * new positions with an empty cache, must give PyTorch's output at the newest position and the trunk's
- * rotated keys to 1e-4 of their magnitude. Needs Debian's python3 with torch, onnx, numpy and tqdm; skips without.
+ * training/export_onnx.py's draft head graph (build_prefix_head: what `ctc_head` and `medusa_head` are)
+ * against the PyTorch module it was written from: random heads on a small random base model
+ * (test/convert/head_reference.py; `--kind` takes training's names, `ctc2` and `medusa2`), the CTC head
+ * with its slot layer and without it (`slot_layers` 0), and the Medusa head. The fp32 graph, run by
+ * onnxruntime-web over 37 new positions with an empty cache, must give PyTorch's output at the newest
+ * position and the trunk's rotated keys to 1e-4 of their magnitude. Needs Debian's python3 with torch, onnx, numpy and tqdm; skips without.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,7 +36,7 @@ const CASES = [
   ['medusa2', 1],
 ] as const;
 
-describe.skipIf(!PY)('head v2 export matches PyTorch', () => {
+describe.skipIf(!PY)('draft head export matches PyTorch', () => {
   it.each(CASES)('%s, slot layers %i', async (kind, slotLayers) => {
     const out = join(dir, `${kind}-${slotLayers}`);
     py(['test/convert/head_reference.py', out, '--kind', kind, '--slot-layers', String(slotLayers), '--seed', String(3 + slotLayers)]);

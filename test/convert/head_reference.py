@@ -1,4 +1,4 @@
-"""PyTorch reference for test/convert/head-export.test.ts: a random head v2 (PrefixDraftHead) on a small
+"""PyTorch reference for test/convert/head-export.test.ts: a random draft head (PrefixDraftHead) on a small
 random base model, exported by training/export_onnx.py's build_prefix_head (fp32), with the head's
 output at the newest position computed in PyTorch for the same inputs.
 

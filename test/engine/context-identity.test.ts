@@ -173,7 +173,7 @@ describe('greedy speculative decoding of long prompts is identical to plain', ()
   }
 
   it(`${LONG_PROMPTS} prompts of 300-450 tokens, ${NEW_TOKENS} new tokens, every drafter`, async () => {
-    const drafters = ['ngram', 'medusa', 'ctc', 'ctc-ngram', 'ctc2', 'ctc2-ngram', 'medusa2', 'oracle'];
+    const drafters = ['ngram', 'ctc', 'ctc-ngram', 'medusa', 'medusa-ngram', 'oracle'];
     const differ: string[] = [];
     let total = 0;
     for (const [i, p] of longPrompts.entries()) {

@@ -2,8 +2,8 @@
  * Every drafter over the real model (model-shards/default, with its ctc_head and medusa_head):
  *  1. greedy output is token-identical to plain decoding on held-out prompts (bench/prompts.jsonl);
  *  2. at T=1 (top-k 3) and at T=0.8 (top-p 0.9) the distribution of the first 3 generated tokens
- *     through CTC and Medusa trees (v1 and the prefix-attending v2 heads, alone and merged with
- *     prompt lookup) fits the model's exact distribution (chi-square), as plain sampling does.
+ *     through CTC and Medusa trees (alone and merged with prompt lookup) fits the model's exact
+ *     distribution (chi-square), as plain sampling does.
  * Fails (never skips) when the model, its heads or the prompts are missing.
  */
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Engine, type DecodingSession, type GenerateRequest } from '../../src/engine/index.js';
 import type { SamplingParams } from '../../src/engine/types.js';
 import { targetDistribution } from '../../src/engine/sampling.js';
-import { CTCDrafter, DraftHeadSession, MedusaDrafter, OracleDrafter, ctcHeadConfig, registerDrafters } from '../../src/engine/drafters/index.js';
+import { OracleDrafter, drafterFactories, registerDrafters } from '../../src/engine/drafters/index.js';
 import { validateTree } from '../../src/engine/tree.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
 import { MODEL_DIR, ROOT, requireFile, requireModel } from './helpers.js';
@@ -23,7 +23,7 @@ const MAX_PROMPT = 160; // tokens kept from each prompt (<s> + its tail): keeps 
 const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0, seed: 0 };
 // ctc-full / medusa-full: the same heads without cost-aware sizing (full 16-node trees), so the
 // identity check also covers wide, deep trees and the weighted / rank tree builders.
-const DRAFTERS = ['ngram', 'medusa', 'medusa-full', 'ctc', 'ctc-full', 'ctc-rank', 'ctc-ngram', 'ctc2', 'ctc2-ngram', 'medusa2', 'medusa2-ngram', 'oracle'];
+const DRAFTERS = ['ngram', 'medusa', 'medusa-full', 'medusa-ngram', 'ctc', 'ctc-full', 'ctc-rank', 'ctc-ngram', 'oracle'];
 
 let engine: Engine;
 let prompts: number[][];
@@ -51,11 +51,9 @@ beforeAll(async () => {
   }
   registerDrafters(engine);
   engine.registerDrafter('oracle', () => oracle);
-  const { d_model: d, vocab_size: V } = engine.config;
-  const ctcCfg = ctcHeadConfig(engine.manifest.files.ctc_head.config, V);
-  engine.registerDrafter('ctc-full', async (e) => new CTCDrafter(new DraftHeadSession(await e.artifactSession('ctc_head'), d, 'log_probs'), ctcCfg, { costRatio: 0 }));
-  engine.registerDrafter('ctc-rank', async (e) => new CTCDrafter(new DraftHeadSession(await e.artifactSession('ctc_head'), d, 'log_probs'), ctcCfg, { costRatio: 0, tree: 'rank', beamWidth: 16 }));
-  engine.registerDrafter('medusa-full', async (e) => new MedusaDrafter(new DraftHeadSession(await e.artifactSession('medusa_head'), d, 'logits'), { k: 8, vocab_size: V }, { costRatio: 0 }));
+  engine.registerDrafter('ctc-full', drafterFactories(engine.manifest, { ctc: { costRatio: 0 } }).ctc);
+  engine.registerDrafter('ctc-rank', drafterFactories(engine.manifest, { ctc: { costRatio: 0, tree: 'rank', beamWidth: 16 } }).ctc);
+  engine.registerDrafter('medusa-full', drafterFactories(engine.manifest, { medusa: { costRatio: 0 } }).medusa);
   prompts = lines.slice(0, N_PROMPTS).map((l) => {
     const t = engine.encodePrompt((JSON.parse(l) as { prompt: string }).prompt);
     return t.length > MAX_PROMPT ? [t[0], ...t.slice(t.length - MAX_PROMPT + 1)] : t;
@@ -89,7 +87,7 @@ describe('greedy decoding is token-identical to plain for every drafter', () => 
   }
 
   it('the drafters return valid trees within the budget for budgets 1..20', async () => {
-    const drafters = await Promise.all(['ngram', 'medusa', 'ctc', 'ctc-full', 'ctc-ngram', 'medusa-full'].map((n) => engine.makeDrafter(n)));
+    const drafters = await Promise.all(['ngram', 'medusa', 'ctc', 'ctc-full', 'ctc-ngram', 'medusa-full', 'medusa-ngram'].map((n) => engine.makeDrafter(n)));
     const p = prompts[0];
     // hidden state before the pending (last prompt) token: run the model on all but the last token
     const cache = engine.model.newCache();
@@ -129,7 +127,7 @@ describe.each(SAMPLING_CASES)('sampling through trees matches the model distribu
     return out;
   }
 
-  for (const name of ['plain', 'ctc', 'medusa', 'ctc2', 'ctc2-ngram', 'medusa2']) {
+  for (const name of ['plain', 'ctc', 'ctc-ngram', 'medusa']) {
     it(`${name}: chi-square fit of ${SAMPLES} samples of the first ${GEN} tokens`, async () => {
       // a prompt where the heads draft (and get accepted) often: a repetitive code prompt
       const prompt = engine.encodePrompt('import os\nimport sys\n\n\ndef main():\n    for name in sys.argv[1:]:\n        print(');

@@ -164,7 +164,7 @@ describe('exact output', () => {
       const dec = tok.streamDecoder();
       const expected = dec.push(ref) + dec.flush();
       expect(expected.length).toBeGreaterThan(20);
-      for (const drafter of ['plain', 'ngram', 'ctc2-ngram']) {
+      for (const drafter of ['plain', 'ngram', 'ctc-ngram']) {
         const r = await complete(w.client('sk-bob'), { prompt: p.ids, max_tokens: p.greedy.length, drafter });
         expect(r.choices[0].text, `prompt ${i}, ${drafter}`).toBe(expected);
       }

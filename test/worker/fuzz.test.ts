@@ -38,7 +38,7 @@ const REQUEST_TIMEOUT_MS = 60_000;
 const FUZZ = 'sk-fuzz';
 const BOB = 'sk-bob';
 const VOCAB = 4096; // the default model's vocabulary (manifest config.vocab_size)
-const DRAFTERS = ['plain', 'ngram', 'ctc', 'ctc-ngram', 'ctc2', 'ctc2-ngram', 'medusa2', 'medusa2-ngram'];
+const DRAFTERS = ['plain', 'ngram', 'ctc', 'ctc-ngram', 'medusa', 'medusa-ngram'];
 const SESSIONS = ['fz-1', 'fz-2', 'fz.3:x', 'S'.repeat(128)]; // valid ids, reused so sessions build up
 
 let w: Worker;

@@ -1,7 +1,7 @@
 /**
- * The CTC drafter (Wen, Gui & Feng 2024): ONNX `files.ctc_head` maps (hidden [N,d], token_ids
- * [N]) to log-probs [N, slots, V+1] (blank = V). One head pass per round; CTC prefix beam search
- * over the slots (ctc-decode.ts) builds a trie of collapsed prefixes with their prefix
+ * The CTC drafter (Wen, Gui & Feng 2024): the head (ONNX `files.ctc_head`, prefix-head.ts) gives
+ * log-probs [slots, V'+1] (blank = V', the read-out's classes). One head pass per round; CTC prefix
+ * beam search over the slots (ctc-decode.ts) builds a trie of collapsed prefixes with their prefix
  * probabilities P(head output starts with this prefix); the heaviest prefixes (ancestor-closed)
  * become the tree, up to the budget. Nodes whose probability of being a correct prefix is below
  * `minWeight` are dropped, and `costRatio` keeps the size that maximizes expected tokens per cost
@@ -14,7 +14,7 @@
 import type { DraftContext, Drafter, FusedPass, TokenTree } from '../types.js';
 import { buildTree, costCut, rootOnly, treeFromSequences, type WeightedTree } from '../tree.js';
 import { CTCPrefixBeamSearch } from '../ctc-decode.js';
-import type { DraftHead } from './head-session.js';
+import type { DraftHead } from './draft-head.js';
 
 export interface CTCOptions {
   /** Prefix beam width. */

@@ -1,5 +1,5 @@
 /**
- * A draft head + prompt lookup ("ctc-ngram", "ctc2-ngram", ...): one tree from both sources.
+ * A draft head + prompt lookup ("ctc-ngram", "medusa-ngram"): one tree from both sources.
  *
  * mode 'merge' (default): each round the prompt-lookup candidates (weighted by their calibrated
  *   P(accepted), ngram.ts) and the head's candidates (weighted by their prefix probability) are
@@ -29,23 +29,25 @@ export interface HybridOptions {
 }
 
 /**
- * skipHead 1: on bench/prompts-tune.jsonl (30 long prompts) ctc2-ngram ran 1.72x plain at 1 vs 1.49x at
- * 2 and 1.59x at 3, medusa2-ngram 1.74x vs 1.59x: the heads' pass pays only where the lookup has little.
+ * skipHead 1: on bench/prompts-tune.jsonl (30 long prompts) ctc-ngram ran 1.72x plain at 1 vs 1.49x at
+ * 2 and 1.59x at 3, medusa-ngram 1.74x vs 1.59x: the heads' pass pays only where the lookup has little.
  */
 export const HYBRID_DEFAULTS: HybridOptions = { mode: 'merge', minMatch: 3, skipHead: 1, costRatio: 18 };
 
 export class HybridDrafter implements Drafter {
-  readonly name = 'ctc-ngram';
-  /** The head drafter (a CTC or Medusa head, v1 or v2). */
-  readonly ctc: WeightedDrafter;
+  /** `<head name>-ngram`: ctc-ngram, medusa-ngram. */
+  readonly name: string;
+  /** The head drafter (CTC or Medusa). */
+  readonly head: WeightedDrafter;
   readonly ngram: NgramDrafter;
   readonly opts: HybridOptions;
   /** Rounds drafted by the lookup alone / with the head (benchmarks). */
-  ngramRounds = 0;
-  ctcRounds = 0;
+  lookupRounds = 0;
+  headRounds = 0;
 
-  constructor(ctc: WeightedDrafter, ngram: NgramDrafter, opts: Partial<HybridOptions> = {}) {
-    this.ctc = ctc;
+  constructor(head: WeightedDrafter, ngram: NgramDrafter, opts: Partial<HybridOptions> = {}) {
+    this.name = `${head.name}-ngram`;
+    this.head = head;
     this.ngram = ngram;
     this.opts = { ...HYBRID_DEFAULTS, ...opts };
   }
@@ -59,7 +61,7 @@ export class HybridDrafter implements Drafter {
    * arithmetic; the head catches up with one run of its own when it is next needed.
    */
   fusedPass(tokens: readonly number[], tree: TokenTree): FusedPass | undefined {
-    return this.headRound ? this.ctc.fusedPass?.(tokens, tree) : undefined;
+    return this.headRound ? this.head.fusedPass?.(tokens, tree) : undefined;
   }
 
   async draft(ctx: DraftContext): Promise<TokenTree> {
@@ -67,24 +69,24 @@ export class HybridDrafter implements Drafter {
     if (ctx.budget <= 1) return rootOnly(ctx.pending);
     if (this.opts.mode === 'switch') {
       if (findNgramMatches(ctx.tokens, this.opts.minMatch, this.opts.minMatch, 1).length > 0) {
-        this.ngramRounds++;
+        this.lookupRounds++;
         return this.ngram.draftSync(ctx.tokens, ctx.pending, ctx.budget);
       }
-      this.ctcRounds++;
+      this.headRounds++;
       this.headRound = true;
-      return this.ctc.draft(ctx);
+      return this.head.draft(ctx);
     }
     const lookup = this.ngram.weighted(ctx.tokens, ctx.pending, ctx.budget);
     const lookupCut = costCut(lookup, this.ngram.opts.costRatio);
     let expected = 0;
     for (let i = 1; i < lookupCut.tokens.length; i++) expected += lookup.weights[i];
     if (expected >= this.opts.skipHead) {
-      this.ngramRounds++;
+      this.lookupRounds++;
       return lookupCut;
     }
-    this.ctcRounds++;
+    this.headRounds++;
     this.headRound = true;
-    const merged = mergeWeightedTrees([lookup, await this.ctc.weighted(ctx)], ctx.budget);
+    const merged = mergeWeightedTrees([lookup, await this.head.weighted(ctx)], ctx.budget);
     return costCut(merged, this.opts.costRatio);
   }
 }

@@ -1,11 +1,11 @@
 /**
- * Medusa-style drafter: ONNX `files.medusa_head` maps (hidden [N,d], token_ids [N]) to logits
- * [N,k,V], head i predicting the (i+1)-th token after the pending one. One head pass per round,
+ * Medusa-style drafter: the head (ONNX `files.medusa_head`, prefix-head.ts) gives logits [k, V'],
+ * read-out i predicting the (i+1)-th token after the pending one. One head pass per round,
  * then Medusa's sparse tree: the best `budget - 1` cartesian-product paths of the heads' top-m
  * tokens, scored by the product of their probabilities (see medusa-tree.ts).
  */
 import type { DraftContext, Drafter, FusedPass, TokenTree } from '../types.js';
-import type { DraftHead } from './head-session.js';
+import type { DraftHead } from './draft-head.js';
 import { headTopM, medusaTree, type HeadTopM } from './medusa-tree.js';
 import { costCut, rootOnly, type WeightedTree } from '../tree.js';
 
@@ -18,7 +18,7 @@ export interface MedusaOptions {
   costRatio: number;
   /**
    * Calibration: a path's weight is its score^exponent. The score multiplies the heads' independent
-   * probabilities, which overstates how often a path is accepted (medusa2 on bench/prompts-tune.jsonl:
+   * probabilities, which overstates how often a path is accepted (medusa on bench/prompts-tune.jsonl:
    * mean score 0.152, 0.098 accepted; weight^1.55 fits, scripts/experiments/head-calibration.ts), and
    * the cost cut and the merge with prompt lookup read the weight as that probability. Monotone: the
    * order of the paths is unchanged. The factories take it from the head's manifest entry.

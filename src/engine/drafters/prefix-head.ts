@@ -1,9 +1,8 @@
 /**
- * A draft head that attends over every prefix position (head v2: `files.ctc2_head`,
- * `files.medusa2_head`), with its own KV cache, one ORT run per round. Position t's input is the
- * base model's hidden row at t and the token at t+1, so at a round with n committed tokens (the
- * last one pending) the head has seen positions 0..n-2, and its output at n-2 drafts the tokens
- * after the pending one.
+ * A draft head that attends over the prefix positions (`files.ctc_head`, `files.medusa_head`), with
+ * its own KV cache, one ORT run per round. Position t's input is the base model's hidden row at t
+ * and the token at t+1, so at a round with n committed tokens (the last one pending) the head has
+ * seen positions 0..n-2, and its output at n-2 drafts the tokens after the pending one.
  *
  * Graph (training/export_onnx.py build_prefix_head; m new positions, Ph cached, Hh heads of Dh):
  *   in:  hidden [1,m,d], next_ids int64 [1,m], position_ids int64 [1,m],
@@ -22,7 +21,7 @@
  */
 import type { DraftContext, FusedPass, TokenTree } from '../types.js';
 import { ort, type OrtSession } from '../ort.js';
-import type { DraftHead } from './head-session.js';
+import type { DraftHead } from './draft-head.js';
 
 export interface PrefixHeadShape {
   d: number;

@@ -1,5 +1,5 @@
 /**
- * CTCDrafter (src/engine/drafters/ctc.ts) over a fake head session with hand-made log-probs: option
+ * CTCDrafter (src/engine/drafters/ctc.ts) over a fake head with hand-made log-probs: option
  * plumbing, budgets, adaptive sizing, and the trees it builds.
  */
 import { describe, expect, it } from 'vitest';
@@ -7,10 +7,10 @@ import { validateTree } from '../../../src/engine/tree.js';
 import { V, ctc, ctx, peaked } from './fake-head.js';
 
 describe('CTCDrafter', () => {
-  it('runs the head once with the hidden state and the pending token, and drafts the collapsed alignment', async () => {
+  it("runs the head once on the round's context, and drafts the collapsed alignment", async () => {
     const { drafter, calls, head } = ctc(() => peaked([5, 5, V, 6, 7, V]), { costRatio: 0 });
     const tree = await drafter.draft(ctx(16));
-    expect(calls).toEqual([{ hidden: [0.5, -1, 2, 0], token: 3n }]);
+    expect(calls).toEqual([{ tokens: [1, 2, 3], pending: 3 }]);
     expect(head.runs).toBe(1);
     expect(() => validateTree(tree, 3, 16)).not.toThrow();
     // the chain 5 6 7 comes first (heaviest prefixes), other branches after

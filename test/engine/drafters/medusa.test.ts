@@ -1,17 +1,16 @@
 /**
- * MedusaDrafter (src/engine/drafters/medusa.ts) over a fake head session with hand-made logits.
+ * MedusaDrafter (src/engine/drafters/medusa.ts) over a fake head with hand-made logits.
  */
 import { describe, expect, it } from 'vitest';
 import { MedusaDrafter } from '../../../src/engine/drafters/medusa.js';
-import { DraftHeadSession } from '../../../src/engine/drafters/head-session.js';
 import { validateTree } from '../../../src/engine/tree.js';
-import { V, ctx, d, fakeSession } from './fake-head.js';
+import { V, ctx, fakeHead } from './fake-head.js';
 
 describe('MedusaDrafter', () => {
   const K = 3;
   function medusa(logits: Float32Array, costRatio = 0) {
-    const { session, calls } = fakeSession('logits', () => logits);
-    return { drafter: new MedusaDrafter(new DraftHeadSession(session, d, 'logits'), { k: K, vocab_size: V }, { costRatio, topM: 3 }), calls };
+    const { head, calls } = fakeHead(() => logits);
+    return { drafter: new MedusaDrafter(head, { k: K, vocab_size: V }, { costRatio, topM: 3 }), calls };
   }
   it('builds the product tree from per-head top tokens', async () => {
     const logits = new Float32Array(K * V);
@@ -23,8 +22,8 @@ describe('MedusaDrafter', () => {
     expect(t.tokens.slice(0, 4)).toEqual([3, 4, 5, 6]);
     expect(t.tokens.length).toBe(6);
     // uniform heads over a larger vocabulary: nothing worth verifying (cost-aware size)
-    const { session } = fakeSession('logits', () => new Float32Array(K * 200));
-    const uniform = new MedusaDrafter(new DraftHeadSession(session, d, 'logits'), { k: K, vocab_size: 200 }, { costRatio: 17 });
+    const { head } = fakeHead(() => new Float32Array(K * 200));
+    const uniform = new MedusaDrafter(head, { k: K, vocab_size: 200 }, { costRatio: 17 });
     expect((await uniform.draft(ctx(16))).tokens).toEqual([3]);
   });
 
@@ -32,8 +31,8 @@ describe('MedusaDrafter', () => {
     const logits = new Float32Array(K * V);
     logits[0 * V + 4] = 2; logits[1 * V + 5] = 1.5; logits[2 * V + 6] = 1; logits[0 * V + 7] = 1.8;
     const make = (weightExponent: number) => {
-      const { session } = fakeSession('logits', () => logits);
-      return new MedusaDrafter(new DraftHeadSession(session, d, 'logits'), { k: K, vocab_size: V }, { costRatio: 0, topM: 3, weightExponent });
+      const { head } = fakeHead(() => logits);
+      return new MedusaDrafter(head, { k: K, vocab_size: V }, { costRatio: 0, topM: 3, weightExponent });
     };
     const raw = await make(1).weighted(ctx(8));
     const cal = await make(1.5).weighted(ctx(8));
@@ -42,8 +41,8 @@ describe('MedusaDrafter', () => {
     cal.weights.forEach((w, i) => expect(w).toBeCloseTo(raw.weights[i] ** 1.5, 12));
     // a lower weight per node: the cost-aware cut keeps fewer of them
     const cut = (g: number) => {
-      const { session } = fakeSession('logits', () => logits);
-      return new MedusaDrafter(new DraftHeadSession(session, d, 'logits'), { k: K, vocab_size: V }, { costRatio: 4, topM: 3, weightExponent: g });
+      const { head } = fakeHead(() => logits);
+      return new MedusaDrafter(head, { k: K, vocab_size: V }, { costRatio: 4, topM: 3, weightExponent: g });
     };
     expect((await cut(3).draft(ctx(8))).tokens.length).toBeLessThan((await cut(1).draft(ctx(8))).tokens.length);
   });

@@ -1,13 +1,13 @@
 /**
- * Head v2 (PrefixHead over the default model's `ctc2_head`): the head's cache, reused across rounds,
+ * The draft heads (PrefixHead over the default model's `ctc_head`): the head's cache, reused across rounds,
  * gives the same drafts as running the head over the whole prefix again; a changed context drops the
  * positions after the change; a session without hidden history still gets drafts; the head fused
- * into the verify pass (`ctc2_fused`) verifies exactly as the base graph and drafts exactly as a run of
- * its own; and greedy decoding with ctc2 / ctc2-ngram / medusa2 is token-identical to plain.
+ * into the verify pass (`ctc_fused`) verifies exactly as the base graph and drafts exactly as a run of
+ * its own; and greedy decoding with ctc / ctc-ngram / medusa / medusa-ngram is token-identical to plain.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../../src/engine/index.js';
-import { PrefixHead, registerDrafters } from '../../../src/engine/drafters/index.js';
+import { HybridDrafter, PrefixHead, registerDrafters } from '../../../src/engine/drafters/index.js';
 import type { DraftContext } from '../../../src/engine/types.js';
 import { fsShardSource } from '../../../src/node/fs-shard-source.js';
 import { MODEL_DIR, requireModel } from '../helpers.js';
@@ -19,8 +19,8 @@ const TEXT = 'import os\nimport sys\n\n\ndef main(argv):\n    """Parse the argum
 beforeAll(async () => {
   requireModel();
   engine = await Engine.load(fsShardSource(MODEL_DIR));
-  for (const h of ['ctc2_head', 'medusa2_head']) {
-    if (!engine.manifest.files[h]) throw new Error(`${MODEL_DIR}/manifest.json has no ${h}: training/train_heads.py --kind ${h.split('_')[0]}, then training/export_onnx.py and training/shard.py`);
+  for (const h of ['ctc_head', 'medusa_head']) {
+    if (!engine.manifest.files[h]) throw new Error(`${MODEL_DIR}/manifest.json has no ${h}: training/train_heads.py, then training/export_onnx.py and training/shard.py`);
   }
   registerDrafters(engine);
   d = engine.config.d_model;
@@ -37,8 +37,8 @@ function ctx(tokens: number[], rows: Float32Array): DraftContext {
 }
 
 const newHead = async (fused = false, window = 0) => {
-  const c = engine.manifest.files.ctc2_head.config as { n_heads: number };
-  return new PrefixHead(await engine.artifactSession('ctc2_head'), { d, heads: c.n_heads, headDim: d / c.n_heads, maxSeqLen: 512 }, 'log_probs', fused ? await engine.artifactSession('ctc2_fused') : undefined, window);
+  const c = engine.manifest.files.ctc_head.config as { n_heads: number };
+  return new PrefixHead(await engine.artifactSession('ctc_head'), { d, heads: c.n_heads, headDim: d / c.n_heads, maxSeqLen: 512 }, 'log_probs', fused ? await engine.artifactSession('ctc_fused') : undefined, window);
 };
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
@@ -83,7 +83,7 @@ describe('PrefixHead', () => {
     // a restored session knows only the row before the pending token
     const c = ctx(tokens.slice(0, n - 6), rows);
     const out = await head.output({ ...c, hiddenRows: rows.slice((n - 8) * d, (n - 7) * d), hiddenRowsFrom: n - 8 });
-    const { slots, vocab_size } = engine.manifest.files.ctc2_head.config as { slots: number; vocab_size: number };
+    const { slots, vocab_size } = engine.manifest.files.ctc_head.config as { slots: number; vocab_size: number };
     expect(out.length).toBe(slots * (vocab_size + 1));
     expect(out.every(Number.isFinite)).toBe(true);
     expect(head.cached).toEqual({ from: n - 8, count: 1 });
@@ -155,17 +155,17 @@ describe('a head with a window (PrefixHead.window)', () => {
       const out: number[] = [];
       let rounds = 0;
       for await (const ev of s.generate({ promptTokens: prompt, maxTokens: 48, sampling: greedy, drafter, onRound: () => rounds++ })) if (ev.type === 'tokens') out.push(...ev.tokens);
-      const d = (s as unknown as { drafters: Map<string, { head?: PrefixHead; ctc?: { head: PrefixHead } }> }).drafters.get(drafter);
-      return { out, rounds, head: d?.head ?? d?.ctc?.head };
+      const d = (s as unknown as { drafters: Map<string, { head: PrefixHead } | HybridDrafter> }).drafters.get(drafter);
+      return { out, rounds, head: d instanceof HybridDrafter ? (d.head as unknown as { head: PrefixHead }).head : d?.head };
     };
     const plain = await run(engine, 'plain');
-    for (const drafter of ['ctc2', 'medusa2', 'ctc2-ngram']) {
+    for (const drafter of ['ctc', 'medusa', 'ctc-ngram']) {
       const w = await run(windowed, drafter);
       expect(w.out, drafter).toEqual(plain.out);
       const head = w.head!;
       expect(head.window).toBe(16);
       expect(head.cached.count, drafter).toBeLessThan(2 * 16);
-      if (drafter !== 'ctc2-ngram') {
+      if (drafter !== 'ctc-ngram') {
         // 48 tokens cross at most 4 blocks of 16: the other rounds draft from the fused pass
         expect(head.runs, drafter).toBeLessThanOrEqual(1 + 4);
         expect(head.runs + head.fusedRounds, drafter).toBe(w.rounds);
@@ -176,7 +176,7 @@ describe('a head with a window (PrefixHead.window)', () => {
 
 describe('the head fused into the verify pass', () => {
   it('verifies exactly as the base graph, and its read-out and cache rows are those of a run of its own', async () => {
-    expect(engine.manifest.files.ctc2_fused, 'manifest has ctc2_fused (training/fuse_head.py, training/shard.py)').toBeDefined();
+    expect(engine.manifest.files.ctc_fused, 'manifest has ctc_fused (training/fuse_head.py, training/shard.py)').toBeDefined();
     const prompt = engine.encodePrompt(TEXT + TEXT + TEXT);
     for (const P of [12, 40, prompt.length - 1]) {
       const tokens = prompt.slice(0, P + 1);
@@ -229,7 +229,7 @@ describe('the head fused into the verify pass', () => {
       const head = (s as unknown as { drafters: Map<string, { head: PrefixHead }> }).drafters.get(drafter)!.head;
       return { out, trees, runs: head.runs, fusedRounds: head.fusedRounds };
     };
-    for (const drafter of ['ctc2', 'medusa2']) {
+    for (const drafter of ['ctc', 'medusa']) {
       const f = await run(fused, drafter);
       const u = await run(unfused, drafter);
       expect(f.out, drafter).toEqual(u.out);
@@ -250,7 +250,7 @@ describe('head state across a snapshot', () => {
     const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
     const windowed = await Engine.load(fsShardSource(MODEL_DIR));
     registerDrafters(windowed, { headWindow: 8 });
-    const cases = [...['ctc2', 'medusa2', 'ctc2-ngram'].map((n) => [engine, n] as const), ...['ctc2', 'ctc2-ngram'].map((n) => [windowed, n] as const)];
+    const cases = [...['ctc', 'medusa', 'ctc-ngram'].map((n) => [engine, n] as const), ...['ctc', 'ctc-ngram'].map((n) => [windowed, n] as const)];
     for (const [eng, drafter] of cases) {
       const rounds = (s: ReturnType<Engine['createSession']>, promptTokens: number[], out: string[]) =>
         (async () => {
@@ -276,11 +276,11 @@ describe('head state across a snapshot', () => {
   });
 });
 
-describe('head v2 drafters are lossless', () => {
-  it('greedy ctc2, ctc2-ngram, medusa2 and medusa2-ngram equal plain on prompts of growing length, in one session', async () => {
+describe('the head drafters are lossless', () => {
+  it('greedy ctc, ctc-ngram, medusa and medusa-ngram equal plain on prompts of growing length, in one session', async () => {
     const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
     const prompts = [TEXT, TEXT + 'def helper(x):\n    return x * 2\n', 'class Config:\n    """Settings."""\n\n    def __init__(self):\n'];
-    for (const name of ['ctc2', 'ctc2-ngram', 'medusa2', 'medusa2-ngram']) {
+    for (const name of ['ctc', 'ctc-ngram', 'medusa', 'medusa-ngram']) {
       const spec = engine.createSession(); // one session: the head's cache follows prefix reuse
       for (const text of prompts) {
         const p = engine.encodePrompt(text);
