@@ -6,7 +6,7 @@ Run each step as a module from the repository root, e.g. `python3 -m training.sh
   train_tokenizer   SentencePiece BPE -> data/tokenizer/ (tokenizer.json) and data/tokens/*.bin
   train_base        the base language model -> checkpoints/base/
   distill           the base model's greedy continuations -> data/distill/
-  train_heads       a draft head (--kind ctc | medusa | ctc2 | medusa2) -> checkpoints/<kind>/
+  train_heads       a draft head (--kind ctc | medusa)  -> checkpoints/<kind>/
   export_onnx       fp32 ONNX of the base model and the heads -> data/onnx/
   quantize          int8 ONNX (row-wise for the base model, dynamic for the heads)
   make_fixtures     parity fixtures for `npm test` and the benchmark prompts

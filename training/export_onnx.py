@@ -14,9 +14,9 @@ The mask makes a token tree verifiable in one pass: row j sees the P cached posi
 ancestors and itself. One [d,V] table (`embed_t`) is both the embedding and the tied LM head
 (an untied model has a second one, `lm_head_t`).
 
-Draft heads (N rows): inputs hidden f32 [N,d], token_ids int64 [N] (the pending token);
-  CTC:    output log_probs f32 [N, slots, V+1] (blank = V)
-  Medusa: output logits f32 [N, k, V]
+Draft heads (build_prefix_head: one causal layer over the prefix with its own KV cache, read out from
+the newest position): CTC log_probs f32 [slots, V'+1] (blank last), Medusa logits f32 [k, V'], over
+the head's shortlist of V' tokens.
 
   /usr/bin/python3 -m training.export_onnx --out data/onnx
 """
@@ -27,7 +27,7 @@ import onnx
 import torch
 from onnx import TensorProto
 
-from training.model import BaseModel, ModelConfig, HeadConfig, rope_cos_sin
+from training.model import BaseModel, ModelConfig, PrefixDraftHead, PrefixHeadConfig, rope_cos_sin
 from training.onnx_graph import Graph, save
 from training.progress import bar, elapsed, summary
 
@@ -186,15 +186,6 @@ def build_base(model: BaseModel, panel=PANEL):
     return g.model()
 
 
-def head_input(g, base, hcfg):
-    hidden = g.input("hidden", F32, ["N", hcfg.d_model])
-    tok = g.input("token_ids", I64, ["N"])
-    g.init("embed_t", np32(base.embed.weight).T.copy())
-    if hcfg.use_token:
-        return hidden, g.op("Concat", [hidden, embed_lookup(g, tok, 2)], axis=-1)
-    return hidden, hidden
-
-
 def slot_layer(g, x, L, d, nh):
     """nn.TransformerEncoderLayer (norm_first, gelu) over [N,S,d], written out."""
     a = g.op("LayerNormalization", [x, g.const(np32(L.norm1.weight), "ln1_w"), g.const(np32(L.norm1.bias), "ln1_b")],
@@ -216,51 +207,14 @@ def slot_layer(g, x, L, d, nh):
     return g.op("Add", [x, ff])
 
 
-def build_ctc_head(base, head, shortlist=None):
-    """shortlist: token ids the head may propose (most frequent first); the read-out then covers
-    only them (plus blank), which is most of the head's cost at 16 slots x 4096 tokens."""
-    c = head.cfg
-    d, S, nh = c.d_model, c.slots, c.n_heads
-    g = Graph("ctc_edge_ctc_head")
-    _, x = head_input(g, base, c)
-    x = g.silu(g.linear(x, np32(head.fuse.weight).T, hint="fuse"))
-    x = g.linear(x, np32(head.upsample.weight).T, np32(head.upsample.bias), hint="upsample")
-    x = g.op("Add", [g.op("Reshape", [x, g.shape_const([-1, S, d])]), g.const(np32(head.slot_pos), "slot_pos")])
-    y = g.rms_norm(slot_layer(g, x, head.layer, d, nh), np32(head.norm.weight), c.norm_eps, "head_norm")
-    if shortlist is None:
-        vocab = g.op("MatMul", [y, "embed_t"])                                    # [N,S,V]
-    else:
-        table = g.init("lm_shortlist", np32(base.embed.weight).T[:, shortlist].copy())
-        vocab = g.op("MatMul", [y, table])                                        # [N,S,n]
-    blank = g.op("Add", [g.op("MatMul", [y, g.const(np32(head.blank.weight).T, "blank_w")]),
-                         g.const(np32(head.blank.bias), "blank_b")])               # [N,S,1]
-    logp = g.op("LogSoftmax", [g.op("Concat", [vocab, blank], axis=-1)], axis=-1)
-    g.output(logp, "log_probs", F32, ["N", S, (c.vocab_size if shortlist is None else len(shortlist)) + 1])
-    return g.model()
-
-
-def build_medusa_head(base, head):
-    c = head.cfg
-    d, k = c.d_model, c.k
-    g = Graph("ctc_edge_medusa_head")
-    hidden, x = head_input(g, base, c)
-    x = g.op("Add", [hidden, g.linear(x, np32(head.fuse.weight).T, hint="fuse")])   # [N,d]
-    w_all = np.concatenate([np32(h.weight).T for h in head.heads], axis=1)          # [d, k*d]
-    b_all = np.concatenate([np32(h.bias) for h in head.heads])
-    stacked = g.op("Reshape", [g.linear(x, w_all, b_all, hint="heads"), g.shape_const([-1, k, d])])
-    outs = g.op("Add", [g.op("Unsqueeze", [x, g.const(np.array([1], np.int64), "axis1")]), g.silu(stacked)])
-    g.output(g.op("MatMul", [outs, "embed_t"]), "logits", F32, ["N", k, c.vocab_size])
-    return g.model()
-
-
 def build_prefix_head(base, head, shortlist=0):
-    """Head v2 (PrefixDraftHead) with its own KV cache; one run per round.
+    """A draft head (PrefixDraftHead) with its own KV cache; one run per round.
 
     inputs  hidden f32 [1,m,d] (the base model's hidden rows of the m positions the head has not
             seen yet), next_ids int64 [1,m] (token t+1 for position t), position_ids int64 [1,m],
             attention_mask f32 [1,1,m,Ph+m] (additive, causal), past_key / past_value f32 [1,Hh,Ph,Dh]
-    outputs ctc2: log_probs f32 [slots, V'+1] (blank last) from the newest position;
-            medusa2: logits f32 [k, V']; new_key / new_value f32 [1,Hh,m,Dh] (the head appends them)
+    outputs ctc: log_probs f32 [slots, V'+1] (blank last) from the newest position;
+            medusa: logits f32 [k, V']; new_key / new_value f32 [1,Hh,m,Dh] (the head appends them)
     V' = the head's shortlist (its `shortlist_ids`: class i is that token), or the vocabulary; shortlist > 0
     keeps only its first N classes (the most frequent tokens: a smaller read-out; the rest stay reachable
     through prompt lookup). The graph's metadata `dynamic_weights` names the MatMul weights that see
@@ -320,7 +274,7 @@ def build_prefix_head(base, head, shortlist=0):
         ids = ids[:shortlist]
     n = len(ids)
     table = g.init("lm_shortlist", np32(base.embed.weight).T[:, ids].copy())                 # [d,V']
-    if c.kind == "ctc2":
+    if c.kind == "ctc":
         ds = c.slot_dim
         sl = g.op("Add", [g.op("Reshape", [g.linear(u, np32(head.upsample.weight).T, np32(head.upsample.bias), hint="upsample"),
                                           g.shape_const([1, c.slots, ds])]),
@@ -342,7 +296,7 @@ def build_prefix_head(base, head, shortlist=0):
     m = g.model()
     newest = ["wo", "w_gate_up", "w_down", "lm_shortlist"] + (
         ["upsample", "slot_out"] + (["in_proj", "out_proj", "ff1", "ff2"] if head.slot_layer is not None else [])
-        if c.kind == "ctc2" else ["heads"])
+        if c.kind == "ctc" else ["heads"])
     onnx.helper.set_model_props(m, {"dynamic_weights": ",".join(newest)})
     return m
 
@@ -354,27 +308,21 @@ def load_checkpoint(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", default="checkpoints/base/model.pt")
-    ap.add_argument("--ctc", default="checkpoints/ctc/model.pt")
-    ap.add_argument("--medusa", default="checkpoints/medusa/model.pt")
-    ap.add_argument("--ctc2", default="checkpoints/ctc2/model.pt", help="head v2 (CTC); skipped when absent")
-    ap.add_argument("--medusa2", default="checkpoints/medusa2/model.pt", help="head v2 (Medusa baseline)")
+    ap.add_argument("--ctc", default="checkpoints/ctc/model.pt", help="the CTC head; skipped when absent")
+    ap.add_argument("--medusa", default="checkpoints/medusa/model.pt", help="the Medusa head (the baseline); skipped when absent")
     ap.add_argument("--out", default="data/onnx")
     ap.add_argument("--kv-panel", type=int, default=PANEL,
                     help="positions per KV-cache panel (attention is summed panel by panel)")
-    ap.add_argument("--ctc-shortlist", type=int, default=0,
-                    help="CTC head proposes only the N most frequent training tokens (0 = all)")
-    ap.add_argument("--data", default="data/tokens")
-    ap.add_argument("--only", default="", help="comma-separated subset of base,ctc,medusa,ctc2,medusa2 to export "
+    ap.add_argument("--only", default="", help="comma-separated subset of base,ctc,medusa to export "
                                                 "(export.json then lists only those; default: all)")
-    ap.add_argument("--v2-shortlist", type=int, default=0,
-                    help="head v2: read out only the first N classes of its shortlist (0 = all it was trained with)")
+    ap.add_argument("--shortlist", type=int, default=0,
+                    help="heads: read out only the first N classes of their shortlist (0 = all they were trained with)")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     want = lambda kind: not only or kind in only
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
-    todo = [k for k, p in (("base", args.base), ("ctc", args.ctc), ("medusa", args.medusa), ("ctc2", args.ctc2),
-                           ("medusa2", args.medusa2)) if want(k) and p and os.path.exists(p)]
+    todo = [k for k, p in (("base", args.base), ("ctc", args.ctc), ("medusa", args.medusa)) if want(k) and p and os.path.exists(p)]
     meter = bar(total=len(todo), desc="export", unit="graph")
     st = load_checkpoint(args.base)
     base = BaseModel(ModelConfig(**st["config"]))
@@ -385,43 +333,20 @@ def main():
         meter.set_postfix_str("base", refresh=False)
         meter.update()
     info = {"config": base.cfg.to_dict(), "kv_panel": args.kv_panel, "train": {k: st.get(k) for k in ("step", "tokens", "elapsed", "val_loss")}}
-    from training.model import CTCDraftHead, MedusaHeads
-    shortlist = None
-    if args.ctc_shortlist:
-        counts = np.bincount(np.fromfile(os.path.join(args.data, "train.bin"), dtype=np.uint16),
-                             minlength=base.cfg.vocab_size)
-        shortlist = [int(i) for i in np.argsort(-counts, kind="stable")[:args.ctc_shortlist]]
-        info["ctc_shortlist"] = shortlist
-        info["ctc_shortlist_coverage"] = float(counts[shortlist].sum() / counts.sum())
-    for kind, path, cls, build in (("ctc", args.ctc, CTCDraftHead, lambda b, h: build_ctc_head(b, h, shortlist)),
-                                   ("medusa", args.medusa, MedusaHeads, build_medusa_head)):
-        if not want(kind):
-            continue
-        if not path or not os.path.exists(path):
-            print(f"no {kind} head at {path}; skipped")
-            continue
-        hs = load_checkpoint(path)
-        head = cls(HeadConfig(**hs["config"]))
-        head.load_state_dict(hs["model"])
-        head.eval()
-        save(build(base, head), os.path.join(args.out, f"{kind}_head.onnx"))
-        meter.set_postfix_str(kind, refresh=False)
-        meter.update()
-        info[f"{kind}_head"] = {"config": hs["config"], "summary": hs.get("summary")}
-    from training.model import PrefixDraftHead, PrefixHeadConfig
-    for kind, path in (("ctc2", args.ctc2), ("medusa2", args.medusa2)):
+    for kind, path in (("ctc", args.ctc), ("medusa", args.medusa)):
         if not want(kind) or not path or not os.path.exists(path):
             continue
         hs = load_checkpoint(path)
         head = PrefixDraftHead(PrefixHeadConfig(**hs["config"]))
+        assert head.cfg.kind == kind, f"{path} holds a {head.cfg.kind} head, not {kind}"
         head.load_state_dict(hs["model"])
         head.eval()
-        save(build_prefix_head(base, head, args.v2_shortlist), os.path.join(args.out, f"{kind}_head.onnx"))
+        save(build_prefix_head(base, head, args.shortlist), os.path.join(args.out, f"{kind}_head.onnx"))
         meter.set_postfix_str(kind, refresh=False)
         meter.update()
-        ids = [int(i) for i in head.shortlist_ids][:args.v2_shortlist or None]
-        info[f"{kind}_head"] = {"config": hs["config"], "summary": hs.get("summary"),
-                                "shortlist": ids if head.cfg.shortlist_size or args.v2_shortlist else None}
+        ids = [int(i) for i in head.shortlist_ids][:args.shortlist or None]
+        info[f"{kind}_head"] = {"config": head.cfg.to_dict(), "summary": hs.get("summary"),
+                                "shortlist": ids if head.cfg.shortlist_size or args.shortlist else None}
     with open(os.path.join(args.out, "export.json"), "w") as f:
         json.dump(info, f, indent=2)
     meter.close()

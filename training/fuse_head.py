@@ -1,4 +1,4 @@
-"""Fuse a head v2 into the base model's verify pass: one session.run() verifies a token tree and
+"""Fuse a draft head into the base model's verify pass: one session.run() verifies a token tree and
 drafts the next round (greedy decoding).
 
 Why: a separate head run costs a fixed ~0.3 ms `session.run()` plus its own op dispatch, about 0.4
@@ -20,14 +20,14 @@ positions, Hh head heads of Dh, m accepted nodes including the root):
           head's input once the path is committed. Its read-out of the last path node drafts the round
           after this one, its new rows extend the head's cache.
   outputs head_path int64 [m] (node ids, root first), head_query_row int64 [1] (the last of them),
-          greedy_ids int64 [1,S], head_new_key / head_new_value f32 [1,Hh,m,Dh], head_log_probs (ctc2)
-          or head_logits (medusa2)
+          greedy_ids int64 [1,S], head_new_key / head_new_value f32 [1,Hh,m,Dh], head_log_probs (ctc)
+          or head_logits (medusa)
 
 The engine checks the graph's path against its own acceptance and keeps what agrees (all of it at
 temperature 0 without logit processing, unless a stop cuts the round short).
 
   /usr/bin/python3 -m training.fuse_head --base data/onnx/base.int8.onnx \\
-      --head data/onnx/ctc2_head.int8.onnx --out data/onnx/ctc2_fused.onnx
+      --head data/onnx/ctc_head.int8.onnx --out data/onnx/ctc_fused.onnx
 """
 import argparse, os
 
@@ -49,7 +49,7 @@ def fuse(base: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto:
             raise SystemExit(f"base graph has no value {name}")
     missing = set(HEAD_INPUTS) - {i.name for i in hg.input}
     if missing:
-        raise SystemExit(f"head graph lacks inputs {sorted(missing)} (a head v2 graph: export_onnx build_prefix_head)")
+        raise SystemExit(f"head graph lacks inputs {sorted(missing)} (a draft head graph: export_onnx build_prefix_head)")
 
     rename = dict(HEAD_INPUTS)
     inits = []
@@ -160,7 +160,7 @@ def fuse(base: onnx.ModelProto, head: onnx.ModelProto) -> onnx.ModelProto:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="the quantized base graph (what the manifest's `base` holds)")
-    ap.add_argument("--head", required=True, help="the quantized head v2 graph (what the manifest's `<kind>_head` holds)")
+    ap.add_argument("--head", required=True, help="the quantized draft head graph (what the manifest's `<kind>_head` holds)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     fused = fuse(onnx.load(args.base), onnx.load(args.head))

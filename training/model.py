@@ -1,5 +1,5 @@
-"""Llama-style base model (RMSNorm, rotary positions, SwiGLU, tied embeddings by default) and the two
-draft heads that ride on its last hidden state: the CTC head and Medusa-style heads.
+"""Llama-style base model (RMSNorm, rotary positions, SwiGLU, tied embeddings by default) and its draft
+heads (PrefixDraftHead: one causal layer over the prefix, read out as CTC slots or Medusa-style).
 
 Shapes: B batch, T/S new tokens, P past tokens, d model width, H heads, D head dim, V vocab.
 Runs on Debian's torch 1.13 (CPU) and on torch 2.x (GPU, fused attention when available).
@@ -181,88 +181,26 @@ class BaseModel(nn.Module):
 
 
 @dataclass
-class HeadConfig:
-    kind: str = "ctc"          # "ctc" or "medusa"
-    d_model: int = 256
-    vocab_size: int = 4096
-    k: int = 8                 # draft tokens predicted after the pending token
-    slots: int = 16            # CTC output slots (2k in the paper)
-    n_heads: int = 4
-    ffn_hidden: int = 512
-    use_token: bool = True     # condition on the embedding of the pending (newest) token
-    norm_eps: float = 1e-5
-
-    def to_dict(self):
-        return asdict(self)
-
-
-class CTCDraftHead(nn.Module):
-    """One Transformer layer over `slots` positions made from the base model's last hidden state
-    (and the embedding of the pending token), read out through the frozen, shared LM head plus a
-    blank logit. Input hidden [B,d], token [B] -> log-probs [B,slots,V+1] (blank = index V).
-    The CTC alignment collapses the slots into the k draft tokens that follow the pending token."""
-
-    def __init__(self, cfg: HeadConfig):
-        super().__init__()
-        self.cfg = cfg
-        d = cfg.d_model
-        self.fuse = nn.Linear(2 * d if cfg.use_token else d, d, bias=False)
-        self.upsample = nn.Linear(d, cfg.slots * d, bias=True)
-        self.slot_pos = nn.Parameter(torch.randn(cfg.slots, d) * 0.02)
-        self.layer = nn.TransformerEncoderLayer(d, cfg.n_heads, cfg.ffn_hidden, dropout=0.0,
-                                                activation="gelu", batch_first=True, norm_first=True)
-        self.norm = RMSNorm(d, cfg.norm_eps)
-        self.blank = nn.Linear(d, 1, bias=True)
-
-    def forward(self, hidden, token_emb, lm_weight):
-        """hidden [B,d]; token_emb [B,d] (embedding of the pending token); lm_weight [V,d] frozen."""
-        B, d = hidden.shape
-        x = torch.cat([hidden, token_emb], -1) if self.cfg.use_token else hidden
-        x = F.silu(self.fuse(x))
-        slots = self.upsample(x).view(B, self.cfg.slots, d) + self.slot_pos
-        y = self.norm(self.layer(slots))
-        logits = torch.cat([y @ lm_weight.t(), self.blank(y)], dim=-1)  # [B,slots,V+1]
-        return logits.log_softmax(-1)
-
-
-class MedusaHeads(nn.Module):
-    """Medusa-style heads: head i is a residual SiLU block whose output, through the shared LM
-    head, predicts the i-th token after the pending one. hidden [B,d] -> logits [B,k,V]."""
-
-    def __init__(self, cfg: HeadConfig):
-        super().__init__()
-        self.cfg = cfg
-        d = cfg.d_model
-        self.fuse = nn.Linear(2 * d if cfg.use_token else d, d, bias=False)
-        self.heads = nn.ModuleList([nn.Linear(d, d) for _ in range(cfg.k)])
-        for h in self.heads:
-            nn.init.zeros_(h.weight)
-            nn.init.zeros_(h.bias)
-
-    def forward(self, hidden, token_emb, lm_weight):
-        x = torch.cat([hidden, token_emb], -1) if self.cfg.use_token else hidden
-        x = hidden + self.fuse(x)
-        outs = [x + F.silu(h(x)) for h in self.heads]
-        return torch.stack(outs, 1) @ lm_weight.t()  # [B,k,V]
-
-
-@dataclass
 class PrefixHeadConfig:
-    """Draft heads that attend over the whole prefix (head v2)."""
-    kind: str = "ctc2"         # "ctc2" (CTC slots) or "medusa2" (one read-out per draft position)
+    """Draft heads that attend over the whole prefix."""
+    kind: str = "ctc"          # "ctc" (CTC slots) or "medusa" (one read-out per draft position)
     d_model: int = 256
     vocab_size: int = 4096
     k: int = 6                 # draft tokens predicted after the pending token
     slots: int = 12            # CTC output slots (2k)
     n_heads: int = 4
     ffn_hidden: int = 688      # the prefix layer (a base-model block)
-    slot_dim: int = 128        # ctc2: the slots are mixed at this width (the slot layer's cost)
-    slot_ffn: int = 256        # ctc2: the slot layer's FFN
-    slot_layers: int = 1       # ctc2: 0 drops the slot layer (each slot a projection of u_t alone)
+    slot_dim: int = 128        # ctc:  the slots are mixed at this width (the slot layer's cost)
+    slot_ffn: int = 256        # ctc:  the slot layer's FFN
+    slot_layers: int = 1       # ctc:  0 drops the slot layer (each slot a projection of u_t alone)
     shortlist_size: int = 0    # read out only the most frequent greedy-output tokens (0: all)
     max_seq_len: int = 512
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        # checkpoints written before the heads took the plain names say "ctc2" / "medusa2"
+        self.kind = {"ctc2": "ctc", "medusa2": "medusa"}.get(self.kind, self.kind)
 
     def to_dict(self):
         return asdict(self)
@@ -279,10 +217,10 @@ class PrefixDraftHead(nn.Module):
     causal decoder layer (a base-model block with its own KV cache at inference) runs over all
     positions, and from the newest position u_t the head emits the drafts for the next k tokens in
     one pass (non-autoregressive):
-      ctc2:    `slots` queries (a per-slot projection of u_t at width slot_dim) mixed by one small
+      ctc:     `slots` queries (a per-slot projection of u_t at width slot_dim) mixed by one small
                self-attention layer, read out through the frozen LM head's shortlist rows plus a
                blank logit -> log-probs [.., slots, V'+1];
-      medusa2: k residual SiLU read-outs of u_t through the same rows -> logits [.., k, V']
+      medusa:  k residual SiLU read-outs of u_t through the same rows -> logits [.., k, V']
                (the same trunk, shortlist, data and budget: the fair baseline).
 
     trunk(hidden [B,T,d], next_emb [B,T,d]) -> u [B,T,d] (causal); readout(u [N,d], lm_weight)."""
@@ -298,7 +236,7 @@ class PrefixDraftHead(nn.Module):
         # frozen LM head): 1024 of 4096 tokens hold ~91% of its greedy output, a 4x smaller read-out.
         n = cfg.shortlist_size or cfg.vocab_size
         self.register_buffer("shortlist_ids", torch.arange(n, dtype=torch.long))
-        if cfg.kind == "ctc2":
+        if cfg.kind == "ctc":
             # Each slot gets its own projection of u_t (a shared u_t plus a small slot embedding kept
             # the slots near-identical, and CTC collapsed them into one token and blanks).
             ds = cfg.slot_dim
@@ -327,10 +265,10 @@ class PrefixDraftHead(nn.Module):
         return self.norm(x)
 
     def readout(self, u, lm_weight):
-        """u [N,d] -> ctc2: log-probs [N,slots,V'+1] (blank last); medusa2: logits [N,k,V'], over
+        """u [N,d] -> ctc: log-probs [N,slots,V'+1] (blank last); medusa: logits [N,k,V'], over
         the V' shortlist tokens (class i is token shortlist_ids[i])."""
         w = lm_weight[self.shortlist_ids]
-        if self.cfg.kind == "ctc2":
+        if self.cfg.kind == "ctc":
             s = self.upsample(u).view(-1, self.cfg.slots, self.cfg.slot_dim) + self.slot_emb
             y = self.slot_norm(self.slot_out(self.slot_layer(s) if self.slot_layer is not None else s))
             return torch.cat([y @ w.t(), self.blank(y)], -1).log_softmax(-1)

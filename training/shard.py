@@ -8,7 +8,7 @@ Each shard and each reassembled file carry a sha256 that the loader checks befor
   /usr/bin/python3 -m training.shard --name default
 
 `<kind>_fused` (training/fuse_head.py) is written when <onnx>/<kind>_fused.onnx exists; with --only, list
-a head before its fused graph (`--only ctc2_head,ctc2_fused`): the entry records the head it fuses.
+a head before its fused graph (`--only ctc_head,ctc_fused`): the entry records the head it fuses.
 
 The manifest's second base file `base_webgpu` (the WebGPU variant, training/export_webgpu.py) is written
 when data/onnx/base.webgpu.onnx exists. Without the held-out data (data/tokens/val.bin,
@@ -71,27 +71,21 @@ def head_entry(out_dir, onnx_dir, export, kind, weight_exponent=None):
     if not (os.path.exists(path) and f"{kind}_head" in export):
         return None
     hc = export[f"{kind}_head"]["config"]
-    cfg = {"k": hc["k"], "use_token": hc.get("use_token", True)}
-    if kind.endswith("2"):
-        cfg["n_heads"] = hc["n_heads"]
-    # the head's read-out classes: its own trained shortlist (head v2), the export's
-    # --ctc-shortlist (v1 CTC), or the whole vocabulary
-    shortlist = export[f"{kind}_head"].get("shortlist") if kind.endswith("2") else (
-        export.get("ctc_shortlist") if kind == "ctc" else None)
+    cfg = {"k": hc["k"], "n_heads": hc["n_heads"]}
+    # the head's read-out classes: its own trained shortlist, or the whole vocabulary
+    shortlist = export[f"{kind}_head"].get("shortlist")
     classes = len(shortlist) if shortlist else hc["vocab_size"]
-    if kind in ("ctc", "ctc2"):
+    if kind == "ctc":
         cfg.update(slots=hc["slots"], vocab_size=classes, blank_id=classes)
     elif shortlist:
         cfg.update(vocab_size=classes)
     if shortlist:
         cfg["shortlist"] = shortlist
-        if kind == "ctc":
-            cfg["shortlist_coverage"] = round(export["ctc_shortlist_coverage"], 4)
-    # head v2 runs several positions per pass: row-wise int8 keeps a position's output
-    # independent of how many others share the pass (training/quantize.py); the MatMuls that see
-    # the newest row only may be dynamic (quantize.py --dynamic-weights auto)
-    cfg["quantization"] = "int8-rowwise" if kind.endswith("2") else "int8-dynamic"
-    if kind.endswith("2") and dynamic_matmuls(path):
+    # a head runs several positions per pass: row-wise int8 keeps a position's output independent
+    # of how many others share the pass (training/quantize.py); the MatMuls that see the newest row
+    # only may be dynamic (quantize.py --dynamic-weights auto)
+    cfg["quantization"] = "int8-rowwise"
+    if dynamic_matmuls(path):
         cfg["quantization"] = "int8-rowwise+dynamic-newest-row"
     cfg["train_summary"] = export[f"{kind}_head"]["summary"]
     if weight_exponent is not None:
@@ -100,7 +94,7 @@ def head_entry(out_dir, onnx_dir, export, kind, weight_exponent=None):
 
 
 def fused_entry(out_dir, onnx_dir, kind, files):
-    """The manifest entry of `<kind>_fused` (training/fuse_head.py: the base graph with head v2 in its
+    """The manifest entry of `<kind>_fused` (training/fuse_head.py: the base graph with a draft head in its
     verify pass) from <onnx_dir>/<kind>_fused.onnx, or None. It records the base and head files it was
     built from: the engine uses it only while they are the manifest's (its logits are the base graph's)."""
     path = os.path.join(onnx_dir, f"{kind}_fused.onnx")
@@ -182,7 +176,7 @@ def main():
     ap.add_argument("--base-checkpoint", default="checkpoints/base/model.pt")
     ap.add_argument("--data", default="data/tokens")
     ap.add_argument("--corpus", default="data/corpus")
-    ap.add_argument("--only", default="", help="comma-separated head files (e.g. ctc2_head) to (re)write into the "
+    ap.add_argument("--only", default="", help="comma-separated head files (e.g. ctc_head) to (re)write into the "
                                                 "existing manifest; every other entry and its shards stay as they are")
     ap.add_argument("--weight-exponent", default="", help="KIND=G,...: a head's calibration, measured by "
                     "scripts/experiments/head-calibration.ts (the engine's Medusa drafter weighs a path by score^G)")
@@ -199,20 +193,20 @@ def main():
     export = json.load(open(os.path.join(args.onnx, "export.json")))
     c = export["config"]
     t0 = time.time()
-    kinds = ("ctc", "medusa", "ctc2", "medusa2")
+    kinds = ("ctc", "medusa")
     meter = start_meter([os.path.join(args.onnx, f) for f in ["base.rowwise.onnx", "base.webgpu.onnx"] +
-                         [f"{k}_head.int8.onnx" for k in kinds] + [f"{k}_fused.onnx" for k in ("ctc2", "medusa2")]] +
+                         [f"{k}_head.int8.onnx" for k in kinds] + [f"{k}_fused.onnx" for k in kinds]] +
                         [args.tokenizer])
     files = {
         "base": write_file(out_dir, "base", open(os.path.join(args.onnx, "base.rowwise.onnx"), "rb").read(),
                            {"quantization": "int8-rowwise", "kv_interface": 2}),
         "tokenizer": write_file(out_dir, "tokenizer", open(args.tokenizer, "rb").read()),
     }
-    for kind in ("ctc", "medusa", "ctc2", "medusa2"):
+    for kind in kinds:
         entry = head_entry(out_dir, args.onnx, export, kind, exponents.get(kind))
         if entry:
             files[f"{kind}_head"] = entry
-    for kind in ("ctc2", "medusa2"):
+    for kind in kinds:
         entry = fused_entry(out_dir, args.onnx, kind, files)
         if entry:
             files[f"{kind}_fused"] = entry

@@ -13,8 +13,8 @@ export interface Manifest {
   name: string;
   created: string;
   config: ModelConfig;
-  /** Named artifacts: "base", "tokenizer", and optional draft heads ("ctc_head", "medusa_head",
-   *  "ctc2_head", "medusa2_head"), their fused verify graphs ("ctc2_fused", "medusa2_fused") and the
+  /** Named artifacts: "base", "tokenizer", and optional draft heads ("ctc_head", "medusa_head"),
+   *  their fused verify graphs ("ctc_fused", "medusa_fused") and the
    *  browser's WebGPU base ("base_webgpu"). */
   files: Record<string, ManifestFile>;
   /** Facts measured at export time (held-out loss etc.), informational. */

@@ -1,7 +1,7 @@
 /**
  * training/export_onnx.py's draft head graph (build_prefix_head: what `ctc_head` and `medusa_head` are)
  * against the PyTorch module it was written from: random heads on a small random base model
- * (test/convert/head_reference.py; `--kind` takes training's names, `ctc2` and `medusa2`), the CTC head
+ * (test/convert/head_reference.py), the CTC head
  * with its slot layer and without it (`slot_layers` 0), and the Medusa head. The fp32 graph, run by
  * onnxruntime-web over 37 new positions with an empty cache, must give PyTorch's output at the newest
  * position and the trunk's rotated keys to 1e-4 of their magnitude. Needs Debian's python3 with torch, onnx, numpy and tqdm; skips without.
@@ -31,9 +31,9 @@ function relErr(a: Float32Array, b: Float32Array): number {
 }
 
 const CASES = [
-  ['ctc2', 1],
-  ['ctc2', 0],
-  ['medusa2', 1],
+  ['ctc', 1],
+  ['ctc', 0],
+  ['medusa', 1],
 ] as const;
 
 describe.skipIf(!PY)('draft head export matches PyTorch', () => {

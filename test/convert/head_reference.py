@@ -2,9 +2,9 @@
 random base model, exported by training/export_onnx.py's build_prefix_head (fp32), with the head's
 output at the newest position computed in PyTorch for the same inputs.
 
-  /usr/bin/python3 test/convert/head_reference.py <out_dir> --kind ctc2 --slot-layers 0 --seed 3
+  /usr/bin/python3 test/convert/head_reference.py <out_dir> --kind ctc --slot-layers 0 --seed 3
 
-writes <out_dir>/head.onnx, hidden.f32 ([m,d]), out.f32 (ctc2: log-probs [slots,V'+1]; medusa2: logits
+writes <out_dir>/head.onnx, hidden.f32 ([m,d]), out.f32 (ctc: log-probs [slots,V'+1]; medusa: logits
 [k,V']), keys.f32 (the trunk's rotated keys [H,m,Dh]) and meta.json (d, heads, m, next_ids, shapes)."""
 import argparse, json, os, sys
 
@@ -18,7 +18,7 @@ from training.onnx_graph import save
 
 ap = argparse.ArgumentParser()
 ap.add_argument("out")
-ap.add_argument("--kind", choices=["ctc2", "medusa2"], default="ctc2")
+ap.add_argument("--kind", choices=["ctc", "medusa"], default="ctc")
 ap.add_argument("--slot-layers", type=int, default=1)
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--m", type=int, default=37)
@@ -51,4 +51,4 @@ hidden[0].numpy().astype("<f4").tofile(os.path.join(args.out, "hidden.f32"))
 out.numpy().astype("<f4").tofile(os.path.join(args.out, "out.f32"))
 keys.numpy().astype("<f4").tofile(os.path.join(args.out, "keys.f32"))
 json.dump({"d": d, "heads": H, "head_dim": D, "m": m, "next_ids": nxt[0].tolist(), "out_shape": list(out.shape),
-           "output": "log_probs" if args.kind == "ctc2" else "logits"}, open(os.path.join(args.out, "meta.json"), "w"))
+           "output": "log_probs" if args.kind == "ctc" else "logits"}, open(os.path.join(args.out, "meta.json"), "w"))
