@@ -169,12 +169,14 @@ export class SessionDO extends DurableObject<Env> {
     let started = false;
     try {
       let engine: Engine;
+      // First: a session the tenant's object admitted is then in its table, and this alarm removes it again
+      // even if the request fails before anything is stored.
+      if (req.sessionId !== null) await this.keepFor(req);
       try {
         engine = await getEngine(this.env.MODELS, req.model);
       } catch (err) {
         throw modelLoadError(req.model, err);
       }
-      if (req.sessionId !== null) await this.keepFor(req);
       const session = this.ensureSession(engine, req);
       const held = session.tokens;
       if ('text' in req.prompt && !req.continue) refuseOverlongText(engine, req.prompt.text, req.promptParam);

@@ -25,7 +25,8 @@ let w: Worker;
 const log = (s: string) => process.stderr.write(`[limits] ${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const json = { 'content-type': 'application/json' };
-const EOS = 2; // config.eos_id: banned where a request must run to its max_tokens
+/** The stop tokens (bos_id 1, eos_id 2), banned where a request must run to its max_tokens. */
+const NO_STOP = { 1: -100, 2: -100 };
 const P = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n';
 
 beforeAll(async () => {
@@ -73,7 +74,7 @@ describe('the cost of one request', () => {
     const c = await post('wide', { messages: [{ role: 'user', content: 'hi' }], n: 2, max_tokens: 450, logprobs: true, top_logprobs: 20 }, '/v1/chat/completions');
     expect(await c.json()).toMatchObject({ error: { param: 'top_logprobs' } });
     // Without max_tokens each choice gets its share: 16 x 48 tokens x 21 entries <= 16,384.
-    const ok = await post('wide', { prompt: P, n: 16, logprobs: 20, temperature: 0, logit_bias: { [EOS]: -100 }, drafter: 'plain' });
+    const ok = await post('wide', { prompt: P, n: 16, logprobs: 20, temperature: 0, logit_bias: NO_STOP, drafter: 'plain' });
     const body = (await ok.json()) as Completion;
     const entries = body.choices.reduce((s, ch) => s + ch.logprobs!.token_logprobs.length * 21, 0);
     expect(entries).toBeLessThanOrEqual(16_384);
@@ -81,7 +82,7 @@ describe('the cost of one request', () => {
 
   it("the most expensive request a default tenant can send stays within 2,048 generated tokens and 64 rounds in all", async () => {
     const t0 = performance.now();
-    const r = await post('plain', { ...heavy, logit_bias: { [EOS]: -100 } });
+    const r = await post('plain', { ...heavy, logit_bias: NO_STOP });
     const text = await r.text();
     expect(r.status).toBe(200);
     const body = JSON.parse(text) as Completion;
@@ -103,14 +104,14 @@ describe('the cost of one request', () => {
 
   it('max_rounds counts the rounds of the whole request: choices past it end at once with "length"', async () => {
     // alice: 3 rounds per request; plain decoding makes one token a round.
-    const r = (await (await post('alice', { prompt: P, n: 3, max_tokens: 2, drafter: 'plain', logit_bias: { [EOS]: -100 } })).json()) as Completion;
+    const r = (await (await post('alice', { prompt: P, n: 3, max_tokens: 2, drafter: 'plain', temperature: 0, logit_bias: NO_STOP })).json()) as Completion;
     expect(r.ctc_edge.rounds).toBe(3);
     expect(r.usage.completion_tokens).toBe(3);
     expect(r.choices.map((c) => c.finish_reason)).toEqual(['length', 'length', 'length']);
     expect(r.choices.map((c) => c.text.length > 0)).toEqual([true, true, false]);
     expect(r.ctc_edge.finish_detail).toBe('rounds');
     // streamed: the same choices, each with its finish chunk
-    const s = await post('alice', { prompt: P, n: 3, max_tokens: 2, drafter: 'plain', logit_bias: { [EOS]: -100 }, stream: true, stream_options: { include_usage: true } });
+    const s = await post('alice', { prompt: P, n: 3, max_tokens: 2, drafter: 'plain', temperature: 0, logit_bias: NO_STOP, stream: true, stream_options: { include_usage: true } });
     const events = (await s.text()).split('\n\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)));
     expect(events.filter((e) => e.choices[0]?.finish_reason).map((e) => e.choices[0].index)).toEqual([0, 1, 2]);
     expect(events.at(-1).usage.completion_tokens).toBe(3);
@@ -119,7 +120,7 @@ describe('the cost of one request', () => {
 
 describe('a client that leaves: the engine stops within a round, whatever the shape of the request', () => {
   // Long, unstoppable generations (end of text banned, plain decoding: one token a round).
-  const long = { temperature: 0, drafter: 'plain', max_tokens: 400, logit_bias: { [EOS]: -100 } };
+  const long = { temperature: 0, drafter: 'plain', max_tokens: 400, logit_bias: NO_STOP };
   const shapes: [string, string, Record<string, unknown>][] = [
     ['one choice', '/v1/completions', { prompt: P }],
     ['one choice, streamed', '/v1/completions', { prompt: P, stream: true }],
@@ -164,7 +165,7 @@ describe('tokens per minute and the rate-limit headers', () => {
     let limited: Response | null = null;
     let remainingRequests: number[] = [];
     for (let i = 0; i < 6 && !limited; i++) {
-      const r = await post('tokens', { prompt: P, max_tokens: 100, temperature: 0, logit_bias: { [EOS]: -100 } });
+      const r = await post('tokens', { prompt: P, max_tokens: 100, temperature: 0, logit_bias: NO_STOP });
       statuses.push(r.status);
       if (r.status === 429) limited = r;
       else {
@@ -199,7 +200,8 @@ describe('sessions expire and a tenant stores a bounded number', () => {
     for (const id of ['cap-1', 'cap-2']) expect((await post('brief', { prompt: long, max_tokens: 4 }, '/v1/completions', { 'x-session-id': id })).status).toBe(200);
     await sleep(200); // the stored bytes are reported after the answer
     const full = await tenantTotals(w, 'brief');
-    log(`2 stored sessions of ~${Math.round(long.length / 4)} tokens: ${full.storedBytes} bytes stored (cap: max_sessions 2)`);
+    const tokens = ((await (await w.fetch('/v1/sessions/cap-1', { key: 'sk-brief' })).json()) as { tokens: number }).tokens;
+    log(`2 stored sessions of ${tokens} tokens: ${full.storedBytes} bytes stored (cap: max_sessions 2)`);
     expect(full.sessions).toBe(2);
     expect(full.storedBytes).toBeGreaterThan(2 * 300 * 12_288);
     const refused = await post('brief', { prompt: 'x', max_tokens: 1 }, '/v1/completions', { 'x-session-id': 'cap-3' });
@@ -217,16 +219,19 @@ describe('sessions expire and a tenant stores a bounded number', () => {
 
   it('an idle session is deleted by its alarm after the TTL (storage and the tenant count); a used one is not', async () => {
     await sleep(2500); // the sessions above expire (TTL 2 s)
+    const sent = Date.now();
     for (const id of ['ttl-idle', 'ttl-used']) expect((await post('brief', { prompt: P, max_tokens: 2 }, '/v1/completions', { 'x-session-id': id })).status).toBe(200);
+    const answered = Date.now();
     await sleep(1200);
     expect((await post('brief', { prompt: P, max_tokens: 2 }, '/v1/completions', { 'x-session-id': 'ttl-used' })).status).toBe(200);
-    const t0 = Date.now();
     let idle = 200;
-    while (idle === 200 && Date.now() - t0 < 8000) {
-      await sleep(100);
+    let seen = 0;
+    while (idle === 200 && Date.now() - sent < 10_000) {
+      seen = Date.now();
+      await sleep(50);
       idle = (await w.fetch('/v1/sessions/ttl-idle', { key: 'sk-brief' })).status;
     }
-    log(`idle session gone ${Date.now() - t0 + 1200} ms after its request (TTL 2000 ms)`);
+    log(`idle session (TTL 2000 ms) last seen ${seen - sent} ms after its request was sent (answered after ${answered - sent} ms), gone at ${Date.now() - sent} ms`);
     expect(idle).toBe(404);
     expect((await w.fetch('/v1/sessions/ttl-used', { key: 'sk-brief' })).status).toBe(200); // 1.2 s + its own 2 s
     await sleep(2500);
@@ -236,6 +241,17 @@ describe('sessions expire and a tenant stores a bounded number', () => {
     const c = await post('brief', { prompt: '', continue: true, max_tokens: 2 }, '/v1/completions', { 'x-session-id': 'ttl-used' });
     expect(c.status).toBe(400);
     expect(await c.json()).toMatchObject({ error: { code: 'empty_session', param: 'continue' } });
+  });
+
+  it('a session whose request failed before anything was stored still leaves the tenant table at its TTL', async () => {
+    await sleep(2500); // the refused `continue` above registered ttl-used again: let it expire
+    const before = (await tenantTotals(w, 'brief')).sessions;
+    const r = await w.fetch('/v1/completions', { method: 'POST', key: 'sk-brief', headers: { ...json, 'x-session-id': 'ttl-broken' }, body: JSON.stringify({ model: 'corrupt', prompt: 'x', max_tokens: 1 }) });
+    expect(r.status).toBe(503); // the model's shard is corrupt: nothing generated, nothing stored
+    await r.text();
+    expect((await tenantTotals(w, 'brief')).sessions).toBe(before + 1);
+    await sleep(3000);
+    expect((await tenantTotals(w, 'brief')).sessions).toBe(before);
   });
 });
 
