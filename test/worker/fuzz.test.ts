@@ -5,8 +5,12 @@
  * session ids, the extensions), mixed with valid and nearly valid ones so the generation path runs too.
  *
  * Every response must be an answer: never a dropped connection or a hang, never a 5xx, every error in
- * OpenAI's shape, every 200 complete (JSON that parses, or an SSE stream of JSON events ending in [DONE]).
- * Afterwards a normal greedy request still works and gives the text it gave before the fuzzing.
+ * OpenAI's shape, every 200 complete (JSON that parses, or an SSE stream of JSON events ending in [DONE]),
+ * every response with `X-Content-Type-Options: nosniff`. A 200 generation has one choice per prompt x n and
+ * stays within its tenant's budget (generated tokens and rounds per request). Some valid requests of several
+ * choices are left by their client mid-generation. Afterwards a normal greedy request still works and gives
+ * the text it gave before the fuzzing; nothing is still generating for a client that left (the tenants'
+ * objects stop being charged); the fuzz tenant stores no more sessions than its cap.
  *
  * A failure is shrunk by fast-check and printed (method, path, headers, body; long values abbreviated, so
  * replay it for the exact bytes). If the worker stops answering, it is restarted, so each shrink step runs
@@ -27,7 +31,7 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { isolateInspector } from '../../src/node/isolate-inspector';
-import { startWorker, type Worker } from './harness';
+import { readManifest, startWorker, tenantTotals, TENANTS, type Worker } from './harness';
 
 const CI_SEED = 20260501;
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : process.env.CI ? CI_SEED : Math.floor(Math.random() * 2 ** 31);
@@ -37,6 +41,7 @@ const REQUEST_TIMEOUT_MS = 60_000;
 // Keys. `sk-fuzz` (max_tokens 8, max_rounds 4) keeps valid requests cheap; `sk-bob` requests get a small max_tokens.
 const FUZZ = 'sk-fuzz';
 const BOB = 'sk-bob';
+const LEAVER = 'sk-leaver';
 const VOCAB = 4096; // the default model's vocabulary (manifest config.vocab_size)
 const DRAFTERS = ['plain', 'ngram', 'ctc', 'ctc-ngram', 'medusa', 'medusa-ngram'];
 const SESSIONS = ['fz-1', 'fz-2', 'fz.3:x', 'S'.repeat(128)]; // valid ids, reused so sessions build up
@@ -69,6 +74,8 @@ interface FuzzRequest {
   body?: string | Uint8Array;
   /** Send the body as a stream (chunked transfer encoding, no Content-Length), in pieces of this many bytes. */
   chunked?: number;
+  /** The client leaves (aborts) this long after sending. */
+  leaveAfterMs?: number;
 }
 
 /** Long strings abbreviated in reports (replay the seed and path for the exact bytes). */
@@ -77,7 +84,7 @@ function show(r: FuzzRequest): string {
   const body =
     r.body === undefined ? undefined : typeof r.body === 'string' ? JSON.stringify(short(r.body)) : `bytes[${r.body.length}](${short(Buffer.from(r.body).toString('hex'), 400)})`;
   const headers = r.headers.map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(short(v, 200))}`).join(', ');
-  return `{ method: ${r.method}, path: ${JSON.stringify(short(r.path, 300))}, headers: { ${headers} }${body === undefined ? '' : `, body: ${body}`}${r.chunked ? `, chunked: ${r.chunked}` : ''} }`;
+  return `{ method: ${r.method}, path: ${JSON.stringify(short(r.path, 300))}, headers: { ${headers} }${body === undefined ? '' : `, body: ${body}`}${r.chunked ? `, chunked: ${r.chunked}` : ''}${r.leaveAfterMs !== undefined ? `, leaveAfterMs: ${r.leaveAfterMs}` : ''} }`;
 }
 const printable = (r: FuzzRequest): FuzzRequest => Object.defineProperty(r, fc.toStringMethod, { value: () => show(r), enumerable: false });
 
@@ -138,7 +145,10 @@ const hostileStop = fc.oneof(
   text,
 );
 const tokenIds = fc.array(fc.integer({ min: 0, max: VOCAB - 1 }), { minLength: 1, maxLength: 64 });
-const validPrompt = fc.oneof(w_(5, code), w_(2, fc.string({ unit: 'grapheme', maxLength: 60 })), w_(1, code.map((c) => [c])), w_(2, tokenIds), w_(1, tokenIds.map((t) => [t])));
+const validPrompt = fc.oneof(
+  w_(5, code), w_(2, fc.string({ unit: 'grapheme', maxLength: 60 })), w_(1, code.map((c) => [c])), w_(2, tokenIds), w_(1, tokenIds.map((t) => [t])),
+  w_(1, fc.array(code, { minLength: 2, maxLength: 5 })), w_(1, fc.array(tokenIds, { minLength: 2, maxLength: 5 })), // several prompts: a choice each
+);
 const hostilePrompt = fc.oneof(
   fc.constantFrom('', [], [[]], [''], ['a', 'b'], [1, 'a'], [-1], [1.5], [VOCAB], [VOCAB - 1], [2 ** 53], [0], [[1], [2]], [[1, 2], 'a'], ['a', [1]], [null], [true]),
   fc.constantFrom(511, 512, 513, 1000, 2000).chain((n) => fc.constantFrom(Array(n).fill(5), [Array(n).fill(5)], 'x = 1\n'.repeat(n >> 1))),
@@ -159,7 +169,7 @@ const validCommon: Record<string, fc.Arbitrary<unknown>> = {
   stop: fc.oneof(stopList, fc.constant(null)),
   stream: fc.boolean(),
   stream_options: fc.oneof(fc.record({ include_usage: fc.boolean() }, { requiredKeys: [] }), fc.constant(null), fc.constant({ include_obfuscation: false })),
-  n: fc.constantFrom(1, null),
+  n: fc.oneof(w_(3, fc.constantFrom(1, null)), w_(1, fc.integer({ min: 2, max: 16 }))), // n x max_tokens past the budget: a 400
   presence_penalty: fc.constantFrom(0, null),
   frequency_penalty: fc.constantFrom(0, null),
   logit_bias: fc.constantFrom({}, null),
@@ -175,7 +185,7 @@ const validCommon: Record<string, fc.Arbitrary<unknown>> = {
 const validCompletionOnly: Record<string, fc.Arbitrary<unknown>> = {
   echo: fc.constantFrom(false, null),
   suffix: fc.constantFrom('', null),
-  logprobs: fc.constant(null),
+  logprobs: fc.constantFrom(null, null, 0, 5, 20),
   best_of: fc.constantFrom(1, null),
 };
 const validChatOnly: Record<string, fc.Arbitrary<unknown>> = {
@@ -198,9 +208,10 @@ const hostileByParam: Record<string, fc.Arbitrary<unknown>> = {
   top_k: fc.constantFrom(-1, 1_000_001, 0.5, 1e9, '5', raw('1e999')),
   seed: fc.constantFrom(-1, 2 ** 32, 0.5, 2 ** 53, '1', raw('9007199254740993')),
   stop: hostileStop,
+  repetition_penalty: fc.constantFrom(1e-300, 0, -1, 0.009, 0.01, 10, 10.0001, raw('1e-400'), '1'),
   stream: fc.constantFrom('true', 1, 0, 'false', [true]),
   stream_options: fc.constantFrom({}, { include_usage: 'yes' }, { colour: 'red' }, [], 'x', { include_obfuscation: true }, { include_usage: null }),
-  n: fc.constantFrom(0, 2, 1.5, '1', -1),
+  n: fc.constantFrom(0, 2, 16, 17, 100, 1.5, '1', -1),
   presence_penalty: fc.constantFrom(0.5, -2, '0'),
   frequency_penalty: fc.constantFrom(1, '0'),
   logit_bias: fc.constantFrom({ '1': 5 }, [], { a: 'b' }, { '1': 0 }),
@@ -396,6 +407,12 @@ const bodyOf = (route: Route | null) => {
 const wellFormed = (s: string) => s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
 const encode = (s: string) => encodeURIComponent(wellFormed(s));
 const sessionInPath = fc.oneof(validSession, hostileSession.map((s) => s.replace(/[?#]/g, '')), hostileSession.map(encode));
+const SHARDS = Object.values(readManifest().files).flatMap((f) => f.shards.map((s) => s.path));
+const fileInPath = fc.oneof(
+  w_(3, fc.constantFrom('manifest.json', ...SHARDS)),
+  w_(2, fc.constantFrom('', '.', '..', '%2e%2e', '.hidden', '..%2fmanifest.json', '%2e%2e%2fcorrupt%2fmanifest.json', 'manifest.json%00', 'MANIFEST.JSON', 'x'.repeat(200), '__r2-faults', 'manifest.json?x')),
+  w_(1, text.map(encode)),
+);
 const modelInPath = fc.oneof(fc.constant('default'), fc.constantFrom('corrupt', 'missing', '', 'DEFAULT', 'gpt-4', 'x'.repeat(300), '%2e%2e', '..', 'default%00', 'default/extra', 'd%65fault', '%ff', '%', 'toString', '__proto__'), text.map(encode));
 const junkPath = fc.oneof(
   fc.constantFrom(
@@ -403,6 +420,9 @@ const junkPath = fc.oneof(
     '/v1/%63ompletions', '/v1/chat/completions;x', '/v1/chat', '/v1/chat/', '/v1/models/', '/v1/sessions', '/v1/sessions/', '/v1/sessions/a/b', '/favicon.ico',
     '/.well-known/security.txt', '/v1/m%C3%B3dels', '/%ff', '/%', '/%zz', '/v1/models/%00', '/v1/./completions', '/v1/x/../completions', '/health/', '/HEALTH', '/v1\\completions',
     '/v1/completions\t', '/%2e%2e/%2e%2e/etc/passwd', '/v1/engines/default/completions', '/v1/embeddings', '/v1/responses',
+    // what a build could leave public: models, source maps
+    '/models/default/manifest.json', '/models/default/', '/models/', '/build/engine-wasm.js.map', '/build/demo.js.map', '/build/ort/ort-wasm-simd-threaded.wasm',
+    '/v1/models/default/files', '/v1/models/default/files/', '/v1/models/default/files/a/b',
   ),
   fc.tuple(fc.constantFrom('/', '/v1/models/', '/v1/sessions/', '/v1/completions/'), fc.constantFrom('a', '%41', '🙂', '/'), fc.integer({ min: 100, max: 12_000 })).map(([p, s, n]) => p + s.repeat(n)),
   fc.webPath().map((p) => '/' + p.replace(/^\/+/, '')),
@@ -499,6 +519,7 @@ const hostileRequest: fc.Arbitrary<FuzzRequest> = fc
     w_(3, fc.constant({ path: '/health', route: null, method: 'GET' })),
     w_(4, fc.constant({ path: '/v1/models', route: null, method: 'GET' })),
     w_(4, modelInPath.map((m) => ({ path: `/v1/models/${m}`, route: null, method: 'GET' }))),
+    w_(3, fc.tuple(modelInPath, fileInPath).map(([m, f]) => ({ path: `/v1/models/${m}/files/${f}`, route: null, method: 'GET' }))),
     w_(8, fc.tuple(sessionInPath, fc.constantFrom('GET', 'DELETE')).map(([s, method]) => ({ path: `/v1/sessions/${s}`, route: null, method }))),
     w_(6, junkPath.map((path) => ({ path, route: null, method: 'POST' }))),
   )
@@ -555,11 +576,57 @@ function withinFrontLimits(req: FuzzRequest): FuzzRequest {
   return { ...req, path, headers };
 }
 
-/** A quarter valid requests (most of them generate); the rest hostile, many with valid or nearly valid bodies. */
-const arbRequest = fc.oneof(w_(1, validRequest), w_(3, hostileRequest)).map((r) => printable(withinFrontLimits(r)));
+/**
+ * Valid requests whose client leaves mid-generation: several choices (n, prompt arrays), streamed or not,
+ * long enough to leave during (the end of text banned), left after 0-400 ms.
+ */
+const leavingRequest: fc.Arbitrary<FuzzRequest> = fc
+  .record({
+    route: fc.constantFrom<Route>('completions', 'chat'),
+    prompts: fc.array(code, { minLength: 1, maxLength: 4 }),
+    n: fc.integer({ min: 1, max: 4 }),
+    max_tokens: fc.integer({ min: 16, max: 64 }),
+    stream: fc.boolean(),
+    drafter: fc.constantFrom(...DRAFTERS),
+    leaveAfterMs: fc.integer({ min: 0, max: 400 }),
+  })
+  .map(({ route, prompts, n, max_tokens, stream, drafter, leaveAfterMs }): FuzzRequest => {
+    const body = { model: 'default', max_tokens, n, stream, drafter, temperature: 0, logit_bias: { 1: -100, 2: -100 }, ...(route === 'chat' ? { messages: [{ role: 'user', content: prompts[0] }] } : { prompt: prompts.length > 1 ? prompts : prompts[0] }) };
+    return { method: 'POST', path: route === 'chat' ? '/v1/chat/completions' : '/v1/completions', headers: [['authorization', `Bearer ${LEAVER}`], ['content-type', 'application/json']], body: JSON.stringify(body), leaveAfterMs };
+  });
+
+/** A quarter valid requests (most of them generate); the rest hostile, many with valid or nearly valid bodies; a few clients leave. */
+const arbRequest = fc.oneof(w_(4, validRequest), w_(12, hostileRequest), w_(1, leavingRequest)).map((r) => printable(withinFrontLimits(r)));
 
 // =========================================================================================== checks
-const stats = { total: 0, byStatus: new Map<number, number>(), generated: 0, streamed: 0 };
+const stats = { total: 0, byStatus: new Map<number, number>(), generated: 0, streamed: 0, left: 0, severalChoices: 0 };
+
+/** Per request, by key: generated tokens (all choices) and draft-verify rounds (harness TENANTS; default budget 2,048). */
+function budgetOf(req: FuzzRequest): { tokens: number; rounds: number } {
+  const auth = req.headers.find(([k]) => k === 'authorization')?.[1] ?? '';
+  const t = auth.includes(BOB) ? TENANTS.bob : auth.includes('sk-limited') ? TENANTS.limited : TENANTS.fuzz;
+  return { tokens: (t as { max_request_tokens?: number }).max_request_tokens ?? 2048, rounds: t.max_rounds };
+}
+
+/** Choices a generation asks for: n per prompt (a prompt array of strings or of token-id arrays holds several). */
+function choicesOf(req: FuzzRequest): number | null {
+  let b: { n?: number | null; prompt?: unknown };
+  try {
+    const text = typeof req.body === 'string' ? req.body : new TextDecoder().decode(req.body);
+    b = JSON.parse(text.replace(/^\ufeff/, ''));
+  } catch {
+    return null; // a body the worker decoded otherwise (another encoding): not counted here
+  }
+  const several = Array.isArray(b.prompt) && (typeof b.prompt[0] === 'string' || Array.isArray(b.prompt[0]));
+  return (b.n ?? 1) * (several ? (b.prompt as unknown[]).length : 1);
+}
+
+/** A generation's usage and rounds against the key's budget. */
+function checkCost(req: FuzzRequest, usage: { completion_tokens: number } | undefined, ext: { rounds: number } | undefined): void {
+  const budget = budgetOf(req);
+  if (usage && usage.completion_tokens > budget.tokens) fail(req, `${usage.completion_tokens} tokens generated, over the key's ${budget.tokens} per request`);
+  if (ext && ext.rounds > budget.rounds) fail(req, `${ext.rounds} rounds, over the key's ${budget.rounds} per request`);
+}
 
 function fail(req: FuzzRequest, what: string, detail = ''): never {
   throw new Error(`${what}${detail ? `\n  ${detail}` : ''}\n  request: ${show(req)}`);
@@ -589,7 +656,7 @@ function checkErrorShape(req: FuzzRequest, status: number, body: string, where: 
   if (!ok) fail(req, `${where}: not OpenAI's error shape (status ${status})`, short(body, 500));
 }
 
-function checkStream(req: FuzzRequest, body: string): void {
+function checkStream(req: FuzzRequest, body: string, generation: boolean): void {
   // Events are separated by a blank line; each carries one `data:` line (Hono's writeSSE).
   const events = body.split(/\r?\n\r?\n/).filter((e) => e.trim() !== '');
   const data = events.map((e) => {
@@ -607,6 +674,14 @@ function checkStream(req: FuzzRequest, body: string): void {
     }
     if (json && typeof json === 'object' && 'error' in json) checkErrorShape(req, 200, d, 'an error event in the stream');
   }
+  if (!generation) return;
+  const parsed = data.slice(0, -1).map((d) => JSON.parse(d) as { error?: unknown; choices?: { index: number; finish_reason: string | null }[]; usage?: { completion_tokens: number } | null; ctc_edge?: { rounds: number } });
+  if (parsed.some((e) => e.error)) return; // cut short by an error: no complete set of choices to count
+  const finished = parsed.flatMap((e) => (e.choices ?? []).filter((c) => c.finish_reason).map((c) => c.index));
+  const want = choicesOf(req);
+  if (want !== null && (finished.length !== want || new Set(finished).size !== want)) fail(req, `a stream of ${want} choices finished ${JSON.stringify(finished)}`);
+  const last = parsed.at(-1);
+  checkCost(req, last?.usage ?? undefined, last?.ctc_edge);
 }
 
 /** The request in full, as JSON (a byte body as base64). */
@@ -708,7 +783,26 @@ async function send(req: FuzzRequest): Promise<void> {
   }
   const url = w.url.replace(/\/$/, '') + req.path;
   if (new URL(url).host !== new URL(w.url).host) throw new Error(`fuzzer bug: ${url} leaves the worker`);
-  const init = { method: req.method, headers, body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...(req.chunked ? { duplex: 'half' } : {}) } as RequestInit;
+  const leave = new AbortController();
+  const signal = AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), leave.signal]);
+  const init = { method: req.method, headers, body, signal, ...(req.chunked ? { duplex: 'half' } : {}) } as RequestInit;
+  if (req.leaveAfterMs !== undefined) {
+    // A client that leaves: whatever it got is fine; what counts is that the worker stops (checked after the run).
+    const timer = setTimeout(() => leave.abort(), req.leaveAfterMs);
+    try {
+      const res = await fetch(url, init);
+      lastStatus = res.status;
+      if (res.status >= 500) fail(req, `a ${res.status} from the worker`);
+      await res.text();
+    } catch (err) {
+      if (!leave.signal.aborted) throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    stats.total++;
+    stats.left++;
+    return;
+  }
 
   let res: Response;
   let text: string;
@@ -720,6 +814,7 @@ async function send(req: FuzzRequest): Promise<void> {
   }
   stats.total++;
   lastStatus = res.status;
+  if (res.headers.get('x-content-type-options') !== 'nosniff') fail(req, `a ${res.status} without X-Content-Type-Options: nosniff`);
   stats.byStatus.set(res.status, (stats.byStatus.get(res.status) ?? 0) + 1);
   if (res.status >= 500) {
     const b = req.method === 'HEAD' ? '' : await res.text().catch((e) => `(body unreadable: ${describeError(e)})`);
@@ -736,6 +831,11 @@ async function send(req: FuzzRequest): Promise<void> {
   }
   if (res.status >= 300 || res.status < 200) return checkErrorShape(req, res.status, text, 'response');
   const type = res.headers.get('content-type') ?? '';
+  // A model file (with a key that may read it): the manifest is JSON, a shard is bytes.
+  if (/^\/v1\/models\/[^/]+\/files\//.test(req.path) && req.method === 'GET') {
+    if (!/^(application\/json|application\/octet-stream)/.test(type)) fail(req, `a model file with content-type ${type || 'none'}`);
+    return;
+  }
   const generation = /^\/v1\/(chat\/)?completions(\?|#|$)/.test(req.path) && req.method === 'POST';
   if (generation && wantsStream(req) !== type.startsWith('text/event-stream')) {
     fail(req, `a 200 with content-type ${type || 'none'} for stream: ${wantsStream(req)}`, short(text, 300));
@@ -743,7 +843,7 @@ async function send(req: FuzzRequest): Promise<void> {
   if (type.startsWith('text/event-stream')) {
     stats.streamed++;
     stats.generated += generation ? 1 : 0;
-    return checkStream(req, text);
+    return checkStream(req, text, generation);
   }
   let json: unknown;
   try {
@@ -754,8 +854,11 @@ async function send(req: FuzzRequest): Promise<void> {
   if (!json || typeof json !== 'object' || Array.isArray(json)) fail(req, `a ${res.status} whose body is not a JSON object`, short(text, 500));
   if (generation) {
     stats.generated++;
-    const choices = (json as { choices?: unknown }).choices;
-    if (!Array.isArray(choices) || choices.length !== 1) fail(req, 'a 200 completion without exactly one choice', short(text, 500));
+    const r = json as { choices?: { index: number }[]; usage?: { completion_tokens: number }; ctc_edge?: { rounds: number } };
+    const want = choicesOf(req) ?? r.choices?.length;
+    if (want !== undefined && want > 1) stats.severalChoices++;
+    if (!Array.isArray(r.choices) || r.choices.length !== want || r.choices.some((c, i) => c.index !== i)) fail(req, `a 200 completion without its ${want} choices in order`, short(text, 500));
+    checkCost(req, r.usage, r.ctc_edge);
   }
 }
 
@@ -780,7 +883,7 @@ describe('fuzzing', () => {
     const t0 = Date.now();
     const summary = () => {
       const statuses = [...stats.byStatus].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}×${n}`).join(' ');
-      console.log(`[fuzz] ${stats.total} requests in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${statuses}; ${stats.generated} generated (${stats.streamed} streamed)`);
+      console.log(`[fuzz] ${stats.total} requests in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${statuses}; ${stats.generated} generated (${stats.streamed} streamed, ${stats.severalChoices} of several choices); ${stats.left} clients left mid-request`);
     };
     // FUZZ_KEEP_GOING=1 (exploration): record every failing run instead of stopping at the first; each is then
     // replayed and shrunk on its own with FUZZ_SEED=<seed> FUZZ_PATH=<run>.
@@ -814,6 +917,18 @@ describe('fuzzing', () => {
       // The generator must reach the generation path, not only the validation errors.
       expect(stats.generated, 'requests that generated').toBeGreaterThanOrEqual(RUNS * 0.1);
     }
+
+    // Nothing generates on for a client that left: the metered tenants' objects are no longer charged.
+    await new Promise((r) => setTimeout(r, 1000));
+    const settled = await Promise.all(['leaver', 'fuzz'].map((t) => tenantTotals(w, t)));
+    await new Promise((r) => setTimeout(r, 1500));
+    const later = await Promise.all(['leaver', 'fuzz'].map((t) => tenantTotals(w, t)));
+    expect(later.map((t) => t.charges)).toEqual(settled.map((t) => t.charges));
+    // Storage: the fuzz tenant keeps at most its max_sessions (3) sessions, each at most a full context.
+    const stored = later[1];
+    console.log(`[fuzz] the fuzz tenant stores ${stored.sessions} sessions, ${stored.storedBytes} bytes`);
+    expect(stored.sessions).toBeLessThanOrEqual(TENANTS.fuzz.max_sessions);
+    expect(stored.storedBytes).toBeLessThanOrEqual(TENANTS.fuzz.max_sessions * 8 * 2 ** 20);
 
     // A normal request still works, and gives what it gave before the fuzzing.
     const after = await greedy();

@@ -27,7 +27,11 @@ export const TENANTS = {
   carol: { key_sha256: [sha256('sk-carol')], max_tokens: 256, max_rounds: 64, rpm: 0, tpm: 0, max_sessions: 10_000, drafter: 'plain' },
   limited: { key_sha256: [sha256('sk-limited')], max_tokens: 16, max_rounds: 4, rpm: 3, tpm: 0, max_sessions: 10_000 },
   // Fuzzing (fuzz.test.ts): valid requests stay cheap.
-  fuzz: { key_sha256: [sha256('sk-fuzz')], max_tokens: 8, max_rounds: 4, rpm: 0, tpm: 0, max_sessions: 10_000 },
+  // Metered (tpm never reached) so the tenant's object counts every generation; a small request budget and
+  // session cap that hostile requests run into.
+  fuzz: { key_sha256: [sha256('sk-fuzz')], max_tokens: 8, max_rounds: 4, max_request_tokens: 32, rpm: 0, tpm: 1_000_000_000, max_sessions: 3 },
+  // Fuzzing clients that leave mid-request: long enough generations to leave during, metered.
+  leaver: { key_sha256: [sha256('sk-leaver')], max_tokens: 256, max_rounds: 1000, rpm: 0, tpm: 1_000_000_000, max_sessions: 10 },
 };
 
 export interface Manifest {
