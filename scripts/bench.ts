@@ -1,10 +1,11 @@
 /**
- * Drafters side by side, in Node (onnxruntime-web wasm, one thread), greedy decoding. The CLI of the
+ * Drafters side by side, in Node (onnxruntime-web wasm, one thread), greedy or sampled. The CLI of the
  * benchmark library scripts/bench/ (engine.ts; with --api, api.ts: the same as scripts/bench-api.ts).
  *
  *   npm run bench -- [--prompts bench/prompts.jsonl] [--limit N] [--max-tokens 64] [--max-prompt-tokens N]
  *                    [--drafters plain,ngram,ctc,medusa,ctc-ngram,medusa-ngram,oracle] [--budget 16] [--beam 8] [--top-m 4]
  *                    [--min-weight 0] [--json bench-results/bench.json] [--model model-shards/default]
+ *                    [--temperature 0] [--top-p 1] [--top-k 0] [--seed 1]   (T > 0: prompt i samples with seed + i)
  *   npm run bench -- --api http://127.0.0.1:8787 [--api-key sk-local-dev] ...   (through the HTTP API)
  *   npm run bench -- --anchor transformers.js [--anchor-runtime wasm|cpu] [--drafters plain,ngram] ...
  *                    (transformers.js generate() on model-hf/default vs the engine: scripts/bench/anchor.ts)
@@ -14,10 +15,12 @@
  * bench/prompts.jsonl (held-out corpus files, short), bench/prompts-thirdparty.jsonl (third-party
  * Python, short), bench/prompts-long.jsonl (third-party Python, 300-450 tokens).
  *
+ * The spec `default` runs what the API picks for a request with these sampling parameters and no drafter.
  * A drafter may carry its own settings: `ctc:budget=12:beam=4:minw=0.02`, `medusa:topm=3`,
  * `ngram:minw=0.2`, so variants run interleaved in one pass (keys: budget, beam, topm, minw,
  * maxlen, tree=prefix|weighted|rank, cost (cost-aware size, R = fixed/per-node cost), minprob and gamma
- * (medusa), maxn (ngram), fused=1 (the head inside greedy verify passes), win (the head's window); for the
+ * (medusa), maxn (ngram), fused=1 (the head inside greedy verify passes), win (the head's window), sw (T > 0: the
+ * heads' sampled siblings per depth, e.g. sw=2.1.1.1) and mincont (T > 0: where the CTC chain stops); for the
  * head + lookup drafters (ctc-ngram, medusa-ngram): mode=merge|switch, skip (merge: skip the head when
  * the lookup expects this many tokens), hcost (merge: R of the merged tree's cut), minmatch (switch:
  * shortest repeat that replaces the head)).

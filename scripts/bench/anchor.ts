@@ -8,7 +8,7 @@
  * --anchor-runtime wasm (default): transformers.js on onnxruntime-web wasm, what it runs in a browser,
  * here the same onnxruntime-web module as the engine (scripts/bench/transformers-js.ts); cpu: on
  * onnxruntime-node (native), what it uses in Node by default. --drafters names the engine's drafters
- * (default: plain and the serving default, DRAFTER_PREFERENCE[0] of src/worker/drafter-choice.ts: ngram).
+ * (default: plain and the serving default, the greedy default, DRAFTER_PREFERENCE.greedy[0] of src/engine/drafters/choice.ts: ngram).
  *
  * Two speeds per run: decode tokens/s (completion tokens over the time after the first new token's
  * prefill: the engine's `prefillMs`, transformers.js's time to its first streamed token) and end-to-end
@@ -18,7 +18,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Engine } from '../../src/engine/index.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
-import { DRAFTER_PREFERENCE } from '../../src/worker/drafter-choice.js';
+import { DRAFTER_PREFERENCE } from '../../src/engine/index.js';
 import { registerSpecs } from './drafters.js';
 import { DEFAULT_DRAFTERS, num, type BenchValues } from './options.js';
 import { fitPrompt, readPrompts } from './prompts.js';
@@ -45,7 +45,7 @@ export async function runAnchorBench(values: BenchValues): Promise<void> {
   }
   const maxTokens = num(values['max-tokens'], 'max-tokens');
   const prompts = readPrompts(values.prompts!, num(values.limit, 'limit'));
-  const drafters = values.drafters === DEFAULT_DRAFTERS ? ['plain', DRAFTER_PREFERENCE[0]] : values.drafters!.split(',').map((s) => s.trim()).filter(Boolean);
+  const drafters = values.drafters === DEFAULT_DRAFTERS ? ['plain', DRAFTER_PREFERENCE.greedy[0]] : values.drafters!.split(',').map((s) => s.trim()).filter(Boolean);
   const engine = await Engine.load(fsShardSource(values.model!));
   if (drafters.includes('oracle')) {
     process.stderr.write('--drafters: the oracle needs a plain reference run; not in the anchor bench\n');

@@ -3,7 +3,7 @@
  * is built by the engine's drafterFactories (src/engine/drafters/index.ts) from the spec's settings; only the
  * oracle, which needs the plain run's output as its reference, is the bench's own.
  */
-import { drafterFactories, OracleDrafter, type DrafterOptions, type Engine } from '../../src/engine/index.js';
+import { CTC_DEFAULTS, drafterFactories, MEDUSA_DEFAULTS, OracleDrafter, type DrafterOptions, type Engine } from '../../src/engine/index.js';
 import { num } from './options.js';
 import { parseDrafterSpec } from './spec.js';
 
@@ -32,11 +32,15 @@ export function specOptions(base: string, params: Record<string, string>, spec: 
   const hybrid = defined({ mode: params.mode as 'merge' | 'switch' | undefined, minMatch: p('minmatch'), skipHead: p('skip'), costRatio: p('hcost') });
   if (base === 'ngram') return { ngram: defined({ minWeight, maxN: p('maxn'), costRatio: p('cost') }) };
   const tree = params.tree as 'prefix' | 'weighted' | 'rank' | undefined;
+  // sampled trees (T > 0): sw = siblings per depth, dot-separated (2.1.1.1), mincont = the CTC chain's stop
+  const widths = params.sw !== undefined ? params.sw.split('.').map((w) => num(w, `${spec} sw`)) : undefined;
+  const sampleOf = (d: { widths: readonly number[]; minContinue: number }) =>
+    widths || params.mincont !== undefined ? { sample: { widths: widths ?? d.widths, minContinue: p('mincont') ?? d.minContinue } } : {};
   return {
     ...(params.fused !== undefined ? { fused: params.fused !== '0' } : {}),
     ...(params.win !== undefined ? { headWindow: num(params.win, `${spec} win`) } : {}),
-    ctc: defined({ beamWidth, topM, minWeight, maxLen: p('maxlen'), tree, costRatio: p('cost') }),
-    medusa: defined({ topM, minProb: p('minprob'), costRatio: p('cost'), weightExponent: p('gamma') }),
+    ctc: { ...defined({ beamWidth, topM, minWeight, maxLen: p('maxlen'), tree, costRatio: p('cost') }), ...sampleOf(CTC_DEFAULTS.sample) },
+    medusa: { ...defined({ topM, minProb: p('minprob'), costRatio: p('cost'), weightExponent: p('gamma') }), ...sampleOf(MEDUSA_DEFAULTS.sample) },
     ngram: defined({ maxN: p('maxn') }),
     hybrid,
   };

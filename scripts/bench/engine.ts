@@ -1,8 +1,10 @@
 /**
- * The engine bench: drafters side by side in Node (onnxruntime-web wasm, one thread), greedy decoding,
- * interleaved per prompt (the CLI and its options: scripts/bench.ts).
+ * The engine bench: drafters side by side in Node (onnxruntime-web wasm, one thread), interleaved per
+ * prompt, greedy or sampled (--temperature, --top-p, --top-k, --seed: every drafter of prompt i samples
+ * with seed + i); the CLI and its options: scripts/bench.ts. A spec `default` runs what the API would
+ * choose for a request with these parameters and no drafter named (defaultDrafter).
  */
-import { Engine } from '../../src/engine/index.js';
+import { defaultDrafter, drafterFactories, Engine, type SamplingParams } from '../../src/engine/index.js';
 import { fsShardSource } from '../../src/node/fs-shard-source.js';
 import { wasmHeapBytes, watchWasmHeap } from '../../src/wasm-heap.js';
 import { registerSpecs } from './drafters.js';
@@ -18,6 +20,14 @@ export async function runEngineBench(values: BenchValues): Promise<void> {
   const prompts = readPrompts(values.prompts!, num(values.limit, 'limit'));
   const specs = values.drafters!.split(',').map((s) => s.trim()).filter(Boolean);
   if (!specs.includes('plain')) specs.unshift('plain');
+  const temperature = num(values.temperature, 'temperature');
+  const sampling = (i: number): SamplingParams => ({
+    temperature,
+    topP: num(values['top-p'], 'top-p'),
+    topK: num(values['top-k'], 'top-k'),
+    seed: num(values.seed, 'seed') + i,
+  });
+  const greedyRun = !(temperature > 0);
 
   const t0 = performance.now();
   watchWasmHeap();
@@ -25,7 +35,9 @@ export async function runEngineBench(values: BenchValues): Promise<void> {
   const loadMs = performance.now() - t0;
   const m = engine.manifest;
   const maxPromptTokens = Math.min(maxPromptArg > 0 ? maxPromptArg : Infinity, engine.maxContext - maxTokens);
-  const { budgets, oracle } = registerSpecs(engine, specs, {
+  // `default`: the drafter the API picks for these parameters, registered under the name `default`
+  const chosen = defaultDrafter(['plain', ...Object.keys(drafterFactories(engine.manifest))], sampling(0));
+  const { budgets, oracle } = registerSpecs(engine, specs.map((s) => (s === 'default' ? chosen : s)), {
     budget: globalBudget,
     beam: values.beam !== undefined ? num(values.beam, 'beam') : undefined,
     topM: values['top-m'] !== undefined ? num(values['top-m'], 'top-m') : undefined,
@@ -35,11 +47,13 @@ export async function runEngineBench(values: BenchValues): Promise<void> {
   process.stderr.write(`model ${values.model} loaded in ${loadMs.toFixed(0)} ms; ${prompts.length} prompts x ${specs.length} drafters, ${maxTokens} new tokens each\n`);
 
   const runs = new Map<string, (PromptRun | null)[]>(specs.map((s) => [s, []]));
-  const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
+  const drafterOf = (spec: string) => (spec === 'default' ? chosen : spec);
+  if (specs.includes('default')) process.stderr.write(`default: ${chosen} at temperature ${temperature}\n`);
   // warm-up (first runs pay JIT and allocation)
   for (const spec of specs) {
     const s = engine.createSession();
-    for await (const _ of s.generate({ promptTokens: engine.encodePrompt('def main():'), maxTokens: 8, sampling: greedy, drafter: spec, treeBudget: budgets.get(spec) })) void _;
+    const d = drafterOf(spec);
+    for await (const _ of s.generate({ promptTokens: engine.encodePrompt('def main():'), maxTokens: 8, sampling: sampling(0), drafter: d, treeBudget: budgets.get(d) })) void _;
   }
 
   for (let i = 0; i < prompts.length; i++) {
@@ -55,9 +69,9 @@ export async function runEngineBench(values: BenchValues): Promise<void> {
       for await (const ev of session.generate({
         promptTokens,
         maxTokens,
-        sampling: greedy,
-        drafter: spec,
-        treeBudget: budgets.get(spec),
+        sampling: sampling(i),
+        drafter: drafterOf(spec),
+        treeBudget: budgets.get(drafterOf(spec)),
         onRound: (st) => {
           rounds++;
           treeNodes += st.treeSize;
@@ -78,7 +92,8 @@ export async function runEngineBench(values: BenchValues): Promise<void> {
       const line = specs
         .map((s) => {
           const r = runs.get(s)![i]!;
-          return `${s} ${((r.tokens.length * 1000) / r.decodeMs).toFixed(0)}/s τ${(r.tokens.length / Math.max(1, r.rounds)).toFixed(1)}${s !== 'plain' && r.tokens.join() !== pr.tokens.join() ? ' DIFF' : ''}`;
+          const diff = greedyRun && s !== 'plain' && r.tokens.join() !== pr.tokens.join();
+          return `${s} ${((r.tokens.length * 1000) / r.decodeMs).toFixed(0)}/s τ${(r.tokens.length / Math.max(1, r.rounds)).toFixed(1)}${diff ? ' DIFF' : ''}`;
         })
         .join(' | ');
       process.stderr.write(`[${i + 1}/${prompts.length}] ${line}\n`);
@@ -98,7 +113,10 @@ export async function runEngineBench(values: BenchValues): Promise<void> {
     min_weight: values['min-weight'] ?? null,
     model: values.model,
     runtime: 'onnxruntime-web wasm, 1 thread, Node',
-    greedy: true,
+    greedy: greedyRun,
+    // sampled runs differ from plain by design (same distribution, other draws): `identical` is greedy's check
+    sampling: greedyRun ? null : { temperature, top_p: sampling(0).topP, top_k: sampling(0).topK, seed: sampling(0).seed },
+    default_drafter: specs.includes('default') ? chosen : null,
   };
   const heap = wasmHeapBytes();
   const result = {
@@ -108,6 +126,7 @@ export async function runEngineBench(values: BenchValues): Promise<void> {
     model: { name: m.name, created: m.created, files: Object.keys(m.files), metrics: m.metrics ?? null },
     wasm_heap_mib: heap === null ? null : heap / 2 ** 20,
   };
-  process.stdout.write('\n' + printTable(rows, `(${prompts.length} prompts, ${maxTokens} new tokens, budget ${globalBudget}; speedup = median per-prompt tok/s ratio vs plain)`));
+  const how = greedyRun ? 'greedy' : `T ${temperature}, top-p ${sampling(0).topP}, top-k ${sampling(0).topK}, seed ${sampling(0).seed} + prompt`;
+  process.stdout.write('\n' + printTable(rows, `(${prompts.length} prompts, ${maxTokens} new tokens, budget ${globalBudget}, ${how}; speedup = median per-prompt tok/s ratio vs plain)`));
   writeOutputs(values.json!, result, rows, `ctc-edge drafters: ${prompts.length} prompts, ${maxTokens} tokens, 1 wasm thread`);
 }

@@ -23,6 +23,11 @@ export const BENCH_OPTIONS = {
   'anchor-runtime': { type: 'string', default: 'wasm' },
   'api-key': { type: 'string', default: 'sk-local-dev' },
   'api-model': { type: 'string', default: 'default' },
+  /** Sampling parameters of every run (0: greedy, the default); prompt i samples with seed + i. */
+  temperature: { type: 'string', default: '0' },
+  'top-p': { type: 'string', default: '1' },
+  'top-k': { type: 'string', default: '0' },
+  seed: { type: 'string', default: '1' },
   quiet: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;

@@ -95,7 +95,7 @@ async function runApi(p: ReturnType<typeof params>, append: (s: string) => void,
   const res = await fetch('/v1/completions', {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...apiKeyHeader() },
-    body: JSON.stringify({ model: MODEL, prompt: p.prompt, max_tokens: p.maxTokens, temperature: p.temperature, drafter: p.drafter, stream: true, stream_options: { include_usage: true } }),
+    body: JSON.stringify({ model: MODEL, prompt: p.prompt, max_tokens: p.maxTokens, temperature: p.temperature, drafter: p.drafter || undefined, stream: true, stream_options: { include_usage: true } }),
     signal,
   });
   if (!res.ok || !res.body) {
@@ -192,12 +192,13 @@ async function ensureEngine() {
 async function runBrowser(p: ReturnType<typeof params>, append: (s: string) => void, signal: AbortSignal): Promise<RunRecord> {
   const be = await ensureEngine();
   const bundle = state.bundle!;
-  if (!be.engine.drafterNames.includes(p.drafter)) throw new Error(`drafter ${p.drafter} is not available (have: ${be.engine.drafterNames.join(', ')})`);
+  if (p.drafter && !be.engine.drafterNames.includes(p.drafter)) throw new Error(`drafter ${p.drafter} is not available (have: ${be.engine.drafterNames.join(', ')})`);
   const label = be.provider === 'webgpu' ? 'this browser (WebGPU)' : 'this browser (wasm)';
   figures({ provider: label });
   setStatus('generating…');
   const r = await bundle.complete(be.engine, {
     ...p,
+    drafter: p.drafter || undefined, // '': the default for the temperature (defaultDrafter)
     signal,
     onText: (t, live) => {
       append(t);

@@ -13,7 +13,7 @@
  *                           propose); with provider wasm it runs like the wasm bundle.
  * ./provider.ts tells which one to import without loading either.
  */
-import { Engine, configureOrt, configureSessions, ort, sha256Hex, registerDrafters, type GenerateEvent, type Usage, type Manifest } from '../engine/index.js';
+import { Engine, configureOrt, configureSessions, defaultDrafter, ort, sha256Hex, registerDrafters, type GenerateEvent, type Usage, type Manifest } from '../engine/index.js';
 import { wasmHeapBytes, watchWasmHeap } from '../wasm-heap.js';
 import { cachedFetchSource, withBaseFile, type ShardCacheStats } from './shard-cache.js';
 import { resolveProvider, type Provider, type ProviderChoice, type ProviderInfo } from './provider.js';
@@ -107,6 +107,7 @@ export async function loadBrowserEngine(opts: BrowserEngineOptions): Promise<Bro
 export interface CompletionOptions {
   prompt: string;
   maxTokens: number;
+  /** Absent: what the API would pick for these sampling parameters (defaultDrafter). */
   drafter?: string;
   temperature?: number;
   topP?: number;
@@ -150,15 +151,16 @@ export async function complete(engine: Engine, o: CompletionOptions): Promise<Co
   let rounds = 0, treeNodes = 0, text = '';
   let done: Extract<GenerateEvent, { type: 'done' }> | undefined;
   const t0 = performance.now();
+  const sampling = { temperature: o.temperature ?? 0, topP: o.topP ?? 1, topK: o.topK ?? 0, seed: o.seed ?? 0 };
   try {
     for await (const ev of session.generate({
       promptTokens: engine.encodePrompt(o.prompt),
       maxTokens: o.maxTokens,
-      drafter: o.drafter ?? 'plain',
+      drafter: o.drafter ?? defaultDrafter(engine.drafterNames, sampling),
       treeBudget: o.treeBudget,
       stop: o.stop,
       signal: o.signal,
-      sampling: { temperature: o.temperature ?? 0, topP: o.topP ?? 1, topK: o.topK ?? 0, seed: o.seed ?? 0 },
+      sampling,
       onRound: (r) => {
         rounds++;
         treeNodes += r.treeSize;

@@ -109,6 +109,7 @@ export function acceptChild(p: Float64Array, tree: TokenTree, kids: readonly num
     p[x] = 0;
     return p;
   }
+  if (q.length !== p.length) throw new Error(`tree: node ${c}'s proposal has ${q.length} entries for ${p.length} tokens`);
   // q_i = q without the earlier siblings' tokens, renormalised by z.
   let z = 1;
   const earlier = new Set<number>();

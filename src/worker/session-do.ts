@@ -18,14 +18,13 @@
  * which counts the tenant's stored sessions. The session objects also charge each generation's tokens there.
  *
  * Called over RPC (protocol.ts): `generate`, `info`, `drop`. The pieces that need no Durable Object are
- * plain modules: prompt assembly (prompt.ts), the default drafter (drafter-choice.ts), the isolate's
+ * plain modules: prompt assembly (prompt.ts), the default drafter (the engine's defaultDrafter), the isolate's
  * memory budget (session-memory.ts), which stored KV a save keeps and a restore reads (kv-persist.ts), the
  * events' queue (event-channel.ts) and the API errors of the engine's (engine-errors.ts).
  */
 import { DurableObject, RpcTarget } from 'cloudflare:workers';
-import { EngineError, ShardError, type DecodingSession, type Engine, type GenerateEvent, type SessionSnapshot, type TokenLogprob } from '../engine/index';
+import { defaultDrafter, EngineError, ShardError, type DecodingSession, type Engine, type GenerateEvent, type SessionSnapshot, type TokenLogprob } from '../engine/index';
 import { wasmHeapBytes } from '../wasm-heap';
-import { defaultDrafter } from './drafter-choice';
 import { engineApiError, type ErrorContext } from './engine-errors';
 import type { Env } from './env';
 import { EventChannel } from './event-channel';
@@ -156,7 +155,8 @@ export class SessionDO extends DurableObject<Env> {
       text,
       ...(this.env.DIAGNOSTICS === 'on' ? { isolate: { wasm_heap_bytes: wasmHeapBytes(), model_loads: Object.fromEntries(loadStats) } } : {}),
       drafters: engine?.drafterNames ?? [],
-      default_drafter: engine ? defaultDrafter(engine.drafterNames) : null,
+      // the default at the API's default temperature (1); greedy requests get defaultDrafter(names, { temperature: 0 })
+      default_drafter: engine ? defaultDrafter(engine.drafterNames, { temperature: 1 }) : null,
       user: this.lastUser,
     };
   }
@@ -168,10 +168,10 @@ export class SessionDO extends DurableObject<Env> {
     this.busy = true; // set before the first await: requests cannot interleave
     let started = false;
     try {
-      let engine: Engine;
       // First: a session the tenant's object admitted is then in its table, and this alarm removes it again
       // even if the request fails before anything is stored.
       if (req.sessionId !== null) await this.keepFor(req);
+      let engine: Engine;
       try {
         engine = await getEngine(this.env.MODELS, req.model);
       } catch (err) {
@@ -197,7 +197,7 @@ export class SessionDO extends DurableObject<Env> {
         sampling,
         stop: req.stop,
         maxRounds: req.maxRounds,
-        drafter: req.drafter ?? defaultDrafter(engine.drafterNames),
+        drafter: req.drafter ?? defaultDrafter(engine.drafterNames, sampling),
         treeBudget: req.treeBudget ?? undefined,
         refuseOverContext: true,
         logprobs: req.logprobs ?? undefined,

@@ -127,7 +127,7 @@ describe.each(SAMPLING_CASES)('sampling through trees matches the model distribu
     return out;
   }
 
-  for (const name of ['plain', 'ctc', 'ctc-ngram', 'medusa']) {
+  for (const name of ['plain', 'ctc', 'ctc-ngram', 'medusa', 'medusa-ngram']) {
     it(`${name}: chi-square fit of ${SAMPLES} samples of the first ${GEN} tokens`, async () => {
       // a prompt where the heads draft (and get accepted) often: a repetitive code prompt
       const prompt = engine.encodePrompt('import os\nimport sys\n\n\ndef main():\n    for name in sys.argv[1:]:\n        print(');

@@ -15,6 +15,7 @@ import type { DraftContext, Drafter, FusedPass, TokenTree } from '../types.js';
 import { buildTree, costCut, rootOnly, treeFromSequences, type WeightedTree } from '../tree.js';
 import { CTCPrefixBeamSearch } from '../ctc-decode.js';
 import type { DraftHead } from './draft-head.js';
+import { appendCTCSamples, sampledContext, type SampledTreeOptions } from './sampled.js';
 
 export interface CTCOptions {
   /** Prefix beam width. */
@@ -39,6 +40,8 @@ export interface CTCOptions {
    * tokens per cost, with R = (fixed round cost) / (marginal cost per node); see bestTreeSize.
    */
   costRatio: number;
+  /** T > 0: the sampled chain's shape and where it stops (drafters/sampled.ts). */
+  sample: SampledTreeOptions;
 }
 
 /**
@@ -49,7 +52,15 @@ export interface CTCOptions {
  * - costRatio 15: median speedup vs plain 0.85x, vs 0.72x for a full 16-node tree and 0.83x for a
  *   full 8-node tree (64 prompts x 64 tokens); R = 10 / 20 / 40 gave 0.90x / 0.89x / 0.78x on 24.
  */
-export const CTC_DEFAULTS: CTCOptions = { beamWidth: 8, topM: 4, maxLen: 0, minWeight: 0, tree: 'prefix', costRatio: 15 };
+export const CTC_DEFAULTS: CTCOptions = {
+  beamWidth: 8,
+  topM: 4,
+  maxLen: 0,
+  minWeight: 0,
+  tree: 'prefix',
+  costRatio: 15,
+  sample: { widths: [2, 1, 1, 1], minContinue: 0.3 },
+};
 
 export interface CTCHeadConfig {
   k: number;
@@ -62,6 +73,8 @@ export interface CTCHeadConfig {
    * frequent tokens: most of the head's cost is its 16-slot read-out); absent = identity.
    */
   shortlist?: readonly number[];
+  /** The model's vocabulary size (sampled drafts' q is over it); default: the classes' largest id + 1. */
+  model_vocab?: number;
 }
 
 /** Reads the head's settings from manifest `files.ctc_head.config` (with the model's vocab). */
@@ -71,7 +84,7 @@ export function ctcHeadConfig(config: Record<string, unknown> | undefined, vocab
   const shortlist = Array.isArray(c.shortlist) ? (c.shortlist as number[]) : undefined;
   const classes = num('vocab_size', shortlist?.length ?? vocabSize);
   if (shortlist && shortlist.length !== classes) throw new Error(`ctc head: shortlist has ${shortlist.length} ids, vocab_size says ${classes}`);
-  return { k: num('k', 8), slots: num('slots', 16), blank_id: num('blank_id', classes), vocab_size: classes, shortlist };
+  return { k: num('k', 8), slots: num('slots', 16), blank_id: num('blank_id', classes), vocab_size: classes, shortlist, model_vocab: vocabSize };
 }
 
 export class CTCDrafter implements Drafter {
@@ -104,7 +117,24 @@ export class CTCDrafter implements Drafter {
   async draft(ctx: DraftContext): Promise<TokenTree> {
     // A budget of one node, or a context of the pending token alone (no position for the head to read).
     if (ctx.budget <= 1 || ctx.tokens.length < 2) return rootOnly(ctx.pending);
+    if (sampledContext(ctx)) {
+      const tree = rootOnly(ctx.pending);
+      await this.appendSamples(tree, ctx);
+      return tree;
+    }
     return this.treeFromLogProbs(await this.logProbs(ctx), ctx.pending, ctx.budget);
+  }
+
+  /**
+   * T > 0: drafts drawn from the head's own distribution, a chain of prefix conditionals
+   * (drafters/sampled.ts), added under the root of `tree` after the children it has. Returns the
+   * nodes added (0 without sampling parameters in ctx).
+   */
+  async appendSamples(tree: TokenTree, ctx: DraftContext): Promise<number> {
+    const s = sampledContext(ctx);
+    if (!s || ctx.tokens.length < 2) return 0;
+    const vocab = { V: this.cfg.model_vocab ?? modelVocab(this.cfg.shortlist, this.cfg.vocab_size), shortlist: this.cfg.shortlist };
+    return appendCTCSamples(tree, 0, await this.logProbs(ctx), this.cfg.slots, this.cfg.blank_id, vocab, s.sampling, s.rng, ctx.budget, this.opts.sample);
   }
 
   /**
@@ -147,4 +177,9 @@ export class CTCDrafter implements Drafter {
     if (map) for (let i = 1; i < tree.tokens.length; i++) tree.tokens[i] = map[tree.tokens[i]];
     return tree;
   }
+}
+
+/** The vocabulary size a shortlist implies when the config does not say (its largest id + 1). */
+export function modelVocab(shortlist: readonly number[] | undefined, classes: number): number {
+  return shortlist ? shortlist.reduce((m, t) => Math.max(m, t + 1), 0) : classes;
 }

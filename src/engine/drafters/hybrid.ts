@@ -12,10 +12,13 @@
 import type { DraftContext, Drafter, FusedPass, TokenTree } from '../types.js';
 import { costCut, mergeWeightedTrees, rootOnly, type WeightedTree } from '../tree.js';
 import { findNgramMatches, NgramDrafter } from './ngram.js';
+import { sampledContext } from './sampled.js';
 
 /** A drafter that can hand over its weighted candidates instead of a finished tree. */
 export interface WeightedDrafter extends Drafter {
   weighted(ctx: DraftContext): Promise<WeightedTree>;
+  /** T > 0: adds drafts sampled from the head's distribution under the root of `tree`, after its children. */
+  appendSamples(tree: TokenTree, ctx: DraftContext): Promise<number>;
 }
 
 export interface HybridOptions {
@@ -86,6 +89,13 @@ export class HybridDrafter implements Drafter {
     }
     this.headRounds++;
     this.headRound = true;
+    if (sampledContext(ctx)) {
+      // T > 0: the lookup's deterministic candidates first, then the head's samples beside them at the
+      // root, drawn without the lookup's tokens there (the verifier's rule for that order)
+      const tree = { tokens: [...lookupCut.tokens], parents: [...lookupCut.parents], depths: [...lookupCut.depths] };
+      await this.head.appendSamples(tree, ctx);
+      return tree;
+    }
     const merged = mergeWeightedTrees([lookup, await this.head.weighted(ctx)], ctx.budget);
     return costCut(merged, this.opts.costRatio);
   }

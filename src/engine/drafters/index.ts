@@ -25,6 +25,8 @@ export { CTCDrafter, CTC_DEFAULTS, ctcHeadConfig, type CTCOptions } from './ctc.
 export type { DraftHead } from './draft-head.js';
 export { HybridDrafter, HYBRID_DEFAULTS, type HybridOptions } from './hybrid.js';
 export { PrefixHead, type PrefixHeadShape } from './prefix-head.js';
+export { appendCTCSamples, appendMedusaSamples, sampledContext, type SampledTreeOptions } from './sampled.js';
+export { defaultDrafter, DRAFTER_PREFERENCE } from './choice.js';
 
 export interface DrafterOptions {
   ngram?: Partial<NgramOptions>;
@@ -81,7 +83,7 @@ export function drafterFactories(manifest: Manifest, opts: DrafterOptions = {}):
   if (manifest.files.medusa_head) {
     const c = manifest.files.medusa_head.config ?? {};
     const shortlist = Array.isArray(c.shortlist) ? (c.shortlist as number[]) : undefined;
-    const cfg = { k: typeof c.k === 'number' ? c.k : 6, vocab_size: typeof c.vocab_size === 'number' ? c.vocab_size : shortlist?.length ?? V, shortlist };
+    const cfg = { k: typeof c.k === 'number' ? c.k : 6, vocab_size: typeof c.vocab_size === 'number' ? c.vocab_size : shortlist?.length ?? V, shortlist, model_vocab: V };
     // the head's calibration, measured when it was shipped (MedusaOptions.weightExponent)
     const calibration = typeof c.weight_exponent === 'number' ? { weightExponent: c.weight_exponent } : {};
     const medusa = async (engine: Engine) =>

@@ -8,6 +8,8 @@ import type { DraftContext, Drafter, FusedPass, TokenTree } from '../types.js';
 import type { DraftHead } from './draft-head.js';
 import { headTopM, medusaTree, type HeadTopM } from './medusa-tree.js';
 import { costCut, rootOnly, type WeightedTree } from '../tree.js';
+import { modelVocab } from './ctc.js';
+import { appendMedusaSamples, sampledContext, type SampledTreeOptions } from './sampled.js';
 
 export interface MedusaOptions {
   /** Candidates per head. */
@@ -24,10 +26,12 @@ export interface MedusaOptions {
    * order of the paths is unchanged. The factories take it from the head's manifest entry.
    */
   weightExponent: number;
+  /** T > 0: the sampled chain's shape (drafters/sampled.ts). */
+  sample: SampledTreeOptions;
 }
 
 /** costRatio 17: median speedup 0.95x vs 0.78x for full 16-node trees (64 prompts x 64 tokens). */
-export const MEDUSA_DEFAULTS: MedusaOptions = { topM: 4, minProb: 0, costRatio: 17, weightExponent: 1 };
+export const MEDUSA_DEFAULTS: MedusaOptions = { topM: 4, minProb: 0, costRatio: 17, weightExponent: 1, sample: { widths: [2, 1, 1, 1], minContinue: 0 } };
 
 export interface MedusaHeadConfig {
   k: number;
@@ -35,6 +39,8 @@ export interface MedusaHeadConfig {
   vocab_size: number;
   /** Token id of each class when the head reads out a shortlist of the vocabulary. */
   shortlist?: readonly number[];
+  /** The model's vocabulary size (sampled drafts' q is over it); default: the classes' largest id + 1. */
+  model_vocab?: number;
 }
 
 export class MedusaDrafter implements Drafter {
@@ -43,6 +49,7 @@ export class MedusaDrafter implements Drafter {
   readonly k: number;
   readonly V: number;
   readonly shortlist?: readonly number[];
+  readonly modelVocab: number;
   opts: MedusaOptions;
   private top?: HeadTopM;
 
@@ -51,6 +58,7 @@ export class MedusaDrafter implements Drafter {
     this.k = cfg.k;
     this.V = cfg.vocab_size;
     this.shortlist = cfg.shortlist;
+    this.modelVocab = cfg.model_vocab ?? modelVocab(cfg.shortlist, cfg.vocab_size);
     if (cfg.shortlist && cfg.shortlist.length !== cfg.vocab_size) throw new Error(`medusa head: shortlist has ${cfg.shortlist.length} ids, vocab_size says ${cfg.vocab_size}`);
     this.opts = { ...MEDUSA_DEFAULTS, ...opts };
   }
@@ -62,7 +70,20 @@ export class MedusaDrafter implements Drafter {
   async draft(ctx: DraftContext): Promise<TokenTree> {
     // A budget of one node, or a context of the pending token alone (no position for the head to read).
     if (ctx.budget <= 1 || ctx.tokens.length < 2) return rootOnly(ctx.pending);
+    if (sampledContext(ctx)) {
+      const tree = rootOnly(ctx.pending);
+      await this.appendSamples(tree, ctx);
+      return tree;
+    }
     return this.treeFromLogits(await this.logits(ctx), ctx.pending, ctx.budget);
+  }
+
+  /** T > 0: drafts drawn from the read-outs' softmax (drafters/sampled.ts) under the root of `tree`. */
+  async appendSamples(tree: TokenTree, ctx: DraftContext): Promise<number> {
+    const s = sampledContext(ctx);
+    if (!s || ctx.tokens.length < 2) return 0;
+    const vocab = { V: this.modelVocab, shortlist: this.shortlist };
+    return appendMedusaSamples(tree, 0, await this.logits(ctx), this.k, vocab, s.sampling, s.rng, ctx.budget, this.opts.sample);
   }
 
   /** The best `budget` paths' nodes, best-first, weighted by their path probability (token ids, no cost cut). */

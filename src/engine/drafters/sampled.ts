@@ -15,8 +15,13 @@
  */
 import { CTCPrefixConditionals } from '../ctc-decode.js';
 import { appendSampled, proposalFromLogits } from '../draft-sampling.js';
-import type { Rng } from '../sampling.js';
-import type { SamplingParams, TokenTree } from '../types.js';
+import { isGreedy, type Rng } from '../sampling.js';
+import type { DraftContext, SamplingParams, TokenTree } from '../types.js';
+
+/** The round's sampling parameters and generator when it samples (T > 0), else undefined: draft deterministically. */
+export function sampledContext(ctx: DraftContext): { sampling: SamplingParams; rng: Rng } | undefined {
+  return ctx.sampling && ctx.rng && !isGreedy(ctx.sampling) ? { sampling: ctx.sampling, rng: ctx.rng } : undefined;
+}
 
 export interface SampledTreeOptions {
   /** Siblings drawn at each depth (its length is the deepest draft). */
