@@ -30,7 +30,7 @@ import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { isolateInspector } from '../../src/node/isolate-inspector';
+import { isolateInspector } from '../../scripts/node/isolate-inspector';
 import { readManifest, startWorker, tenantTotals, TENANTS, type Worker } from './harness';
 
 const CI_SEED = 20260501;

@@ -1,7 +1,7 @@
 /**
  * Starts the built worker bundle in workerd via miniflare's Node API, with bindings from wrangler.toml
- * (so tests run the deployed configuration; src/node/local-worker.ts), test tenants, and an R2 bucket
- * seeded from model-shards/ (src/node/r2-seed.ts, what `npm start` seeds with too).
+ * (so tests run the deployed configuration; scripts/node/local-worker.ts), test tenants, and an R2 bucket
+ * seeded from model-shards/ (scripts/node/r2-seed.ts, what `npm start` seeds with too).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -10,8 +10,8 @@ import { Miniflare } from 'miniflare';
 import { unstable_getMiniflareWorkerOptions } from 'wrangler';
 import type { TenantTotals } from '../../src/worker/rate-limiter';
 import OpenAI from 'openai';
-import { startBundle } from '../../src/node/local-worker.js';
-import { seedModels as seedR2 } from '../../src/node/r2-seed.js';
+import { startBundle } from '../../scripts/node/local-worker.js';
+import { seedModels as seedR2 } from '../../scripts/node/r2-seed.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const MODEL_DIR = process.env.CTC_MODEL_DIR ?? join(ROOT, 'model-shards/default');

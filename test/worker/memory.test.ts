@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type OpenAI from 'openai';
 import { ROOT, startWorker, type Worker } from './harness';
-import { isolateInspector } from '../../src/node/isolate-inspector';
+import { isolateInspector } from '../../scripts/node/isolate-inspector';
 
 const ISOLATE_LIMIT = 128 * 2 ** 20;
 const SESSIONS = 12; // ~6.5 MiB of KV each at 500 tokens: 78 MiB, well over the default 32 MiB budget

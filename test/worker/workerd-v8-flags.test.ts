@@ -1,11 +1,11 @@
 /**
- * Local workerd runs with V8 flags (src/node/workerd-v8-flags.ts): the flags reach V8 through the config
+ * Local workerd runs with V8 flags (scripts/node/workerd-v8-flags.ts): the flags reach V8 through the config
  * miniflare sends, and workerd serves as before. `--trace-gc` makes them visible: V8 then logs each GC.
  */
 import type { Readable } from 'node:stream';
 import { Miniflare } from 'miniflare';
 import { afterEach, expect, it } from 'vitest';
-import { WORKERD_V8_FLAGS, workerdV8FlagsEnv } from '../../src/node/workerd-v8-flags';
+import { WORKERD_V8_FLAGS, workerdV8FlagsEnv } from '../../scripts/node/workerd-v8-flags';
 
 const saved = { ...process.env };
 afterEach(() => {
