@@ -10,7 +10,7 @@ import type { DraftContext, Drafter, RoundStats, SamplingParams, TokenTree } fro
 import { buildTree } from '../../src/engine/tree.js';
 import { Rng } from '../../src/engine/sampling.js';
 import { loadArtifact } from '../../src/engine/model-store.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
 import { wasmHeapBytes, watchWasmHeap } from '../../src/wasm-heap.js';
 import { FIXTURES, MODEL_DIR, requireFile, requireModel } from './helpers.js';
 
@@ -166,12 +166,24 @@ describe('DecodingSession', () => {
   it('times each step of a round: draft, verify (the model pass alone), accept, commit; usage sums the rounds', async () => {
     const prompt = engine.encodePrompt(PROMPT);
     refDrafter.reference = [...prompt, ...plain.tokens];
+    // A drafter that waits WAIT ms per tree: the wait belongs to the draft step and to no other.
+    const WAIT = 50;
+    engine.registerDrafter('slow-reference', () => ({
+      name: 'slow-reference',
+      draft: async (ctx: DraftContext) => {
+        await new Promise((r) => setTimeout(r, WAIT));
+        return refDrafter.draft(ctx);
+      },
+    }));
     const rounds: RoundStats[] = [];
-    const r = await collect(engine.createSession(), { promptTokens: prompt, maxTokens: 12, sampling: GREEDY, drafter: 'reference', onRound: (st) => rounds.push(st) });
+    const r = await collect(engine.createSession(), { promptTokens: prompt, maxTokens: 12, sampling: GREEDY, drafter: 'slow-reference', onRound: (st) => rounds.push(st) });
     const u = r.done.usage;
+    expect(r.tokens).toEqual(plain.tokens.slice(0, 12));
     expect(rounds.length).toBe(u.rounds);
+    for (const st of rounds) expect(st.draftMs).toBeGreaterThanOrEqual(WAIT - 1); // timers may fire up to 1 ms early
+    // Were the wait counted in a later step, every round's rest would hold it; the quickest round's does not.
+    expect(Math.min(...rounds.map((st) => st.verifyMs + st.acceptMs + st.commitMs))).toBeLessThan(WAIT);
     for (const key of ['draftMs', 'verifyMs', 'acceptMs', 'commitMs'] as const) {
-      for (const st of rounds) expect(st[key]).toBeGreaterThanOrEqual(0);
       expect(u[key]).toBeCloseTo(rounds.reduce((a, st) => a + st[key], 0), 9);
     }
     expect(rounds.reduce((a, st) => a + st.accepted, 0)).toBe(u.acceptedPredictionTokens);
