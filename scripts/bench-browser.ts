@@ -1,7 +1,7 @@
 /**
  * `npm run bench:browser`: the drafter comparison inside headless Chromium, on wasm and (where Chromium has a
  * WebGPU adapter) on WebGPU: the page's engine bundles (build/engine-wasm.js, build/engine-webgpu.js) loaded
- * from the Worker's static assets in local workerd (src/node/browser-server.ts), greedy decoding, drafters
+ * from the Worker's static assets in local workerd (scripts/node/browser-server.ts), greedy decoding, drafters
  * interleaved per prompt (the order rotates), speedup = median over prompts of the tokens/s ratio to plain,
  * "identical" = greedy tokens equal to plain decoding on the same provider. Without a GPU, Chromium's WebGPU
  * is SwiftShader (software): its numbers say nothing about a real GPU, so it runs fewer prompts by default.
@@ -11,8 +11,8 @@
  *     [--webgpu-limit 2] [--webgpu-max-tokens 16] [--json bench-results/bench-browser.json]
  */
 import { parseArgs } from 'node:util';
-import { launch, chromiumPath } from '../src/node/chromium.js';
-import { startBrowserServer } from '../src/node/browser-server.js';
+import { launch, chromiumPath } from './node/chromium.js';
+import { startBrowserServer } from './node/browser-server.js';
 import { readPrompts } from './bench/prompts.js';
 import { printTable, machineInfo, writeOutputs } from './bench/report.js';
 import { summarize, type DrafterSummary, type PromptRun } from './bench/stats.js';

@@ -2,7 +2,7 @@
  * `npm start`: seed the local R2 bucket from model-shards/ and run `wrangler dev` on http://127.0.0.1:8787.
  *
  * Seeding writes straight into wrangler dev's local state (.wrangler/state/v3/r2) through miniflare, the
- * same simulator wrangler dev runs, with the function the worker tests seed with (src/node/r2-seed.ts), and
+ * same simulator wrangler dev runs, with the function the worker tests seed with (scripts/node/r2-seed.ts), and
  * skips shards already there with the same sha256 (shards are content-hashed, so a restart seeds nothing).
  * Local only: the `dev` tenant's key is `sk-local-dev`.
  *
@@ -13,8 +13,8 @@ import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Miniflare } from 'miniflare';
-import { modelsIn, seedModels } from '../src/node/r2-seed.js';
-import { workerdV8FlagsEnv } from '../src/node/workerd-v8-flags.js';
+import { modelsIn, seedModels } from './node/r2-seed.js';
+import { workerdV8FlagsEnv } from './node/workerd-v8-flags.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const STATE = join(ROOT, '.wrangler/state/v3');

@@ -28,7 +28,7 @@ import {
   type DraftContext,
   type TokenTree,
 } from '../src/engine/index.js';
-import { fsShardSource } from '../src/node/fs-shard-source.js';
+import { fsShardSource } from './node/fs-shard-source.js';
 
 const { values } = parseArgs({
   options: {

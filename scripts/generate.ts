@@ -52,7 +52,7 @@ function num(name: keyof typeof values): number {
 // Must precede the first WebAssembly compilation (ORT compiles its wasm on the first session).
 if (!values.liftoff) setFlagsFromString('--no-liftoff');
 const { Engine, registerDrafters } = await import('../src/engine/index.js');
-const { fsShardSource } = await import('../src/node/fs-shard-source.js');
+const { fsShardSource } = await import('./node/fs-shard-source.js');
 const { watchWasmHeap, wasmHeapBytes } = await import('../src/wasm-heap.js');
 type GenerateEvent = import('../src/engine/index.js').GenerateEvent;
 

@@ -19,7 +19,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadArtifact, loadManifest, TextTokenizer } from '../src/engine/index.js';
-import { fsShardSource } from '../src/node/fs-shard-source.js';
+import { fsShardSource } from './node/fs-shard-source.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -47,7 +47,7 @@ if (!values.one) {
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 const { Engine } = await import('../src/engine/index.js');
-const { fsShardSource } = await import('../src/node/fs-shard-source.js');
+const { fsShardSource } = await import('./node/fs-shard-source.js');
 const { watchWasmHeap, wasmHeapBytes } = await import('../src/wasm-heap.js');
 watchWasmHeap();
 

@@ -24,10 +24,10 @@ import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { Miniflare } from 'miniflare';
 import { Engine, registerDrafters, type GenerateEvent } from '../src/engine/index.js';
-import { fsShardSource } from '../src/node/fs-shard-source.js';
-import { isolateInspector } from '../src/node/isolate-inspector.js';
-import { startBundle } from '../src/node/local-worker.js';
-import { seedModels } from '../src/node/r2-seed.js';
+import { fsShardSource } from './node/fs-shard-source.js';
+import { isolateInspector } from './node/isolate-inspector.js';
+import { startBundle } from './node/local-worker.js';
+import { seedModels } from './node/r2-seed.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const { values } = parseArgs({

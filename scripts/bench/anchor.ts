@@ -17,7 +17,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Engine } from '../../src/engine/index.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../node/fs-shard-source.js';
 import { DRAFTER_PREFERENCE } from '../../src/engine/index.js';
 import { registerSpecs } from './drafters.js';
 import { DEFAULT_DRAFTERS, num, type BenchValues } from './options.js';

@@ -5,7 +5,7 @@
  * choose for a request with these parameters and no drafter named (defaultDrafter).
  */
 import { defaultDrafter, drafterFactories, Engine, type SamplingParams } from '../../src/engine/index.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../node/fs-shard-source.js';
 import { wasmHeapBytes, watchWasmHeap } from '../../src/wasm-heap.js';
 import { registerSpecs } from './drafters.js';
 import { num, type BenchValues } from './options.js';

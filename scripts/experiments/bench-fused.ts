@@ -15,7 +15,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { HEAD_WINDOW, LanguageModel, createSession, loadArtifact, loadManifest, PrefixHead, type TokenTree } from '../../src/engine/index.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../node/fs-shard-source.js';
 
 const { values: args } = parseArgs({
   options: {

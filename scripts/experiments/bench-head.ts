@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { HEAD_WINDOW, LanguageModel, chainTree, createSession, loadArtifact, loadManifest, PrefixHead, type ModelConfig } from '../../src/engine/index.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../node/fs-shard-source.js';
 
 const { values: args } = parseArgs({
   options: {

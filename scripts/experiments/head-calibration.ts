@@ -25,7 +25,7 @@ import {
   type TokenTree,
   type WeightedTree,
 } from '../../src/engine/index.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../node/fs-shard-source.js';
 import { fitPrompt, readPrompts } from '../bench/prompts.js';
 
 const { values } = parseArgs({

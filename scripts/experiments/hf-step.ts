@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine, createSession, ort } from '../../src/engine/index.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../node/fs-shard-source.js';
 import { HF_MODEL_ROOT, loadTransformersJs } from '../bench/transformers-js.js';
 
 const { values: args } = parseArgs({ options: { p: { type: 'string', default: '448' }, reps: { type: 'string', default: '20' }, n: { type: 'string', default: '16' } } });

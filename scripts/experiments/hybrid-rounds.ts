@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { drafterFactories, Engine, HybridDrafter, NgramDrafter } from '../../src/engine/index.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../node/fs-shard-source.js';
 import { fitPrompt, readPrompts } from '../bench/prompts.js';
 
 const { values: args } = parseArgs({

@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { Engine } from '../../src/engine/index.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../node/fs-shard-source.js';
 import { fitPrompt, readPrompts } from '../bench/prompts.js';
 import { registerSpecs } from '../bench/drafters.js';
 

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { loadArtifact, loadManifest, TextTokenizer } from '../../src/engine/index.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../node/fs-shard-source.js';
 
 const { values: args } = parseArgs({
   options: {

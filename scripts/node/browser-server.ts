@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Miniflare } from 'miniflare';
 import { unstable_getMiniflareWorkerOptions } from 'wrangler';
-import { buildBrowser } from '../../scripts/build-browser.js';
+import { buildBrowser } from '../build-browser.js';
 import { ROOT, startBundle } from './local-worker.js';
 import { modelsIn, seedModels } from './r2-seed.js';
 

@@ -1,7 +1,7 @@
 /** ShardSource over a local model folder (Node only: uses node:fs). */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ShardSource } from '../engine/index.js';
+import type { ShardSource } from '../../src/engine/index.js';
 
 export function fsShardSource(dir: string): ShardSource {
   return {

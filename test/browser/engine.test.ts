@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import { launch, MODEL_DIR, nodeGreedy, pageUrl, runDemo, SHOTS, skipLine, type Browser, type Page } from './helpers.js';
-import { watch } from '../../src/node/chromium.js';
+import { watch } from '../../scripts/node/chromium.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 

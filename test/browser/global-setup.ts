@@ -1,7 +1,7 @@
 /** Starts the page's server once for the browser tests (when Chromium is there to use it). */
 import type { TestProject } from 'vitest/node';
-import { startBrowserServer, type BrowserServer } from '../../src/node/browser-server.js';
-import { chromiumPath } from '../../src/node/chromium.js';
+import { startBrowserServer, type BrowserServer } from '../../scripts/node/browser-server.js';
+import { chromiumPath } from '../../scripts/node/chromium.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -3,8 +3,8 @@ import { join, resolve } from 'node:path';
 import { inject } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { Engine } from '../../src/engine/engine.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
-import { launch, skipReason } from '../../src/node/chromium.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
+import { launch, skipReason } from '../../scripts/node/chromium.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const MODEL_DIR = join(ROOT, 'model-shards/default');

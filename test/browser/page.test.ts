@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launch, pageUrl, runDemo, SHOTS, skipLine, type Browser } from './helpers.js';
-import { watch } from '../../src/node/chromium.js';
+import { watch } from '../../scripts/node/chromium.js';
 
 const skip = skipLine();
 const PROMPT = 'import os\nimport sys\n\n\ndef main():\n';

@@ -1,6 +1,6 @@
 /**
  * Browser tests: headless Chromium (Debian's `chromium`, driven by playwright-core: no browser download)
- * loading the demo page from the Worker with its static assets in local workerd (src/node/browser-server.ts,
+ * loading the demo page from the Worker with its static assets in local workerd (scripts/node/browser-server.ts,
  * what `npm start` serves). Without Chromium they skip with one line, except in CI (CI=1), where they fail.
  * `npm run test:browser` runs them alone.
  */

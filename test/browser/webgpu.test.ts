@@ -11,7 +11,7 @@ import type { BrowserContext } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch, pageUrl, runDemo, SHOTS, skipLine, type Browser } from './helpers.js';
-import { watch } from '../../src/node/chromium.js';
+import { watch } from '../../scripts/node/chromium.js';
 
 const skip = skipLine();
 const PROMPTS = ['def fib(n):\n', 'import os\nimport sys\n\n\ndef main():\n'];

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine, LanguageModel, loadArtifact, loadManifest, type GenerateEvent } from '../../src/engine/index.js';
 import { registerDrafters } from '../../src/engine/drafters/index.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
 import { PY, PY_MISSING, py, readF32, ROOT } from './python.js';
 
 if (!PY) console.log(`convert-hf: skipped: ${PY_MISSING}`);

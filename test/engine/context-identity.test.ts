@@ -16,7 +16,7 @@ import { OracleDrafter, registerDrafters } from '../../src/engine/drafters/index
 import { Rng } from '../../src/engine/sampling.js';
 import { buildTree, chainTree, pathTo, pathTokens } from '../../src/engine/tree.js';
 import type { SamplingParams } from '../../src/engine/types.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
 import { MODEL_DIR, ROOT, requireFile, requireModel } from './helpers.js';
 
 const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0, seed: 0 };

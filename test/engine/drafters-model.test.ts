@@ -13,7 +13,7 @@ import type { SamplingParams } from '../../src/engine/types.js';
 import { targetDistribution } from '../../src/engine/sampling.js';
 import { OracleDrafter, drafterFactories, registerDrafters } from '../../src/engine/drafters/index.js';
 import { validateTree } from '../../src/engine/tree.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
 import { MODEL_DIR, ROOT, requireFile, requireModel } from './helpers.js';
 import { goodnessOfFit } from './stats.js';
 

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadArtifact, loadManifest } from '../../src/engine/model-store.js';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
 
 export const ROOT = resolve(__dirname, '../..');
 /** The model under test: $CTC_MODEL_DIR or model-shards/default. */

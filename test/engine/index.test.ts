@@ -45,6 +45,18 @@ describe('the engine boundary', () => {
     expect(inner, 'import these from the engine index instead (add the export there if it is missing)').toEqual([]);
   });
 
+  it('src/ imports nothing of scripts/, bench/ or test/ (the served code stands alone)', () => {
+    const files = sources(join(ROOT, 'src'));
+    const upward: string[] = [];
+    for (const f of files) {
+      for (const spec of relativeImports(f)) {
+        const rel = relative(ROOT, resolve(dirname(f), spec));
+        if (/^(scripts|bench|test)\//.test(rel)) upward.push(`${relative(ROOT, f)}: '${spec}'`);
+      }
+    }
+    expect(upward).toEqual([]);
+  });
+
   it('src/engine imports nothing outside src/engine but packages', () => {
     const files = sources(ENGINE);
     expect(files.length).toBeGreaterThan(10);

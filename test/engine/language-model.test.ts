@@ -10,7 +10,7 @@ import { Rng, argmax } from '../../src/engine/sampling.js';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { buildTree, pathTo, pathTokens, validateTree } from '../../src/engine/tree.js';
 import type { TokenTree } from '../../src/engine/types.js';
-import { fsShardSource } from '../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
 import { MODEL_DIR, requireModel } from './helpers.js';
 
 /**

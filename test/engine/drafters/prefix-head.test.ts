@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../../src/engine/index.js';
 import { HybridDrafter, PrefixHead, registerDrafters } from '../../../src/engine/drafters/index.js';
 import type { DraftContext } from '../../../src/engine/types.js';
-import { fsShardSource } from '../../../src/node/fs-shard-source.js';
+import { fsShardSource } from '../../../scripts/node/fs-shard-source.js';
 import { MODEL_DIR, requireModel } from '../helpers.js';
 
 let engine: Engine;
