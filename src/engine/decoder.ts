@@ -10,6 +10,7 @@ import type { Drafter, ModelConfig, SamplingParams } from './types.js';
 import type { RoundStats } from './types.js';
 import { EngineError } from './errors.js';
 import type { LanguageModel } from './language-model.js';
+import { STATE_CHUNK_BYTES } from './kv-cache.js';
 import { syncPrefix, sameTokens } from './prefix-sync.js';
 import { playRound, type RoundResult } from './round.js';
 import { Rng, TokenHistory, type TokenLogprob } from './sampling.js';
@@ -139,13 +140,13 @@ export class DecodingSession {
   }
 
   /** The whole state as chunks of at most maxBytes (Durable Object values are <= 2 MB). */
-  kvChunks(maxBytes = 1_900_000): Uint8Array[] {
+  kvChunks(maxBytes = STATE_CHUNK_BYTES): Uint8Array[] {
     return Array.from(this.stateChunks(0, maxBytes), (c) => c.data);
   }
 
   /** exportKV of positions [from, kvLength) in chunks of at most maxBytes, with their ranges; made one at
    *  a time as they are taken, so a save holds one chunk's copy, not the whole session's. */
-  stateChunks(from: number, maxBytes = 1_900_000): Generator<{ start: number; end: number; data: Uint8Array }> {
+  stateChunks(from: number, maxBytes = STATE_CHUNK_BYTES): Generator<{ start: number; end: number; data: Uint8Array }> {
     return stateChunks(this.state, from, maxBytes);
   }
 
@@ -272,7 +273,8 @@ export class DecodingSession {
   }
 }
 
-function newUsage(promptTokens: number): Usage {
+/** A request's usage before its first round (also what a host reports for a request that never ran). */
+export function newUsage(promptTokens: number): Usage {
   return {
     promptTokens,
     cachedTokens: 0,

@@ -15,7 +15,10 @@ export {
   type GenerateRequest,
   type SessionSnapshot,
   type Usage,
+  newUsage,
 } from './decoder.js';
+export { DEFAULT_BUDGET, MAX_BUDGET, MAX_TOP_LOGPROBS } from './validate.js';
+export { sameTokens } from './prefix-sync.js';
 export type { EngineErrorCode, EngineErrorDetail } from './errors.js';
 export { TextTokenizer, StreamDecoder } from './tokenizer.js';
 export { ShardError, MANIFEST_PATH, loadArtifact, loadManifest, memoryShardSource, sha256Hex, type ShardErrorReason } from './model-store.js';
@@ -24,7 +27,7 @@ export { ShardError, MANIFEST_PATH, loadArtifact, loadManifest, memoryShardSourc
 export { ort, configureOrt, configureSessions, createSession, type OrtEnv, type OrtSession, type SessionOptionsFor } from './ort.js';
 
 // The pieces, for benchmarks and experiments
-export { KVCache, type KVShape } from './kv-cache.js';
+export { KVCache, STATE_CHUNK_BYTES, type KVShape } from './kv-cache.js';
 export { LanguageModel, tailBlock, type ForwardResult } from './language-model.js';
 export {
   buildTree,

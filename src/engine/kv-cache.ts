@@ -79,6 +79,9 @@ export class KVBufferPool {
   }
 }
 
+/** Default size of an exported state chunk: under the 2 MB a Durable Object or SQLite value may hold, with margin. */
+export const STATE_CHUNK_BYTES = 1_900_000;
+
 export class KVCache {
   readonly layers: number;
   readonly heads: number;
@@ -300,7 +303,7 @@ export class KVCache {
   }
 
   /** [start, end) position ranges of at most maxBytes each, at bytesPerPosition (exportRange's by default). */
-  chunkRanges(maxBytes = 1_900_000, start = 0, end = this.len, bytesPerPosition = this.bytesPerToken): [number, number][] {
+  chunkRanges(maxBytes = STATE_CHUNK_BYTES, start = 0, end = this.len, bytesPerPosition = this.bytesPerToken): [number, number][] {
     const per = Math.max(1, Math.floor(maxBytes / bytesPerPosition));
     const out: [number, number][] = [];
     for (let s = start; s < end; s += per) out.push([s, Math.min(end, s + per)]);

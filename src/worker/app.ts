@@ -9,6 +9,7 @@ import { methodNotAllowed } from 'hono/method-not-allowed';
 import { streamSSE } from 'hono/streaming';
 import { zValidator } from '@hono/zod-validator';
 import type { z } from 'zod';
+import { newUsage } from '../engine/index';
 import type { Env } from './env';
 import { ApiError, badRequest } from './openai/errors';
 import { renderChat, STOP_SEQUENCES, trimReplyStart } from './openai/chat-template';
@@ -515,7 +516,7 @@ async function generate(
 
 /** A choice that never ran: the earlier choices used up the request's rounds. */
 function skippedChoice(): DoDone {
-  return { type: 'done', finishReason: 'rounds', usage: { ...EMPTY_USAGE }, sessionTokens: 0 };
+  return { type: 'done', finishReason: 'rounds', usage: newUsage(0), sessionTokens: 0 };
 }
 
 /**
@@ -644,7 +645,7 @@ async function jsonAsGenerated(
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
   const writer = writable.getWriter();
   const enc = new TextEncoder();
-  const prefix = split({ type: 'done', finishReason: 'stop', usage: EMPTY_USAGE, sessionTokens: 0 })[0];
+  const prefix = split({ type: 'done', finishReason: 'stop', usage: newUsage(0), sessionTokens: 0 })[0];
   const pump = async () => {
     try {
       await writer.write(enc.encode(prefix + escape(first)));
@@ -675,11 +676,6 @@ async function jsonAsGenerated(
   // Not compressed on the way (Cloudflare's front, like the local one, would otherwise buffer the body).
   return c.newResponse(readable, 200, { 'content-type': 'application/json', 'content-encoding': 'identity', 'cache-control': 'no-transform' });
 }
-
-const EMPTY_USAGE: DoDone['usage'] = {
-  promptTokens: 0, cachedTokens: 0, completionTokens: 0, acceptedPredictionTokens: 0, rejectedPredictionTokens: 0,
-  rounds: 0, draftMs: 0, verifyMs: 0, acceptMs: 0, commitMs: 0, prefillMs: 0,
-};
 
 /** The session's stream broke before its last event: nothing of this request was kept (requests are atomic). */
 function interrupted(): ApiError {

@@ -58,9 +58,3 @@ export function reuseTextPrefix(model: PromptModel, held: readonly number[], tex
   const rest = text.slice(dec(k).length);
   return [bos, ...body.slice(0, k), ...(rest ? model.tokenizer.encode(rest) : [])];
 }
-
-export function sameTokens(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}

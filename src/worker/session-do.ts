@@ -23,7 +23,7 @@
  * events' queue (event-channel.ts) and the API errors of the engine's (engine-errors.ts).
  */
 import { DurableObject, RpcTarget } from 'cloudflare:workers';
-import { defaultDrafter, EngineError, ShardError, type DecodingSession, type Engine, type GenerateEvent, type SessionSnapshot, type TokenLogprob } from '../engine/index';
+import { defaultDrafter, EngineError, sameTokens, ShardError, type DecodingSession, type Engine, type GenerateEvent, type SessionSnapshot, type TokenLogprob } from '../engine/index';
 import { wasmHeapBytes } from '../wasm-heap';
 import { engineApiError, type ErrorContext } from './engine-errors';
 import type { Env } from './env';
@@ -31,10 +31,10 @@ import { EventChannel } from './event-channel';
 import { persistsKv, restoresStoredKv, validStoredKv } from './kv-persist';
 import { getEngine, loadStats, modelLoadError } from './model-cache';
 import { ApiError } from './openai/errors';
-import { assemblePrompt, sameTokens } from './prompt';
+import { assemblePrompt } from './prompt';
 import type { DoDone, DoEvent, DoEventSource, DoFailure, DoGenerateRequest, DoLogprob, DoResult, DoStart, RestoreInfo, SessionInfo } from './protocol';
 import { memoryBudgetBytes, ResidentSessions } from './session-memory';
-import { KV_CHUNK_BYTES, SessionStore, type KvChunk } from './session-store';
+import { SessionStore, type KvChunk } from './session-store';
 
 export type { SessionInfo };
 
@@ -365,7 +365,7 @@ export class SessionDO extends DurableObject<Env> {
     const snap = session.snapshot();
     const persistKv = persistsKv(this.env.KV_PERSIST);
     const valid = validStoredKv({ storedKv: this.storedKv, cachedTokens, kvLength: snap.kvLength, persistKv });
-    const chunks = (from: number) => (persistKv ? session.stateChunks(from, KV_CHUNK_BYTES) : []);
+    const chunks = (from: number) => (persistKv ? session.stateChunks(from) : []);
     try {
       this.storedKv = this.store.save({ model: req.model, modelSha: engine.modelId, tokens: snap.tokens, state: snap }, valid,
         req.fault?.failPersist ? failAfter(chunks) : chunks);

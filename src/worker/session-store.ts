@@ -5,13 +5,12 @@
  *   (always), and the rest of the engine snapshot (rng state, last hidden row, ...) as JSON.
  * - `kv_chunks`: per-position state as position ranges [start, end) of the engine's export (KV, then the
  *   base hidden rows draft heads read: 13,312 bytes/token for the default model). SQLite values are capped at 2 MB, so a chunk holds at most
- *   KV_CHUNK_BYTES; after a request only the new positions are appended (plus the one chunk that straddles
+ *   the engine's STATE_CHUNK_BYTES; after a request only the new positions are appended (plus the one chunk that straddles
  *   the point where the context diverged, if any).
  * Everything is written in one synchronous transaction, so a crash never leaves tokens and KV disagreeing.
  */
+import { STATE_CHUNK_BYTES } from '../engine/index';
 
-/** Largest KV blob per row: under SQLite's 2 MB value limit with margin. */
-export const KV_CHUNK_BYTES = 1_900_000;
 
 export interface StoredMeta {
   model: string;
@@ -99,7 +98,7 @@ export class SessionStore {
       let end = from;
       for (const c of makeChunks(from)) {
         if (c.start !== end) throw new Error(`KV chunk starts at ${c.start}, expected ${end}`);
-        if (c.data.byteLength > KV_CHUNK_BYTES) throw new Error(`KV chunk of ${c.data.byteLength} bytes exceeds ${KV_CHUNK_BYTES}`);
+        if (c.data.byteLength > STATE_CHUNK_BYTES) throw new Error(`KV chunk of ${c.data.byteLength} bytes exceeds ${STATE_CHUNK_BYTES}`);
         this.sql.exec('INSERT INTO kv_chunks (start, end, data) VALUES (?, ?, ?)', c.start, c.end, c.data);
         end = c.end;
       }

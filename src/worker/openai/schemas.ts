@@ -9,6 +9,7 @@
  * against the loaded model, so every over-long prompt gets the same `context_length_exceeded`.
  */
 import { z } from 'zod';
+import { MAX_BUDGET, MAX_TOP_LOGPROBS } from '../../engine/index';
 
 /** Session ids: what we put in a Durable Object name after "<tenant>:". Not only dots: `.` and `..` are path
  *  segments that URLs normalise away, so GET / DELETE /v1/sessions/{id} could never address them. */
@@ -24,8 +25,6 @@ const neutral = <T extends z.ZodType>(schema: T, ok: (v: z.infer<T>) => boolean,
 
 /** Most choices per request (n x prompts). */
 export const MAX_CHOICES = 16;
-/** Most alternatives per token in logprobs / top_logprobs. */
-export const MAX_TOP_LOGPROBS = 20;
 
 /** logit_bias: token ids (as JSON object keys) -> a bias in [-100, 100]; at most 300 of them. */
 const logitBias = z
@@ -66,7 +65,7 @@ const common = {
   /** Extension: drafter name (none, prompt lookup, ctc, ...), validated against the engine. */
   drafter: z.string().min(1).max(64).nullish(),
   /** Extension: draft tree budget (nodes incl. root). */
-  tree_budget: z.number().int().min(1).max(64).nullish(),
+  tree_budget: z.number().int().min(1).max(MAX_BUDGET).nullish(),
   /** Extension: session id (alternative to the X-Session-Id header). */
   session_id: z.string().regex(SESSION_ID_RE).nullish(),
   /** Extension: continue generating from the session's tokens, ignoring prompt/messages. */

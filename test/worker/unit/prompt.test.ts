@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TextTokenizer } from '../../../src/engine/tokenizer.js';
 import { ApiError } from '../../../src/worker/openai/errors.js';
-import { assemblePrompt, reuseTextPrefix, sameTokens, type PromptModel } from '../../../src/worker/prompt.js';
+import { assemblePrompt, reuseTextPrefix, type PromptModel } from '../../../src/worker/prompt.js';
 import { loadTestTokenizer } from '../../engine/helpers.js';
 
 const BOS = 1;
@@ -71,11 +71,5 @@ describe('assemblePrompt', () => {
   it('token ids are passed as given (the engine checks them); text goes through reuseTextPrefix', () => {
     expect(assemblePrompt(model, enc('x'), { tokens: [1, 999999] }, false)).toEqual([1, 999999]);
     expect(assemblePrompt(model, [], { text: 'y = 2' }, false)).toEqual(enc('y = 2'));
-  });
-
-  it('sameTokens compares element by element', () => {
-    expect(sameTokens([1, 2, 3], [1, 2, 3])).toBe(true);
-    expect(sameTokens([1, 2, 3], [1, 2])).toBe(false);
-    expect(sameTokens([1, 2, 3], [1, 2, 4])).toBe(false);
   });
 });
