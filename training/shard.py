@@ -65,7 +65,7 @@ def dynamic_matmuls(path):
 
 def head_entry(out_dir, onnx_dir, export, kind, weight_exponent=None):
     """The manifest entry of `<kind>_head` from <onnx_dir>/<kind>_head.int8.onnx (its shards written), or None.
-    weight_exponent: the head's measured calibration (scripts/experiments/head-calibration.ts); the
+    weight_exponent: the head's measured calibration (bench/experiments/head-calibration.ts); the
     engine's Medusa drafter weighs a path by its score to this power."""
     path = os.path.join(onnx_dir, f"{kind}_head.int8.onnx")
     if not (os.path.exists(path) and f"{kind}_head" in export):
@@ -179,7 +179,7 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated head files (e.g. ctc_head) to (re)write into the "
                                                 "existing manifest; every other entry and its shards stay as they are")
     ap.add_argument("--weight-exponent", default="", help="KIND=G,...: a head's calibration, measured by "
-                    "scripts/experiments/head-calibration.ts (the engine's Medusa drafter weighs a path by score^G)")
+                    "bench/experiments/head-calibration.ts (the engine's Medusa drafter weighs a path by score^G)")
     args = ap.parse_args()
     exponents = {k: float(g) for k, g in (kv.split("=") for kv in args.weight_exponent.split(",") if kv)}
     out_dir = args.dir or os.path.join("model-shards", args.name)

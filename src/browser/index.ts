@@ -239,7 +239,7 @@ export async function rowDrift(engine: Engine, prompt: string, k: number): Promi
   return { maxAbsDiff, argmaxAgree, rows: k, kvDiff };
 }
 
-/** One benchmark run of a prompt (the fields scripts/bench/stats.ts summarizes). */
+/** One benchmark run of a prompt (the fields bench/lib/stats.ts summarizes). */
 export interface BenchRun {
   tokens: number[];
   decodeMs: number;

@@ -17,7 +17,7 @@
  *    its prefix probability P(the head's collapsed output starts with it), accumulated at the slot
  *    of the prefix's first emission; the heaviest nodes are taken best-first. These weights are what
  *    a node adds to the expected accepted length, and they are calibrated on the default model
- *    (predicted 0.28 / 0.49 / 0.70 / 0.93 vs observed 0.31 / 0.53 / 0.73 / 0.93, scripts/draft-eval.ts).
+ *    (predicted 0.28 / 0.49 / 0.70 / 0.93 vs observed 0.31 / 0.53 / 0.73 / 0.93, bench/draft-eval.ts).
  *  - tree.ts `treeFromSequences` over the final candidates: each node weighted by the summed
  *    probability of the full sequences through it (underestimates prefixes; kept for comparison).
  * tree.ts `bestTreeSize` / `costCut` then cut the best-first order where expected tokens per unit

@@ -9,7 +9,7 @@ import { launch, skipReason } from '../../scripts/node/chromium.js';
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const MODEL_DIR = join(ROOT, 'model-shards/default');
 /** Screenshots of the page (docs/demo.png is one of them). */
-export const SHOTS = join(ROOT, 'bench-results/tmp/browser');
+export const SHOTS = join(ROOT, 'bench/results/tmp/browser');
 
 /** null, or the one line that says why these tests skip (printed once per file). */
 export function skipLine(): string | null {

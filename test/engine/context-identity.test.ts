@@ -53,7 +53,7 @@ beforeAll(async () => {
   engine = await Engine.load(fsShardSource(MODEL_DIR));
   registerDrafters(engine);
   ({ max_seq_len: N, vocab_size: V, d_model: d } = engine.config);
-  const lines = requireFile(join(ROOT, 'bench/prompts-long.jsonl'), 'scripts/make-long-prompts.ts')
+  const lines = requireFile(join(ROOT, 'bench/prompts-long.jsonl'), 'bench/make-long-prompts.ts')
     .split('\n')
     .filter((l) => l.trim())
     .map((l) => (JSON.parse(l) as { prompt: string }).prompt);

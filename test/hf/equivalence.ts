@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../../src/engine/index.js';
 import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
-import { HF_MODEL_ROOT, loadTransformersJs, type TransformersJsModel, type TransformersJsRuntime } from '../../scripts/bench/transformers-js.js';
+import { HF_MODEL_ROOT, loadTransformersJs, type TransformersJsModel, type TransformersJsRuntime } from '../../bench/lib/transformers-js.js';
 import { MODEL_DIR, ROOT, requireModel } from '../engine/helpers.js';
 
 export const MAX_NEW_TOKENS = 48;

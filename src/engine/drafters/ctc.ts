@@ -29,7 +29,7 @@ export interface CTCOptions {
   /**
    * How candidates become the tree:
    *  'prefix' (default): every prefix in the search's trie, weighted by its prefix probability
-   *    P(head output starts with it), heaviest first (calibrated; scripts/draft-eval.ts);
+   *    P(head output starts with it), heaviest first (calibrated; bench/draft-eval.ts);
    *  'weighted': final beams only, node weight = sum of the probabilities of the full sequences
    *    through it, heaviest first;
    *  'rank': tree.ts buildTree over the final beams in rank order.
@@ -47,7 +47,7 @@ export interface CTCOptions {
 /**
  * Defaults, measured on the default model (bench/prompts.jsonl, Node, 1 wasm thread):
  * - tree 'prefix': offline τ at 8 / 16 nodes 2.57 / 2.87, vs 2.40 / 2.61 ('weighted') and
- *   2.37 / 2.60 ('rank'), beam 8 top-4 (scripts/draft-eval.ts, 1239 positions);
+ *   2.37 / 2.60 ('rank'), beam 8 top-4 (bench/draft-eval.ts, 1239 positions);
  * - beam 8, top-4: beam 16 / top-8 adds ≤ 0.03 τ; the search costs ~0.2-0.7 ms per round;
  * - costRatio 15: median speedup vs plain 0.85x, vs 0.72x for a full 16-node tree and 0.83x for a
  *   full 8-node tree (64 prompts x 64 tokens); R = 10 / 20 / 40 gave 0.90x / 0.89x / 0.78x on 24.

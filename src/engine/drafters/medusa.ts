@@ -21,7 +21,7 @@ export interface MedusaOptions {
   /**
    * Calibration: a path's weight is its score^exponent. The score multiplies the heads' independent
    * probabilities, which overstates how often a path is accepted (medusa on bench/prompts-tune.jsonl:
-   * mean score 0.152, 0.098 accepted; weight^1.55 fits, scripts/experiments/head-calibration.ts), and
+   * mean score 0.152, 0.098 accepted; weight^1.55 fits, bench/experiments/head-calibration.ts), and
    * the cost cut and the merge with prompt lookup read the weight as that probability. Monotone: the
    * order of the paths is unchanged. The factories take it from the head's manifest entry.
    */

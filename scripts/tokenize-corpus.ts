@@ -4,7 +4,7 @@
  * For the held-out metrics of the shipped model, and for the draft-head recipe of a converted model
  * (training/convert_hf.py), whose own tokenizer must cut the corpus for training.distill.
  *
- *   npx tsx scripts/experiments/tokenize-corpus.ts [--split val] [--model model-shards/default]
+ *   npx tsx scripts/tokenize-corpus.ts [--split val] [--model model-shards/default]
  *                                                  [--corpus data/corpus] [--out data/tokens]
  *
  * --split takes a comma-separated list (train,val). A progress bar (bytes, rate, ETA) runs on stderr.
@@ -13,8 +13,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { loadArtifact, loadManifest, TextTokenizer } from '../../src/engine/index.js';
-import { fsShardSource } from '../node/fs-shard-source.js';
+import { loadArtifact, loadManifest, TextTokenizer } from '../src/engine/index.js';
+import { fsShardSource } from './node/fs-shard-source.js';
 
 const { values: args } = parseArgs({
   options: {

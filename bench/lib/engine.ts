@@ -1,11 +1,11 @@
 /**
  * The engine bench: drafters side by side in Node (onnxruntime-web wasm, one thread), interleaved per
  * prompt, greedy or sampled (--temperature, --top-p, --top-k, --seed: every drafter of prompt i samples
- * with seed + i); the CLI and its options: scripts/bench.ts. A spec `default` runs what the API would
+ * with seed + i); the CLI and its options: bench/bench.ts. A spec `default` runs what the API would
  * choose for a request with these parameters and no drafter named (defaultDrafter).
  */
 import { defaultDrafter, drafterFactories, Engine, type SamplingParams } from '../../src/engine/index.js';
-import { fsShardSource } from '../node/fs-shard-source.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
 import { wasmHeapBytes, watchWasmHeap } from '../../src/wasm-heap.js';
 import { registerSpecs } from './drafters.js';
 import { num, type BenchValues } from './options.js';

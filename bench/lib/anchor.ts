@@ -6,7 +6,7 @@
  * over prompts of per-prompt tokens/s ratios, with transformers.js as the baseline.
  *
  * --anchor-runtime wasm (default): transformers.js on onnxruntime-web wasm, what it runs in a browser,
- * here the same onnxruntime-web module as the engine (scripts/bench/transformers-js.ts); cpu: on
+ * here the same onnxruntime-web module as the engine (bench/lib/transformers-js.ts); cpu: on
  * onnxruntime-node (native), what it uses in Node by default. --drafters names the engine's drafters
  * (default: plain and the serving default, the greedy default, DRAFTER_PREFERENCE.greedy[0] of src/engine/drafters/choice.ts: ngram).
  *
@@ -17,7 +17,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Engine } from '../../src/engine/index.js';
-import { fsShardSource } from '../node/fs-shard-source.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
 import { DRAFTER_PREFERENCE } from '../../src/engine/index.js';
 import { registerSpecs } from './drafters.js';
 import { DEFAULT_DRAFTERS, num, type BenchValues } from './options.js';
@@ -51,7 +51,7 @@ export async function runAnchorBench(values: BenchValues): Promise<void> {
     process.stderr.write('--drafters: the oracle needs a plain reference run; not in the anchor bench\n');
     process.exit(2);
   }
-  // the engine bench's drafter specs and tree budgets (scripts/bench/drafters.ts)
+  // the engine bench's drafter specs and tree budgets (bench/lib/drafters.ts)
   const { budgets } = registerSpecs(engine, drafters, { budget: num(values.budget, 'budget') });
   const tjs = await loadTransformersJs(runtime);
   const maxPromptArg = num(values['max-prompt-tokens'], 'max-prompt-tokens');
@@ -123,7 +123,7 @@ export async function runAnchorBench(values: BenchValues): Promise<void> {
     ...rows.map(([n, r]) => `| ${n === TJS ? `transformers.js ${tjs.version} (${tjs.runtimeName})` : `engine, ${n}`} | ${r.tokens_per_s.toFixed(0)} | ${r.speedup.toFixed(2)}x | ${r.end_to_end_tokens_per_s.toFixed(0)} | ${r.end_to_end_speedup_vs_transformers_js.toFixed(2)}x | ${r.identical}/${r.prompts} |`),
   ];
   process.stdout.write(`\n${lines.join('\n')}\n(${prompts.length} prompts from ${values.prompts}, ${maxTokens} new tokens, greedy; medians of per-prompt ratios)\n`);
-  const json = values.json === 'bench-results/bench.json' ? 'bench-results/anchor-transformers-js.json' : values.json!;
+  const json = values.json === 'bench/results/bench.json' ? 'bench/results/anchor-transformers-js.json' : values.json!;
   mkdirSync(dirname(json), { recursive: true });
   writeFileSync(json, JSON.stringify({
     anchor: TJS,

@@ -9,14 +9,14 @@
  *   - transformers.js: a whole generate() step, measured as (generate of P+1+n new tokens' time - the
  *     same with 1 new token) / n from the same P-token prompt.
  *
- *   npx tsx scripts/experiments/hf-step.ts [--p 448] [--reps 20]
+ *   npx tsx bench/experiments/hf-step.ts [--p 448] [--reps 20]
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine, createSession, ort } from '../../src/engine/index.js';
-import { fsShardSource } from '../node/fs-shard-source.js';
-import { HF_MODEL_ROOT, loadTransformersJs } from '../bench/transformers-js.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
+import { HF_MODEL_ROOT, loadTransformersJs } from '../lib/transformers-js.js';
 
 const { values: args } = parseArgs({ options: { p: { type: 'string', default: '448' }, reps: { type: 'string', default: '20' }, n: { type: 'string', default: '16' } } });
 const P = Number(args.p), reps = Number(args.reps), n = Number(args.n);

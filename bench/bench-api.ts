@@ -2,10 +2,10 @@
  * The bench through the real HTTP API (the Worker in workerd: `npm start` serves
  * http://127.0.0.1:8787):
  *
- *   npx tsx scripts/bench-api.ts --api URL [--api-key sk-local-dev] [--api-model default] [--drafters plain,ctc]
+ *   npx tsx bench/bench-api.ts --api URL [--api-key sk-local-dev] [--api-model default] [--drafters plain,ctc]
  *                                [--prompts F] [--limit N] [--max-tokens N] [--budget N] [--json OUT] [--quiet]
  *
- * (the same as `npm run bench -- --api URL ...`; the library: scripts/bench/api.ts).
+ * (the same as `npm run bench -- --api URL ...`; the library: bench/lib/api.ts).
  *
  * Per prompt, every drafter runs once (plain first, then the others rotated), greedy, streamed
  * (`POST /v1/completions`, `stream: true`, `stream_options.include_usage`), each on a fresh
@@ -15,15 +15,15 @@
  * else estimated as completion_tokens - accepted_prediction_tokens (every round emits its accepted
  * draft tokens plus one bonus token).
  */
-import { parseBenchArgs } from './bench/options.js';
+import { parseBenchArgs } from './lib/options.js';
 
 const values = parseBenchArgs(import.meta.url);
 if (!values.api) {
-  process.stderr.write('usage: npx tsx scripts/bench-api.ts --api http://127.0.0.1:8787 [options] (--help)\n');
+  process.stderr.write('usage: npx tsx bench/bench-api.ts --api http://127.0.0.1:8787 [options] (--help)\n');
   process.exit(2);
 }
 try {
-  await (await import('./bench/api.js')).runApiBench(values);
+  await (await import('./lib/api.js')).runApiBench(values);
 } catch (e) {
   process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
   process.exit(1);

@@ -3,14 +3,14 @@
  * over the prompt) apart from the rest, draft and verify ms per round, tree sizes. Greedy, wasm,
  * one thread, the default model.
  *
- *   npx tsx scripts/experiments/round-profile.ts [--prompts bench/prompts-tune.jsonl] [--limit 8] [--drafters plain,ctc,ctc-ngram]
+ *   npx tsx bench/experiments/round-profile.ts [--prompts bench/prompts-tune.jsonl] [--limit 8] [--drafters plain,ctc,ctc-ngram]
  */
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { Engine } from '../../src/engine/index.js';
-import { fsShardSource } from '../node/fs-shard-source.js';
-import { fitPrompt, readPrompts } from '../bench/prompts.js';
-import { registerSpecs } from '../bench/drafters.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
+import { fitPrompt, readPrompts } from '../lib/prompts.js';
+import { registerSpecs } from '../lib/drafters.js';
 
 const { values: args } = parseArgs({
   options: {

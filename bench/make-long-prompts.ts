@@ -4,8 +4,8 @@
  * prompt is a run of whole lines from one file, so prompt + 64 new tokens still fits the 512-token
  * context while using most of it.
  *
- *   npx tsx scripts/make-long-prompts.ts [--root /usr/lib/python3/dist-packages] [--n 100]
- *   npx tsx scripts/make-long-prompts.ts --residue 3 --n 40 --out bench/prompts-tune.jsonl
+ *   npx tsx bench/make-long-prompts.ts [--root /usr/lib/python3/dist-packages] [--n 100]
+ *   npx tsx bench/make-long-prompts.ts --residue 3 --n 40 --out bench/prompts-tune.jsonl
  *
  * --residue r takes the files whose index is r mod 7 instead (default 0): bench/prompts-tune.jsonl
  * (residue 3) is where drafter settings are tuned, so the judged set stays untouched by tuning.
@@ -19,7 +19,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadArtifact, loadManifest, TextTokenizer } from '../src/engine/index.js';
-import { fsShardSource } from './node/fs-shard-source.js';
+import { fsShardSource } from '../scripts/node/fs-shard-source.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -8,14 +8,14 @@
  *
  *   npm run bench:browser -- [--prompts bench/prompts-long.jsonl] [--limit 12] [--max-tokens 64]
  *     [--drafters plain,ngram,ctc-ngram,medusa-ngram,ctc,medusa] [--providers wasm,webgpu]
- *     [--webgpu-limit 2] [--webgpu-max-tokens 16] [--json bench-results/bench-browser.json]
+ *     [--webgpu-limit 2] [--webgpu-max-tokens 16] [--json bench/results/bench-browser.json]
  */
 import { parseArgs } from 'node:util';
-import { launch, chromiumPath } from './node/chromium.js';
-import { startBrowserServer } from './node/browser-server.js';
-import { readPrompts } from './bench/prompts.js';
-import { printTable, machineInfo, writeOutputs } from './bench/report.js';
-import { summarize, type DrafterSummary, type PromptRun } from './bench/stats.js';
+import { launch, chromiumPath } from '../scripts/node/chromium.js';
+import { startBrowserServer } from '../scripts/node/browser-server.js';
+import { readPrompts } from './lib/prompts.js';
+import { printTable, machineInfo, writeOutputs } from './lib/report.js';
+import { summarize, type DrafterSummary, type PromptRun } from './lib/stats.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -27,7 +27,7 @@ const { values: a } = parseArgs({
     'webgpu-limit': { type: 'string', default: '2' },
     'webgpu-max-tokens': { type: 'string', default: '16' },
     'tree-budget': { type: 'string', default: '16' },
-    json: { type: 'string', default: 'bench-results/bench-browser.json' },
+    json: { type: 'string', default: 'bench/results/bench-browser.json' },
   },
 });
 if (!chromiumPath()) {

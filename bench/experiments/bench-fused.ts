@@ -7,7 +7,7 @@
  *   fused extra = (fused verify - base verify) / decode   (the head's cost per round when fused)
  *   separate    = head run / decode                         (its cost as a run of its own)
  *
- *   npx tsx scripts/experiments/bench-fused.ts [--kind ctc] [--P 256] [--S 8,16] [--reps 40] [--window 64] [--json out.json]
+ *   npx tsx bench/experiments/bench-fused.ts [--kind ctc] [--P 256] [--S 8,16] [--reps 40] [--window 64] [--json out.json]
  *       (--window: the head's PrefixHead.window, the engine's default; 0 = the head reads every position)
  *       (the model folder's <kind>_fused and <kind>_head; --fused / --head take ONNX files instead)
  */
@@ -15,7 +15,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { HEAD_WINDOW, LanguageModel, createSession, loadArtifact, loadManifest, PrefixHead, type TokenTree } from '../../src/engine/index.js';
-import { fsShardSource } from '../node/fs-shard-source.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
 
 const { values: args } = parseArgs({
   options: {

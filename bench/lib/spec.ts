@@ -1,6 +1,6 @@
 /**
  * A drafter spec of the bench CLIs: a drafter name with its own settings, so variants run interleaved in one
- * pass (the keys: scripts/bench.ts). No engine import here: the API bench sends only the name and budget.
+ * pass (the keys: bench/bench.ts). No engine import here: the API bench sends only the name and budget.
  */
 
 /** "ctc:budget=12:beam=4" -> { base: 'ctc', params: {budget: '12', beam: '4'} } */

@@ -5,7 +5,7 @@
  * of 128 as sessions do). Compares the shipped int8 graph, the fp32 export and the WebGPU variant on the
  * same tokens (the WebGPU variant's numbers on the GPU differ from these by float rounding only).
  *
- *   npx tsx scripts/experiments/variant-loss.ts data/onnx/base.rowwise.onnx data/onnx/base.onnx data/onnx/base.webgpu.onnx
+ *   npx tsx bench/experiments/variant-loss.ts data/onnx/base.rowwise.onnx data/onnx/base.onnx data/onnx/base.webgpu.onnx
  */
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';

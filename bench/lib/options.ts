@@ -1,4 +1,4 @@
-/** The command line of the benchmark CLIs (scripts/bench.ts, scripts/bench-api.ts): one set of options and defaults. */
+/** The command line of the benchmark CLIs (bench/bench.ts, bench/bench-api.ts): one set of options and defaults. */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -15,10 +15,10 @@ export const BENCH_OPTIONS = {
   beam: { type: 'string' },
   'top-m': { type: 'string' },
   'min-weight': { type: 'string' },
-  json: { type: 'string', default: 'bench-results/bench.json' },
+  json: { type: 'string', default: 'bench/results/bench.json' },
   model: { type: 'string', default: 'model-shards/default' },
   api: { type: 'string' },
-  /** `transformers.js`: scripts/bench/anchor.ts; `--anchor-runtime wasm|cpu` its ONNX runtime. */
+  /** `transformers.js`: bench/lib/anchor.ts; `--anchor-runtime wasm|cpu` its ONNX runtime. */
   anchor: { type: 'string' },
   'anchor-runtime': { type: 'string', default: 'wasm' },
   'api-key': { type: 'string', default: 'sk-local-dev' },

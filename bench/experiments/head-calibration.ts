@@ -6,7 +6,7 @@
  * judged against the tokens that round committed: a node is right when its path from the root
  * equals them. The round itself drafts the cost-cut tree, as the drafter alone would.
  *
- *   npx tsx scripts/experiments/head-calibration.ts [--prompts bench/prompts-tune.jsonl] [--limit 40]
+ *   npx tsx bench/experiments/head-calibration.ts [--prompts bench/prompts-tune.jsonl] [--limit 40]
  *       [--drafter ctc] [--max-tokens 64] [--budget 16] [--model model-shards/default] [--json out.json]
  *
  * Prints, per depth and weight bin, the nodes, their mean weight (the weight the drafter uses: after a
@@ -25,8 +25,8 @@ import {
   type TokenTree,
   type WeightedTree,
 } from '../../src/engine/index.js';
-import { fsShardSource } from '../node/fs-shard-source.js';
-import { fitPrompt, readPrompts } from '../bench/prompts.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
+import { fitPrompt, readPrompts } from '../lib/prompts.js';
 
 const { values } = parseArgs({
   options: {

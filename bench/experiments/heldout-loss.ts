@@ -3,9 +3,9 @@
  * next-token cross-entropy over windows of the held-out token file, prefilled in chunks the way
  * sessions prefill. Same windows for every file, so graphs can be compared.
  *
- *   npx tsx scripts/experiments/heldout-loss.ts data/onnx/base.rowwise.onnx [more.onnx ...] [--windows 256]
+ *   npx tsx bench/experiments/heldout-loss.ts data/onnx/base.rowwise.onnx [more.onnx ...] [--windows 256]
  *
- * Needs data/tokens/val.bin (scripts/experiments/tokenize-corpus.ts) and reads the model config from
+ * Needs data/tokens/val.bin (scripts/tokenize-corpus.ts) and reads the model config from
  * --manifest (default model-shards/default/manifest.json).
  */
 import { readFileSync } from 'node:fs';

@@ -1,14 +1,14 @@
 /**
  * Drafters side by side, in Node (onnxruntime-web wasm, one thread), greedy or sampled. The CLI of the
- * benchmark library scripts/bench/ (engine.ts; with --api, api.ts: the same as scripts/bench-api.ts).
+ * benchmark library bench/lib/ (engine.ts; with --api, api.ts: the same as bench/bench-api.ts).
  *
  *   npm run bench -- [--prompts bench/prompts.jsonl] [--limit N] [--max-tokens 64] [--max-prompt-tokens N]
  *                    [--drafters plain,ngram,ctc,medusa,ctc-ngram,medusa-ngram,oracle] [--budget 16] [--beam 8] [--top-m 4]
- *                    [--min-weight 0] [--json bench-results/bench.json] [--model model-shards/default]
+ *                    [--min-weight 0] [--json bench/results/bench.json] [--model model-shards/default]
  *                    [--temperature 0] [--top-p 1] [--top-k 0] [--seed 1]   (T > 0: prompt i samples with seed + i)
  *   npm run bench -- --api http://127.0.0.1:8787 [--api-key sk-local-dev] ...   (through the HTTP API)
  *   npm run bench -- --anchor transformers.js [--anchor-runtime wasm|cpu] [--drafters plain,ngram] ...
- *                    (transformers.js generate() on model-hf/default vs the engine: scripts/bench/anchor.ts)
+ *                    (transformers.js generate() on model-hf/default vs the engine: bench/lib/anchor.ts)
  *
  * Prompts longer than --max-prompt-tokens keep <s> and their last tokens; the default (0) keeps as
  * much as the context allows: prompt + max tokens <= the model's context (512). Prompt files:
@@ -31,13 +31,13 @@
  * tokens/s counts completion tokens over decoding time (prefill excluded; every drafter runs on a
  * fresh session, so prefill is the same work for all). τ = tokens emitted per base-model call.
  */
-import { parseBenchArgs } from './bench/options.js';
+import { parseBenchArgs } from './lib/options.js';
 
 const values = parseBenchArgs(import.meta.url);
 try {
-  if (values.anchor) await (await import('./bench/anchor.js')).runAnchorBench(values);
-  else if (values.api) await (await import('./bench/api.js')).runApiBench(values);
-  else await (await import('./bench/engine.js')).runEngineBench(values);
+  if (values.anchor) await (await import('./lib/anchor.js')).runAnchorBench(values);
+  else if (values.api) await (await import('./lib/api.js')).runApiBench(values);
+  else await (await import('./lib/engine.js')).runEngineBench(values);
 } catch (e) {
   process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
   process.exit(1);

@@ -1,6 +1,6 @@
 /**
  * The API bench: the drafters through the real HTTP API (the Worker in workerd, e.g. `npm start`), streamed
- * completions as a client sees them (the CLIs and their options: scripts/bench-api.ts, scripts/bench.ts --api).
+ * completions as a client sees them (the CLIs and their options: bench/bench-api.ts, bench/bench.ts --api).
  */
 import { parseDrafterSpec } from './spec.js';
 import { DEFAULT_DRAFTERS, num, type BenchValues } from './options.js';
@@ -147,7 +147,7 @@ export async function runApiBench(values: BenchValues): Promise<void> {
     }];
   });
   process.stdout.write('\n' + printTable(rows, `(HTTP API ${url}; tok/s and speedup from wall time per request incl. HTTP and prefill; draft/verify ms per round as reported by the server)`));
-  const json = String(values.json ?? 'bench-results/bench.json').replace(/\.json$/, '') + (String(values.json ?? '').includes('api') ? '.json' : '-api.json');
+  const json = String(values.json ?? 'bench/results/bench.json').replace(/\.json$/, '') + (String(values.json ?? '').includes('api') ? '.json' : '-api.json');
   writeOutputs(json, {
     drafters: Object.fromEntries(rows),
     machine: machineInfo(),

@@ -7,7 +7,7 @@
  * probabilities (predicted vs observed). This is how the CTC tree builder and beam settings were
  * chosen (see the drafter docs).
  *
- *   npx tsx scripts/draft-eval.ts [--prompts bench/prompts.jsonl] [--limit 20] [--max-tokens 64]
+ *   npx tsx bench/draft-eval.ts [--prompts bench/prompts.jsonl] [--limit 20] [--max-tokens 64]
  *                                 [--model model-shards/default]
  *
  * Caveat: every position counts once here, while decoding visits only round starts, so repetitive
@@ -28,7 +28,7 @@ import {
   type DraftContext,
   type TokenTree,
 } from '../src/engine/index.js';
-import { fsShardSource } from './node/fs-shard-source.js';
+import { fsShardSource } from '../scripts/node/fs-shard-source.js';
 
 const { values } = parseArgs({
   options: {

@@ -4,7 +4,7 @@
  * wasm, one thread), both at P cached positions, the head seeing `--accept` new positions per
  * round (the tokens a round accepted). Prints medians and the median of per-repetition ratios.
  *
- *   npx tsx scripts/experiments/bench-head.ts [--head <onnx file>]... [--base <onnx file>] [--window 64]
+ *   npx tsx bench/experiments/bench-head.ts [--head <onnx file>]... [--base <onnx file>] [--window 64]
  *       (--head, --base: ONNX files; by default the model folder's ctc_head and medusa_head and its base,
  *       the folder of --manifest, model-shards/default)
  *       (--window: the head's PrefixHead.window, the engine's default; 0 = it reads every position)
@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { HEAD_WINDOW, LanguageModel, chainTree, createSession, loadArtifact, loadManifest, PrefixHead, type ModelConfig } from '../../src/engine/index.js';
-import { fsShardSource } from '../node/fs-shard-source.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
 
 const { values: args } = parseArgs({
   options: {

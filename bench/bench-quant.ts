@@ -3,7 +3,7 @@
  * decode and tree-verify latency (interleaved, medians), and row independence: how far a token's
  * logits move when it is computed inside a 16-token batch instead of alone.
  *
- *   npx tsx scripts/bench-quant.ts data/onnx/base.onnx data/onnx/base.rowwise.onnx data/onnx/base.dynamic.onnx
+ *   npx tsx bench/bench-quant.ts data/onnx/base.onnx data/onnx/base.rowwise.onnx data/onnx/base.dynamic.onnx
  */
 import { readFileSync, statSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';

@@ -2,7 +2,7 @@
  * Per-run cost of the base graph against the cached length, old KV interface against new, side
  * by side in one process (onnxruntime-web wasm, one thread), interleaved run by run.
  *
- *   npx tsx scripts/experiments/bench-kv.ts --old data/onnx-v1/base.rowwise.onnx --new data/onnx/base.rowwise.onnx
+ *   npx tsx bench/experiments/bench-kv.ts --old data/onnx-v1/base.rowwise.onnx --new data/onnx/base.rowwise.onnx
  *
  * "old" is KV interface 1 (past_* in, full present_* [1,H,P+S,D] out, adopted as the next past:
  * what the engine did before); "new" is the engine's LanguageModel over interface 2 (new rows out,

@@ -3,14 +3,14 @@
  * is classed by whether it drew on the head, and each class's tokens, base-model calls and ms are
  * summed, beside the lookup's own totals on the same prompts (interleaved, greedy, wasm, one thread).
  *
- *   npx tsx scripts/experiments/hybrid-rounds.ts [--prompts bench/prompts-tune.jsonl] [--limit 20]
+ *   npx tsx bench/experiments/hybrid-rounds.ts [--prompts bench/prompts-tune.jsonl] [--limit 20]
  *        [--hybrid ctc-ngram] [--skip 1] [--win 64]
  */
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { drafterFactories, Engine, HybridDrafter, NgramDrafter } from '../../src/engine/index.js';
-import { fsShardSource } from '../node/fs-shard-source.js';
-import { fitPrompt, readPrompts } from '../bench/prompts.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
+import { fitPrompt, readPrompts } from '../lib/prompts.js';
 
 const { values: args } = parseArgs({
   options: {
