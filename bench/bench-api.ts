@@ -3,7 +3,8 @@
  * http://127.0.0.1:8787):
  *
  *   npx tsx bench/bench-api.ts --api URL [--api-key sk-local-dev] [--api-model default] [--drafters plain,ctc]
- *                                [--prompts F] [--limit N] [--max-tokens N] [--budget N] [--json OUT] [--quiet]
+ *                                [--prompts F] [--limit N] [--max-tokens N] [--max-prompt-tokens N] [--budget N]
+ *                                [--model model-shards/default] [--json OUT] [--quiet]
  *
  * (the same as `npm run bench -- --api URL ...`; the library: bench/lib/api.ts).
  *
@@ -13,7 +14,9 @@
  * all), so the speedup here is end-to-end and a bit below the engine-only bench. τ = completion
  * tokens / rounds, with rounds (and draft / verify ms) from the server's `ctc_edge` usage extension,
  * else estimated as completion_tokens - accepted_prediction_tokens (every round emits its accepted
- * draft tokens plus one bonus token).
+ * draft tokens plus one bonus token). Prompts are fitted to the context as in the engine bench: one
+ * longer than --max-prompt-tokens, or than the model's context less --max-tokens, keeps <s> and its
+ * newest tokens, and goes out as token ids (tokenizer and context from --model, the served model's folder).
  */
 import { parseBenchArgs } from './lib/options.js';
 

@@ -1,10 +1,14 @@
 /**
  * The API bench: the drafters through the real HTTP API (the Worker in workerd, e.g. `npm start`), streamed
  * completions as a client sees them (the CLIs and their options: bench/bench-api.ts, bench/bench.ts --api).
+ * Prompts are fitted to the context as in the engine bench (fitPrompt: <s> and the newest tokens), with the
+ * tokenizer and context of --model (the model the server serves as --api-model), and sent as token ids.
  */
+import { loadArtifact, loadManifest, TextTokenizer } from '../../src/engine/index.js';
+import { fsShardSource } from '../../scripts/node/fs-shard-source.js';
 import { parseDrafterSpec } from './spec.js';
 import { DEFAULT_DRAFTERS, num, type BenchValues } from './options.js';
-import { readPrompts } from './prompts.js';
+import { fitPrompt, readPrompts } from './prompts.js';
 import { machineInfo, printTable, writeOutputs } from './report.js';
 import { median, type DrafterSummary } from './stats.js';
 
@@ -80,7 +84,14 @@ export async function runApiBench(values: BenchValues): Promise<void> {
   const model = String(values['api-model'] ?? 'default');
   const maxTokens = num(values['max-tokens'] as string, 'max-tokens');
   const budget = num(values.budget as string, 'budget');
-  const prompts = readPrompts(String(values.prompts), num(values.limit as string, 'limit'));
+  const texts = readPrompts(String(values.prompts), num(values.limit as string, 'limit'));
+  // Fit each prompt to the context (prompt + max tokens <= max_seq_len) as the engine bench does.
+  const source = fsShardSource(String(values.model));
+  const manifest = await loadManifest(source);
+  const tokenizer = new TextTokenizer(await loadArtifact(source, manifest, 'tokenizer'));
+  const maxPromptArg = num(values['max-prompt-tokens'] as string, 'max-prompt-tokens');
+  const room = Math.min(maxPromptArg > 0 ? maxPromptArg : Infinity, manifest.config.max_seq_len - maxTokens);
+  const prompts = texts.map((t) => fitPrompt([manifest.config.bos_id, ...tokenizer.encode(t)], room));
   // The API bench compares plain and CTC by default (the oracle has no API).
   const requested = String(values.drafters ?? '');
   const specs = (requested && requested !== DEFAULT_DRAFTERS ? requested : 'plain,ctc')
@@ -90,7 +101,7 @@ export async function runApiBench(values: BenchValues): Promise<void> {
   if (!specs.includes('plain')) specs.unshift('plain');
 
   const runs = new Map<string, ApiRun[]>(specs.map((s) => [s, []]));
-  const request = (spec: string, prompt: string) => {
+  const request = (spec: string, prompt: string | number[]) => {
     const { base, params } = parseDrafterSpec(spec);
     return completion(url, key, {
       model,
