@@ -2,7 +2,8 @@
  * Test projects, in tiers. `npm test` runs them all; one alone (the unit and drafters scripts run two
  * files at a time: each runs ORT on one thread, and vitest's default, cores - 1, is one here; the
  * setting lives in the scripts because vitest refuses projects with different maxWorkers in one run):
- *   unit      npm run test:unit      Node tests of src/engine and of src/worker's plain modules, with the
+ *   unit      npm run test:unit      Node tests of src/engine and of src/worker's plain modules (and that the
+ *                                    paths the docs cite exist), with the
  *                                    model-backed parity tests (greedy vs the PyTorch reference, tree
  *                                    verify vs one-token decodes): the edit loop
  *   drafters  npm run test:drafters  the slow sweeps: every drafter greedy-identical to plain over the real
@@ -30,7 +31,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['test/engine/**/*.test.ts', 'test/worker/unit/**/*.test.ts'],
+          include: ['test/engine/**/*.test.ts', 'test/worker/unit/**/*.test.ts', 'test/docs/**/*.test.ts'],
           exclude: SWEEPS,
           environment: 'node',
           // Model-backed files take a while to load ORT + the model once per file.

@@ -1,7 +1,7 @@
 /**
  * Public API of the engine (plain TypeScript over onnxruntime-web; no Worker, Node or DOM APIs:
  * src/engine/tsconfig.json). Everything outside src/engine imports the engine from here, never
- * its inner files (test/engine/boundary.test.ts keeps it so).
+ * its inner files (test/engine/index.test.ts keeps it so).
  */
 export type * from './types.js';
 
