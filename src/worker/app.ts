@@ -12,7 +12,8 @@ import type { z } from 'zod';
 import { newUsage } from '../engine/index';
 import type { Env } from './env';
 import { ApiError, badRequest } from './openai/errors';
-import { renderChat, STOP_SEQUENCES, trimReplyStart } from './openai/chat-template';
+import { trimReplyStart } from './openai/chat-template';
+import { chatRequest, completionRequest, sessionRequest, type ApiRequest } from './openai/request';
 import {
   chatChunk,
   chatLogprobs,
@@ -28,11 +29,11 @@ import {
   usageChunk,
   type Ids,
 } from './openai/format';
-import { ChatCompletionSchema, CompletionSchema, MAX_CHOICES, SESSION_ID_RE, type ChatCompletionBody, type CompletionBody } from './openai/schemas';
-import type { DoDone, DoEvent, DoEventSource, DoFailure, DoGenerateRequest, DoLogprob, DoStart } from './protocol';
+import { ChatCompletionSchema, CompletionSchema, SESSION_ID_RE, type ChatCompletionBody, type CompletionBody } from './openai/schemas';
+import type { DoDone, DoEvent, DoEventSource, DoFailure, DoLogprob, DoStart, FaultSpec } from './protocol';
 import { authenticate, type Tenant } from './tenants';
 import { drainUnreadBody } from './body-drain';
-import { choiceTokenLimit, formatReset } from './limits';
+import { formatReset } from './limits';
 import type { AdmitResult, RateState } from './rate-limiter';
 
 type AppEnv = { Bindings: Env; Variables: { tenant: Tenant } };
@@ -209,22 +210,16 @@ app.get('/v1/models/:model/files/:file', auth, async (c) => {
 
 app.post('/v1/completions', limitBody, auth, jsonOnly, validate(CompletionSchema), async (c) => {
   const body = c.req.valid('json') as CompletionBody;
-  const prompt = body.prompt;
-  // A string, a list of strings, token ids, or a list of token-id lists: one choice (x n) per prompt.
-  let p: DoGenerateRequest['prompt'][];
-  if (typeof prompt === 'string') p = [{ text: prompt }];
-  else if (typeof prompt[0] === 'string') p = (prompt as string[]).map((text) => ({ text }));
-  else if (Array.isArray(prompt[0])) p = (prompt as number[][]).map((tokens) => ({ tokens }));
-  else p = [{ tokens: prompt as number[] }];
-  return generate(c, body, p, 'prompt', 'completion', body.stop);
+  const tenant = c.get('tenant');
+  checkModel(c, body.model);
+  return generate(c, completionRequest(body, tenant, resolveSessionId(c, body.session_id)));
 });
 
 app.post('/v1/chat/completions', limitBody, auth, jsonOnly, validate(ChatCompletionSchema), async (c) => {
   const body = c.req.valid('json') as ChatCompletionBody;
-  const userStops = body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
-  const stops = [...STOP_SEQUENCES, ...userStops.filter((s) => !STOP_SEQUENCES.includes(s))];
-  if (body.max_completion_tokens != null && body.max_tokens == null) body.max_tokens = body.max_completion_tokens;
-  return generate(c, body, [{ text: renderChat(body.messages) }], 'messages', 'chat', stops);
+  const tenant = c.get('tenant');
+  checkModel(c, body.model);
+  return generate(c, chatRequest(body, tenant, resolveSessionId(c, body.session_id)));
 });
 
 /** Session introspection and removal (tenant-scoped like everything else). */
@@ -250,6 +245,11 @@ function allowedModels(env: Env, tenant: Tenant): string[] {
 
 function modelObject(id: string) {
   return { id, object: 'model', created: 0, owned_by: 'ctc-edge' };
+}
+
+/** A 404 for a model this deployment does not serve or the tenant may not use. */
+function checkModel(c: Context<AppEnv>, model: string): void {
+  if (!allowedModels(c.env, c.get('tenant')).includes(model)) throw unknownModel(model);
 }
 
 function unknownModel(model: string): ApiError {
@@ -289,37 +289,11 @@ interface Job {
   cancel: () => void;
 }
 
-async function generate(
-  c: Context<AppEnv>,
-  body: CompletionBody | ChatCompletionBody,
-  prompts: DoGenerateRequest['prompt'][],
-  promptParam: string,
-  kind: 'completion' | 'chat',
-  stop: string | string[] | null | undefined,
-): Promise<Response> {
+async function generate(c: Context<AppEnv>, req: ApiRequest): Promise<Response> {
   const tenant = c.get('tenant');
-  if (!allowedModels(c.env, tenant).includes(body.model)) throw unknownModel(body.model);
-  const sessionId = resolveSessionId(c, body.session_id);
-  if (body.continue && sessionId === null) throw new ApiError(400, '`continue` needs a session (X-Session-Id header or session_id).', 'invalid_request_error', 'continue', 'missing_session');
-
-  // Choices: n per prompt, prompt after prompt (choice k is prompt floor(k / n)), each in its own session.
-  const n = body.n ?? 1;
-  const choices = prompts.length * n;
-  if (choices > MAX_CHOICES) throw badRequest(`n x prompts asks for ${choices} choices; at most ${MAX_CHOICES} per request.`, 'n', 'invalid_value');
-  if (choices > 1 && sessionId !== null) {
-    throw badRequest('Several choices (n > 1 or several prompts) each need a session of their own: send them without a session id.', n > 1 ? 'n' : promptParam, 'invalid_value');
-  }
-  const chat = kind === 'chat' ? (body as ChatCompletionBody) : null;
-  if (chat && chat.top_logprobs != null && !chat.logprobs) throw badRequest('top_logprobs needs logprobs: true.', 'top_logprobs', 'invalid_value');
-  const logprobs = chat ? (chat.logprobs ? (chat.top_logprobs ?? 0) : null) : ((body as CompletionBody).logprobs ?? null);
-  const echo = !chat && (body as CompletionBody).echo === true;
-  if (echo && logprobs !== null) throw badRequest("echo with logprobs is not supported: the prompt's log-probabilities are not computed.", 'echo', 'unsupported_parameter');
-  // The request's cost: n x prompts x max_tokens generated tokens at most (400 past the tenant's budget).
-  const maxTokensParam = chat && chat.max_completion_tokens != null && chat.max_tokens === chat.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens';
-  const tokenLimit = choiceTokenLimit({
-    n, prompts: prompts.length, maxTokens: body.max_tokens ?? null, maxTokensParam, tenantMaxTokens: tenant.max_tokens,
-    requestTokens: tenant.max_request_tokens, logprobs, logprobsParam: chat ? 'top_logprobs' : 'logprobs',
-  });
+  const { sessionId, choices, logprobs, echo } = req;
+  const kind = req.route;
+  const chat = kind === 'chat';
   await admit(c, sessionId);
   const meter = tenant.rpm > 0 || tenant.tpm > 0 ? { rpm: tenant.rpm, tpm: tenant.tpm } : null;
   // max_rounds bounds the whole request: each choice gets what the earlier ones left.
@@ -328,37 +302,8 @@ async function generate(
     roundsLeft -= done.usage.rounds;
   };
 
-  const request = (k: number): DoGenerateRequest => ({
-    tenant: tenant.name,
-    sessionId,
-    model: body.model,
-    prompt: prompts[Math.floor(k / n)],
-    promptParam,
-    continue: body.continue ?? false,
-    maxTokens: body.max_tokens ?? null,
-    tenantMaxTokens: tokenLimit,
-    maxRounds: roundsLeft,
-    sampling: {
-      temperature: body.temperature ?? 1,
-      topP: body.top_p ?? 1,
-      topK: body.top_k ?? 0,
-      // Choice k of a seeded request: seed + k (each choice its own stream, all reproducible).
-      seed: body.seed == null ? -1 : (body.seed + k) % 2 ** 32,
-      ...(body.frequency_penalty ? { frequencyPenalty: body.frequency_penalty } : {}),
-      ...(body.presence_penalty ? { presencePenalty: body.presence_penalty } : {}),
-      ...(body.repetition_penalty != null && body.repetition_penalty !== 1 ? { repetitionPenalty: body.repetition_penalty } : {}),
-      ...(body.logit_bias && Object.keys(body.logit_bias).length ? { logitBias: body.logit_bias } : {}),
-    },
-    stop: stop == null ? [] : typeof stop === 'string' ? [stop] : stop,
-    drafter: body.drafter ?? tenant.drafter ?? null, // request, then tenant, then the model's default
-    treeBudget: body.tree_budget ?? null,
-    logprobs,
-    echo,
-    user: body.user ?? null,
-    meter,
-    sessionTtlMs: tenant.session_ttl_s * 1000,
-    fault: faultSpec(c),
-  });
+  const fault = faultSpec(c);
+  const request = (k: number) => sessionRequest(req, k, { tenant, maxRounds: roundsLeft, meter, fault });
   /** Choice k's generation, or null when the earlier choices used up the request's rounds (it ends at once). */
   const startJob = async (k: number): Promise<Job | null> => {
     if (roundsLeft <= 0) return null;
@@ -380,13 +325,12 @@ async function generate(
   const ids: Ids = {
     id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${crypto.randomUUID().replace(/-/g, '')}`,
     created: Math.floor(Date.now() / 1000),
-    model: body.model,
+    model: req.model,
   };
   if (sessionId) c.header('x-session-id', sessionId);
   // A chat reply starts after "Assistant:"; drop the one space the model puts there (see chat-template.ts).
-  const lastRole = chat?.messages.at(-1)?.role;
   const shaper = () => {
-    let atStart = kind === 'chat' && lastRole !== 'assistant' && !body.continue;
+    let atStart = req.freshReply;
     return (text: string) => {
       const out = trimReplyStart(text, atStart);
       if (out) atStart = false;
@@ -397,7 +341,7 @@ async function generate(
   const formatLogprobs = (lps: DoLogprob[], offset: number) => (logprobs === null ? null : chat ? chatLogprobs(lps) : completionLogprobs(lps, offset));
   const render = (outs: ChoiceOut[], done: DoDone) => (kind === 'chat' ? chatResponse(ids, outs, done) : completionResponse(ids, outs, done));
 
-  if (!body.stream) {
+  if (!req.stream) {
     if (choices === 1) {
       const lps: DoLogprob[] = [];
       const events = tap(first.events, (ev) => {
@@ -445,7 +389,7 @@ async function generate(
     });
   }
 
-  const includeUsage = body.stream_options?.include_usage === true;
+  const includeUsage = req.includeUsage;
   const usageField = includeUsage ? null : undefined; // OpenAI sends usage: null on every chunk when asked
   return streamSSE(c, async (sse) => {
     let current = first;
@@ -689,11 +633,11 @@ function failed(r: DoFailure): ApiError {
 }
 
 /** `X-Fault` (JSON FaultSpec) where the deployment allows fault injection (FAULT_INJECTION=on; tests). */
-function faultSpec(c: Context<AppEnv>): DoGenerateRequest['fault'] {
+function faultSpec(c: Context<AppEnv>): FaultSpec | undefined {
   const raw = c.req.header('x-fault');
   if (c.env.FAULT_INJECTION !== 'on' || !raw) return undefined;
   try {
-    return JSON.parse(raw) as DoGenerateRequest['fault'];
+    return JSON.parse(raw) as FaultSpec;
   } catch {
     throw new ApiError(400, 'X-Fault must be JSON.', 'invalid_request_error', null, 'invalid_fault');
   }

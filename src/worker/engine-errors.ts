@@ -4,16 +4,10 @@
  */
 import { EngineError } from '../engine/index';
 import { ApiError, badRequest } from './openai/errors';
+import type { SessionRequest } from './openai/request';
 
-/** The request an engine error is about, as the API saw it. */
-export interface ErrorContext {
-  /** Name of the prompt's field ("prompt" or "messages"). */
-  promptParam: string;
-  /** The request continues the session (no prompt of its own). */
-  continue: boolean;
-  /** The client's max_tokens, or null when it left it to the server. */
-  maxTokens: number | null;
-}
+/** The request an engine error is about, as the API saw it: the client's parameter names among it. */
+export type ErrorContext = Pick<SessionRequest, 'params' | 'continue' | 'fitMaxTokens'>;
 
 export function engineApiError(e: EngineError, ctx: ErrorContext): ApiError {
   const d = e.detail;
@@ -24,11 +18,11 @@ export function engineApiError(e: EngineError, ctx: ErrorContext): ApiError {
       return badRequest(`Unknown drafter "${d.drafter}". This model has: ${(d.drafters ?? []).join(', ')}.`, 'drafter', 'unknown_drafter');
     case 'invalid_token':
       if (d.field === 'logitBias') return badRequest(`logit_bias: token id ${d.token} is outside the vocabulary [0, ${d.vocabSize}).`, 'logit_bias', 'invalid_token');
-      return badRequest(`Token id ${d.token} is outside the vocabulary [0, ${d.vocabSize}).`, ctx.promptParam, 'invalid_token');
+      return badRequest(`Token id ${d.token} is outside the vocabulary [0, ${d.vocabSize}).`, ctx.params.prompt, 'invalid_token');
     case 'context_length_exceeded': {
       const p = d.promptTokens ?? 0;
       const m = d.maxTokens ?? 1;
-      const param = ctx.continue ? 'continue' : ctx.maxTokens === null || d.over === 'prompt' ? ctx.promptParam : 'max_tokens';
+      const param = ctx.continue ? 'continue' : ctx.fitMaxTokens || d.over === 'prompt' ? ctx.params.prompt : ctx.params.maxTokens;
       return badRequest(
         `This model's maximum context length is ${d.maxContext} tokens. However, you requested ${p + m} tokens ` +
           `(${p} in the prompt, ${m} for the completion). Please reduce the prompt or max_tokens.`,

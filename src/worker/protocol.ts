@@ -1,46 +1,13 @@
 /**
  * What the Worker sends to a session Durable Object and what comes back, over RPC (session-do.ts):
- * - `generate(DoGenerateRequest)`: a DoFailure when the request cannot start (validation that needs the
+ * - `generate(SessionRequest)` (openai/request.ts): a DoFailure when the request cannot start (validation that needs the
  *   model, busy session, bad shard), else its DoStart and an RPC target whose `next()` gives the DoEvents
  *   as they come (batches; [] at the end, after "done" or "error") and whose `cancel()` stops the engine
  *   at the next round boundary (so does disposing of it: the Worker's request ending).
  * - `info(model)`: SessionInfo or a DoFailure. `drop()`: null or a DoFailure.
  */
-import type { SamplingParams, Usage } from '../engine/index';
+import type { Usage } from '../engine/index';
 import type { OpenAIErrorBody } from './openai/errors';
-import type { Limits } from './rate-limiter';
-
-export interface DoGenerateRequest {
-  tenant: string;
-  /** The public session id, or null for an ephemeral session (nothing persisted). */
-  sessionId: string | null;
-  model: string;
-  /** Text (tokenised in the DO, BOS prepended) or raw token ids; ignored when `continue`. */
-  prompt: { text: string } | { tokens: number[] };
-  /** Name of the prompt's field for error messages ("prompt" or "messages"). */
-  promptParam: string;
-  continue: boolean;
-  /** Completion tokens asked for, or null for "as many as fit" (bounded by the tenant). */
-  maxTokens: number | null;
-  tenantMaxTokens: number;
-  maxRounds: number;
-  sampling: SamplingParams;
-  stop: string[];
-  drafter: string | null;
-  treeBudget: number | null;
-  /** Log-probabilities of the generated tokens with this many alternatives each; null: none. */
-  logprobs: number | null;
-  /** Return the prompt's text (DoStart.echoText) to prepend to the completion. */
-  echo: boolean;
-  /** The client's `user` (recorded with the session, reported by info). */
-  user: string | null;
-  /** The tenant's limits, when its object meters it: the session charges each generation's tokens there. */
-  meter: Limits | null;
-  /** A persistent session is deleted this long after its last request (its object's alarm). */
-  sessionTtlMs: number;
-  /** Fault injection, only where the deployment sets FAULT_INJECTION=on (tests): from `X-Fault` (JSON). */
-  fault?: FaultSpec;
-}
 
 export interface FaultSpec {
   /** Reset the session object (as an eviction does) after this many token events. */

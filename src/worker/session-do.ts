@@ -23,7 +23,7 @@
  * events' queue (event-channel.ts) and the API errors of the engine's (engine-errors.ts).
  */
 import { DurableObject, RpcTarget } from 'cloudflare:workers';
-import { defaultDrafter, EngineError, sameTokens, ShardError, type DecodingSession, type Engine, type GenerateEvent, type SessionSnapshot, type TokenLogprob } from '../engine/index';
+import { defaultDrafter, EngineError, ShardError, type DecodingSession, type Engine, type GenerateEvent, type SessionSnapshot, type TokenLogprob } from '../engine/index';
 import { wasmHeapBytes } from '../wasm-heap';
 import { engineApiError, type ErrorContext } from './engine-errors';
 import type { Env } from './env';
@@ -32,7 +32,8 @@ import { persistsKv, restoresStoredKv, validStoredKv } from './kv-persist';
 import { getEngine, loadStats, modelLoadError } from './model-cache';
 import { ApiError } from './openai/errors';
 import { assemblePrompt } from './prompt';
-import type { DoDone, DoEvent, DoEventSource, DoFailure, DoGenerateRequest, DoLogprob, DoResult, DoStart, RestoreInfo, SessionInfo } from './protocol';
+import { COMPLETION_PARAMS, engineRequest, type SessionRequest } from './openai/request';
+import type { DoDone, DoEvent, DoEventSource, DoFailure, DoLogprob, DoResult, DoStart, RestoreInfo, SessionInfo } from './protocol';
 import { memoryBudgetBytes, ResidentSessions } from './session-memory';
 import { SessionStore, type KvChunk } from './session-store';
 
@@ -122,7 +123,7 @@ export class SessionDO extends DurableObject<Env> {
    * Starts a generation. RPC method: a DoFailure when it cannot start, else its start event and the
    * source of its events (GenerationEvents), which the engine fills as it generates.
    */
-  async generate(req: DoGenerateRequest): Promise<{ ok: true; start: DoStart; events: GenerationEvents } | DoFailure> {
+  async generate(req: SessionRequest): Promise<{ ok: true; start: DoStart; events: GenerationEvents } | DoFailure> {
     try {
       return await this.start(req);
     } catch (err) {
@@ -161,7 +162,7 @@ export class SessionDO extends DurableObject<Env> {
     };
   }
 
-  private async start(req: DoGenerateRequest): Promise<{ ok: true; start: DoStart; events: GenerationEvents }> {
+  private async start(req: SessionRequest): Promise<{ ok: true; start: DoStart; events: GenerationEvents }> {
     if (this.busy) {
       throw new ApiError(409, 'Another request is generating in this session; retry when it finishes.', 'conflict_error', null, 'session_busy');
     }
@@ -179,30 +180,11 @@ export class SessionDO extends DurableObject<Env> {
       }
       const session = this.ensureSession(engine, req);
       const held = session.tokens;
-      if ('text' in req.prompt && !req.continue) refuseOverlongText(engine, req.prompt.text, req.promptParam);
+      if ('text' in req.prompt && !req.continue) refuseOverlongText(engine, req.prompt.text, req.params.prompt);
       const promptTokens = assemblePrompt(engine, held, req.prompt, req.continue);
-      // max_tokens left to the server: what the tenant allows, within the room the context leaves.
-      const maxTokens = req.maxTokens ?? Math.min(req.tenantMaxTokens, engine.maxContext - promptTokens.length);
-      // Without an explicit seed, an exact continuation keeps the session's seed (and so its RNG stream).
-      const snapRng = session.snapshot().rng;
-      const sampling = { ...req.sampling };
-      if (sampling.seed < 0) {
-        sampling.seed = snapRng && sameTokens(promptTokens, held) ? snapRng.seed : crypto.getRandomValues(new Uint32Array(1))[0];
-      }
-
       const abort = new AbortController();
-      const genReq = {
-        promptTokens,
-        maxTokens,
-        sampling,
-        stop: req.stop,
-        maxRounds: req.maxRounds,
-        drafter: req.drafter ?? defaultDrafter(engine.drafterNames, sampling),
-        treeBudget: req.treeBudget ?? undefined,
-        refuseOverContext: true,
-        logprobs: req.logprobs ?? undefined,
-        signal: abort.signal,
-      };
+      const heldSeed = session.snapshot().rng?.seed ?? null;
+      const genReq = engineRequest(req, promptTokens, { drafterNames: engine.drafterNames, maxContext: engine.maxContext, held, heldSeed }, abort.signal);
       session.check(genReq); // the engine validates the request (tokens, context, drafter, ...)
       const gen = session.generate(genReq);
       const restore = this.pendingRestore;
@@ -227,7 +209,7 @@ export class SessionDO extends DurableObject<Env> {
   private async drive(
     gen: AsyncGenerator<GenerateEvent>,
     channel: EventChannel<DoEvent>,
-    req: DoGenerateRequest,
+    req: SessionRequest,
     engine: Engine,
     restore: RestoreInfo | undefined,
   ): Promise<void> {
@@ -280,7 +262,7 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   /** Records whose session this is (once) and sets its expiry: the tenant's TTL from now. */
-  private async keepFor(req: DoGenerateRequest): Promise<void> {
+  private async keepFor(req: SessionRequest): Promise<void> {
     if (!this.owner || this.owner.tenant !== req.tenant || this.owner.id !== req.sessionId) {
       this.owner = { tenant: req.tenant, id: req.sessionId! };
       await this.ctx.storage.put(OWNER_KEY, this.owner);
@@ -288,7 +270,7 @@ export class SessionDO extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(Date.now() + req.sessionTtlMs);
   }
 
-  private async charge(req: DoGenerateRequest, tokens: number): Promise<void> {
+  private async charge(req: SessionRequest, tokens: number): Promise<void> {
     try {
       await tenantObject(this.env, req.tenant).charge(req.meter!, tokens);
     } catch (err) {
@@ -297,7 +279,7 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   /** Tells the tenant's object how many bytes this session's storage holds now (not awaited). */
-  private reportStored(req: DoGenerateRequest): void {
+  private reportStored(req: SessionRequest): void {
     const bytes = this.ctx.storage.sql.databaseSize;
     this.ctx.waitUntil(tenantObject(this.env, req.tenant).sessionStored(req.sessionId!, bytes).catch((err) => console.error('reporting stored bytes failed', err)));
   }
@@ -307,7 +289,7 @@ export class SessionDO extends DurableObject<Env> {
    * again: drop it now. A persistent one stays in memory until the isolate's sessions exceed
    * SESSION_MEMORY_MB; then the least recently used idle ones drop their state.
    */
-  private releaseMemory(req: DoGenerateRequest): void {
+  private releaseMemory(req: SessionRequest): void {
     if (req.sessionId === null) {
       this.forget();
       return;
@@ -327,7 +309,7 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   /** The in-memory session for this model, restored from SQLite after an eviction, or a fresh one. */
-  private ensureSession(engine: Engine, req: DoGenerateRequest): DecodingSession {
+  private ensureSession(engine: Engine, req: SessionRequest): DecodingSession {
     if (this.session && this.sessionModel === req.model) return this.session;
     this.session?.release();
     this.session = null;
@@ -359,7 +341,7 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   /** Writes tokens + snapshot always, and the KV positions not yet stored (unless KV_PERSIST=never). */
-  private persist(engine: Engine, req: DoGenerateRequest, cachedTokens: number): void {
+  private persist(engine: Engine, req: SessionRequest, cachedTokens: number): void {
     const session = this.session;
     if (!session || req.sessionId === null) return; // ephemeral sessions are never written
     const snap = session.snapshot();
@@ -445,16 +427,16 @@ const WRITE_STALL_MS = 30_000;
 const resident = new ResidentSessions<SessionDO>();
 
 /** Any failure in a session method as the API error the Worker returns. */
-function failure(err: unknown, req?: Pick<DoGenerateRequest, 'model'> & ErrorContext): DoFailure {
+function failure(err: unknown, req?: Pick<SessionRequest, 'model'> & ErrorContext): DoFailure {
   const e = toApiError(err, req);
   return { ok: false, error: { type: 'error', status: e.status, body: e.toJSON(), headers: e.headers } };
 }
 
-function toApiError(err: unknown, req?: Pick<DoGenerateRequest, 'model'> & ErrorContext): ApiError {
+function toApiError(err: unknown, req?: Pick<SessionRequest, 'model'> & ErrorContext): ApiError {
   if (err instanceof ApiError) return err;
   // A draft head's shards load on first use, so a bad or unreadable one shows up here: a 503 naming it.
   if (err instanceof ShardError) return modelLoadError(req?.model ?? 'default', err);
-  if (err instanceof EngineError) return engineApiError(err, req ?? { promptParam: 'prompt', continue: false, maxTokens: null });
+  if (err instanceof EngineError) return engineApiError(err, req ?? { params: COMPLETION_PARAMS, continue: false, fitMaxTokens: true });
   console.error('session error', err);
   return new ApiError(500, `Internal error: ${(err as Error)?.message ?? String(err)}`, 'server_error');
 }

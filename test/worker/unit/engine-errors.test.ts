@@ -4,10 +4,12 @@ import { EngineError } from '../../../src/engine/errors.js';
 import type { GenerateRequest } from '../../../src/engine/decoder.js';
 import { validateRequest } from '../../../src/engine/validate.js';
 import { engineApiError, type ErrorContext } from '../../../src/worker/engine-errors.js';
+import { COMPLETION_PARAMS } from '../../../src/worker/openai/request.js';
 
 const LIMITS = { vocabSize: 100, maxContext: 16, drafters: ['plain', 'ngram'] };
 const SAMPLING = { temperature: 0, topP: 1, topK: 0, seed: 1 };
-const CTX: ErrorContext = { promptParam: 'prompt', continue: false, maxTokens: 8 };
+const CTX: ErrorContext = { params: COMPLETION_PARAMS, continue: false, fitMaxTokens: false };
+const CHAT_PARAMS: ErrorContext['params'] = { prompt: 'messages', maxTokens: 'max_completion_tokens', logprobs: 'top_logprobs' };
 
 function engineError(req: Partial<GenerateRequest>): EngineError {
   try {
@@ -26,7 +28,7 @@ const api = (e: EngineError, ctx: Partial<ErrorContext> = {}) => {
 
 describe('engineApiError', () => {
   it('a token outside the vocabulary: 400 invalid_token naming the prompt field', () => {
-    expect(api(engineError({ promptTokens: [1, 100] }), { promptParam: 'messages' })).toEqual({
+    expect(api(engineError({ promptTokens: [1, 100] }), { params: CHAT_PARAMS })).toEqual({
       status: 400, type: 'invalid_request_error', param: 'messages', code: 'invalid_token',
       message: 'Token id 100 is outside the vocabulary [0, 100).',
     });
@@ -39,7 +41,10 @@ describe('engineApiError', () => {
     expect(api(long).message).toBe("This model's maximum context length is 16 tokens. However, you requested 17 tokens (16 in the prompt, 1 for the completion). Please reduce the prompt or max_tokens.");
     const over = engineError({ promptTokens: Array(10).fill(5), maxTokens: 7 });
     expect(api(over)).toMatchObject({ param: 'max_tokens', code: 'context_length_exceeded' });
-    expect(api(over, { maxTokens: null })).toMatchObject({ param: 'prompt' });
+    expect(api(over, { fitMaxTokens: true })).toMatchObject({ param: 'prompt' });
+    // the client's own name for the parameter: chat's max_completion_tokens where it sent that
+    expect(api(over, { params: CHAT_PARAMS })).toMatchObject({ param: 'max_completion_tokens' });
+    expect(api(long, { params: CHAT_PARAMS })).toMatchObject({ param: 'messages' });
     expect(api(over, { continue: true })).toMatchObject({ param: 'continue' });
     // Without refuseOverContext the engine runs it and stops at the context ('length').
     expect(() => validateRequest({ promptTokens: Array(10).fill(5), maxTokens: 7, sampling: SAMPLING }, LIMITS)).not.toThrow();
