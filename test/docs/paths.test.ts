@@ -1,7 +1,7 @@
 /**
  * Every repository path the documentation cites exists: README.md, docs/*.md, the READMEs of bench/,
- * scripts/ and training/, and the comments of the source under src/. A path here is a token such as
- * `src/engine/round.ts`, `bench/results/` or `bench/results/bench-long-v6.{json,svg}` (braces expanded)
+ * scripts/, training/ and checkpoints/, and the comments of the source under src/. A path here is a
+ * token such as `src/engine/round.ts`, `bench/results/` or `bench/results/bench-long-v6.{json,svg}` (braces expanded)
  * whose first segment is a top-level folder of the repository; placeholders (`<name>`, `*`), URLs and
  * absolute paths are not paths, and neither is what git ignores (the output of a command, such as
  * `data/onnx/base.onnx` or `public/build/`).
@@ -76,6 +76,7 @@ describe('paths cited in the documentation', () => {
       'bench/README.md',
       'scripts/README.md',
       'training/README.md',
+      'checkpoints/README.md',
     ];
     const cited: { where: string; path: string }[] = [];
     for (const d of docs) for (const path of pathTokens(readFileSync(join(ROOT, d), 'utf8'), folders)) cited.push({ where: d, path });
