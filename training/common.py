@@ -12,7 +12,7 @@ def setup_device(name="auto", threads=None):
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu" and "OPENBLAS_CORETYPE" not in os.environ:
         print("warning: OPENBLAS_CORETYPE is unset; on this VM OpenBLAS may fall back to slow "
-              "kernels (see README, 'Train your own model')", flush=True)
+              "kernels (see README, 'Your own model and heads')", flush=True)
     if name == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

@@ -1,6 +1,6 @@
 """Quantize an fp32 ONNX export to int8 weights (symmetric, one scale per output column).
 
-Methods (chosen by measurement; see README "Results"):
+Methods (chosen by measurement; see docs/RESULTS.md "Quantization"):
   rowwise  (default) activations are quantized per row (per token) inside the graph:
            s = max|a_row|/127, q = round(a/s) + 128 (uint8, one QuantizeLinear), MatMulInteger(q, W_int8, zp=128) -> int32,
            y = (float(acc) * s) * w_scale. A token's result never depends on the other tokens in the

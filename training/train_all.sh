@@ -2,7 +2,7 @@
 # The training pipeline after the corpus and tokenizer exist, as the default model ships it: base model
 # -> its own continuations, greedy and sampled at T = 1 -> the draft heads (CTC and, with the same
 # data and budget, the Medusa baseline), with soft targets towards the base distribution. Budgets in
-# minutes via env vars; export, quantize and shard follow (README "Your own model").
+# minutes via env vars; export, quantize and shard follow (README "Your own model and heads", training/README.md).
 #
 #   CPU (hours):  OPENBLAS_CORETYPE=SkylakeX (Haswell on AVX2-only CPUs) training/train_all.sh
 #   CUDA:         DEVICE=cuda BASE_MIN=2.5 BASE_BATCH=128 DISTILL_SEQS=8192 DISTILL_BATCH=2048 HEAD_MIN=5 training/train_all.sh
