@@ -90,4 +90,16 @@ describe('paths cited in the documentation', () => {
     const wrong = missing.filter((c) => !ignored.has(c.path)).map((c) => `${c.where}: ${c.path}`);
     expect(wrong, 'paths cited that do not exist: fix the citation (or the path)').toEqual([]);
   });
+
+  it('docs/RESULTS.md cites every result file in bench/results/ and lists every experiment', () => {
+    const text = readFileSync(join(ROOT, 'docs/RESULTS.md'), 'utf8');
+    const cited = new Set(pathTokens(text, topFolders()));
+    const results = git(['ls-files', 'bench/results']).stdout.split('\n').filter(Boolean);
+    expect(results.length).toBeGreaterThan(0);
+    // a bench run writes its chart beside its JSON (x.svg beside x.json): citing the JSON cites both
+    const uncited = results.filter((f) => !cited.has(f) && !cited.has(f.replace(/\.svg$/, '.json')));
+    expect(uncited, 'cite these in docs/RESULTS.md or delete them').toEqual([]);
+    const experiments = readdirSync(join(ROOT, 'bench/experiments')).filter((f) => f.endsWith('.ts'));
+    expect(experiments.filter((f) => !text.includes(`\`${f}\``) && !cited.has(`bench/experiments/${f}`)), 'document these in docs/RESULTS.md or remove them').toEqual([]);
+  });
 });
