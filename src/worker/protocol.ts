@@ -30,12 +30,11 @@ export interface DoStart {
   /** The prompt as text (requests with `echo`). */
   echoText?: string;
 }
-/** A token's log-probability as the API reports it: its text and UTF-8 bytes, and the alternatives. */
+/** A generated token's log-probability with its text, and the most likely alternatives. */
 export interface DoLogprob {
   token: string;
-  bytes: number[];
   logprob: number;
-  top: { token: string; bytes: number[]; logprob: number }[];
+  top: { token: string; logprob: number }[];
 }
 export interface DoTokens {
   type: 'tokens';

@@ -222,7 +222,7 @@ export class SessionDO extends DurableObject<Env> {
     try {
       for await (const ev of gen) {
         if (ev.type === 'tokens') {
-          const logprobs = ev.logprobs && apiLogprobs(engine, ev.logprobs);
+          const logprobs = ev.logprobs && logprobTexts(engine, ev.logprobs);
           if (ev.text || logprobs?.length) await send({ type: 'tokens', text: ev.text, ...(logprobs ? { logprobs } : {}) });
           if (req.fault?.evictAfterTokens !== undefined && ++tokenEvents >= req.fault.evictAfterTokens) {
             this.ctx.abort('fault injection: evicted mid-stream'); // resets this object, as an eviction does
@@ -408,16 +408,12 @@ function sessionNotFound(): ApiError {
   return new ApiError(404, 'No such session: it was never used, or it was deleted.', 'not_found_error', 'session_id', 'session_not_found');
 }
 
-/** The engine's logprobs with token texts and bytes, stop tokens left out (they have no text). */
-function apiLogprobs(engine: Engine, lps: TokenLogprob[]): DoLogprob[] {
-  const enc = new TextEncoder();
-  const piece = (t: number) => {
-    const token = engine.tokenizer.decode([t]);
-    return { token, bytes: Array.from(enc.encode(token)) };
-  };
+/** The engine's logprobs with their tokens' texts, stop tokens left out (they have no text). */
+function logprobTexts(engine: Engine, lps: TokenLogprob[]): DoLogprob[] {
+  const text = (t: number) => engine.tokenizer.decode([t]);
   return lps
     .filter((lp) => !engine.stopTokens.has(lp.token))
-    .map((lp) => ({ ...piece(lp.token), logprob: lp.logprob, top: lp.top.map((t) => ({ ...piece(t.token), logprob: t.logprob })) }));
+    .map((lp) => ({ token: text(lp.token), logprob: lp.logprob, top: lp.top.map((t) => ({ token: text(t.token), logprob: t.logprob })) }));
 }
 
 /** Events not taken by the reader within this time count as a disconnect. */

@@ -1,6 +1,19 @@
-/** Response and SSE chunk shapes of OpenAI's completions and chat completions APIs. */
+/**
+ * Response and SSE chunk shapes of OpenAI's completions and chat completions APIs. A response's text and
+ * the fields its end settles may come later (a TextStream, Promises): json-writer.ts writes such a
+ * response as it is generated, the same bytes as JSON.stringify of the finished one.
+ */
 import type { Usage } from '../../engine/index';
+import type { TextStream } from '../json-writer';
 import type { DoDone, DoLogprob } from '../protocol';
+
+/** A value now, or one still to come. */
+export type Later<T> = T | Promise<T>;
+
+/** f of a value now or still to come (then the result comes too). */
+export function later<T, U>(x: Later<T>, f: (v: T) => U): Later<U> {
+  return x instanceof Promise ? x.then(f) : f(x);
+}
 
 export type FinishReason = 'stop' | 'length' | null;
 
@@ -71,13 +84,16 @@ export interface Ids {
   model: string;
 }
 
-/** Chat's logprobs of some tokens: `content` per token with its `top_logprobs` alternatives. */
+/** Chat's logprobs of some tokens: `content` per token with its `top_logprobs` alternatives, each with its UTF-8 bytes. */
 export function chatLogprobs(lps: readonly DoLogprob[]) {
   return {
-    content: lps.map((l) => ({ token: l.token, logprob: l.logprob, bytes: l.bytes, top_logprobs: l.top.map((t) => ({ token: t.token, logprob: t.logprob, bytes: t.bytes })) })),
+    content: lps.map((l) => ({ token: l.token, logprob: l.logprob, bytes: utf8(l.token), top_logprobs: l.top.map((t) => ({ token: t.token, logprob: t.logprob, bytes: utf8(t.token) })) })),
     refusal: null,
   };
 }
+
+const encoder = new TextEncoder();
+const utf8 = (text: string) => Array.from(encoder.encode(text));
 
 /** The completions route's (legacy) logprobs of some tokens; `offset` is the first token's place in the choice's text. */
 export function completionLogprobs(lps: readonly DoLogprob[], offset: number) {
@@ -108,10 +124,10 @@ export function mergeDone(dones: readonly DoDone[]): DoDone {
 /** One choice of a response. */
 export interface ChoiceOut {
   index: number;
-  text: string;
-  finishReason: DoDone['finishReason'];
+  text: string | TextStream;
+  finishReason: Later<DoDone['finishReason']>;
   /** Formatted logprobs (chatLogprobs / completionLogprobs), or null. */
-  logprobs: unknown;
+  logprobs: Later<unknown>;
 }
 
 export function completionChunk(ids: Ids, text: string, finish: FinishReason, usage?: OpenAIUsage | null, index = 0, logprobs: unknown = null) {
@@ -158,19 +174,19 @@ export function usageChunk(kind: 'completion' | 'chat', ids: Ids, usage: OpenAIU
   };
 }
 
-export function completionResponse(ids: Ids, choices: readonly ChoiceOut[], done: DoDone) {
+export function completionResponse(ids: Ids, choices: readonly ChoiceOut[], done: Later<DoDone>) {
   return {
     id: ids.id,
     object: 'text_completion' as const,
     created: ids.created,
     model: ids.model,
-    choices: choices.map((ch) => ({ index: ch.index, text: ch.text, logprobs: ch.logprobs, finish_reason: toFinishReason(ch.finishReason) })),
-    usage: toUsage(done.usage),
-    ctc_edge: toExtension(done),
+    choices: choices.map((ch) => ({ index: ch.index, text: ch.text, logprobs: ch.logprobs, finish_reason: later(ch.finishReason, toFinishReason) })),
+    usage: later(done, (d) => toUsage(d.usage)),
+    ctc_edge: later(done, toExtension),
   };
 }
 
-export function chatResponse(ids: Ids, choices: readonly ChoiceOut[], done: DoDone) {
+export function chatResponse(ids: Ids, choices: readonly ChoiceOut[], done: Later<DoDone>) {
   return {
     id: ids.id,
     object: 'chat.completion' as const,
@@ -181,9 +197,9 @@ export function chatResponse(ids: Ids, choices: readonly ChoiceOut[], done: DoDo
       index: ch.index,
       message: { role: 'assistant' as const, content: ch.text, refusal: null },
       logprobs: ch.logprobs,
-      finish_reason: toFinishReason(ch.finishReason),
+      finish_reason: later(ch.finishReason, toFinishReason),
     })),
-    usage: toUsage(done.usage),
-    ctc_edge: toExtension(done),
+    usage: later(done, (d) => toUsage(d.usage)),
+    ctc_edge: later(done, toExtension),
   };
 }
