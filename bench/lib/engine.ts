@@ -62,7 +62,7 @@ export async function runEngineBench(values: BenchValues): Promise<void> {
     const order = ['plain', ...others.map((_, j) => others[(i + j) % others.length])];
     for (const spec of order) {
       const session = engine.createSession();
-      let treeNodes = 0, rounds = 0, draftMs = 0, verifyMs = 0, accepted = 0;
+      let treeNodes = 0, rounds = 0, draftMs = 0, verifyMs = 0, acceptMs = 0, accepted = 0;
       const tokens: number[] = [];
       let prefillMs = 0;
       const tStart = performance.now();
@@ -76,6 +76,7 @@ export async function runEngineBench(values: BenchValues): Promise<void> {
           rounds++;
           treeNodes += st.treeSize;
           draftMs += st.draftMs;
+          acceptMs += st.acceptMs;
           verifyMs += st.verifyMs;
           accepted += st.accepted;
         },
@@ -85,7 +86,7 @@ export async function runEngineBench(values: BenchValues): Promise<void> {
       }
       const decodeMs = performance.now() - tStart - prefillMs;
       if (spec === 'plain') oracle.setReference([...promptTokens, ...tokens]);
-      runs.get(spec)!.push({ tokens, decodeMs, rounds, treeNodes, draftMs, verifyMs, accepted });
+      runs.get(spec)!.push({ tokens, decodeMs, rounds, treeNodes, draftMs, verifyMs, acceptMs, accepted });
     }
     if (!values.quiet) {
       const pr = runs.get('plain')![i]!;

@@ -19,6 +19,8 @@ export interface PromptRun {
   treeNodes: number;
   draftMs: number;
   verifyMs: number;
+  /** The accept step (target distributions along the walked path, rejection sampling); engine bench only. */
+  acceptMs?: number;
   accepted: number;
 }
 
@@ -31,7 +33,7 @@ export function median(xs: number[]): number {
 
 /** Summaries from per-prompt runs; `plainRuns[i]` is the baseline of prompt i. */
 export function summarize(runs: (PromptRun | null)[], plainRuns: (PromptRun | null)[]): DrafterSummary {
-  let tokens = 0, ms = 0, rounds = 0, nodes = 0, draft = 0, verify = 0, identical = 0, prompts = 0, accepted = 0;
+  let tokens = 0, ms = 0, rounds = 0, nodes = 0, draft = 0, verify = 0, acceptMs = 0, identical = 0, prompts = 0, accepted = 0;
   const ratios: number[] = [];
   runs.forEach((r, i) => {
     const p = plainRuns[i];
@@ -43,6 +45,7 @@ export function summarize(runs: (PromptRun | null)[], plainRuns: (PromptRun | nu
     nodes += r.treeNodes;
     draft += r.draftMs;
     verify += r.verifyMs;
+    acceptMs += r.acceptMs ?? 0;
     accepted += r.accepted;
     if (p) {
       if (p.tokens.length === r.tokens.length && p.tokens.every((t, j) => t === r.tokens[j])) identical++;
@@ -55,6 +58,7 @@ export function summarize(runs: (PromptRun | null)[], plainRuns: (PromptRun | nu
     mean_tree_size: nodes / Math.max(rounds, 1),
     draft_ms: draft / Math.max(rounds, 1),
     verify_ms: verify / Math.max(rounds, 1),
+    accept_ms: acceptMs / Math.max(rounds, 1),
     speedup: median(ratios),
     identical,
     prompts,
