@@ -10,7 +10,7 @@ import { ApiError } from './openai/errors';
 import { later, mergeDone, type ChoiceOut, type Ids } from './openai/format';
 import { sessionRequest, type ApiRequest } from './openai/request';
 import type { DoDone, DoLogprob, FaultSpec } from './protocol';
-import { interrupted, skippedChoice, startJob, tap, type Job } from './session-client';
+import { apiError, interrupted, skippedChoice, startJob, tap, type Job } from './session-client';
 import type { SessionDO } from './session-do';
 import { streamChoices } from './sse-writer';
 import type { Tenant } from './tenants';
@@ -89,6 +89,7 @@ function oneChoice(c: Context, g: Generation): Promise<Response> {
     events,
     g.shaper(),
     g.first.cancel,
+    (e) => apiError(e, g.req),
   );
 }
 
@@ -116,7 +117,7 @@ function severalChoices(c: Context, g: Generation): Promise<Response> {
             if (ev.logprobs) lps.push(...ev.logprobs);
             await ctl.beat();
           } else if (ev.type === 'done') done = ev;
-          else if (ev.type === 'error') throw ApiError.fromBody(ev.status, ev.body, ev.headers);
+          else if (ev.type === 'error') throw apiError(ev, g.req);
         }
       } catch (err) {
         job.cancel();

@@ -6,9 +6,9 @@
  * boundary (the client's request.signal does the same where the runtime delivers it).
  */
 import type { Context } from 'hono';
-import { ApiError } from './openai/errors';
+import type { ApiError } from './openai/errors';
 import type { Later } from './openai/format';
-import type { DoDone, DoEvent } from './protocol';
+import type { DoDone, DoError, DoEvent } from './protocol';
 import { interrupted, type Job } from './session-client';
 
 /** A string value whose text arrives in pieces. */
@@ -23,7 +23,7 @@ const FLUSH = Symbol('flush');
  * `value` as JSON text, in pieces, byte for byte what JSON.stringify gives for the value with every
  * Promise resolved and every TextStream's pieces joined. Plain values (no toJSON) only.
  */
-async function* jsonPieces(value: unknown): AsyncGenerator<string | typeof FLUSH> {
+export async function* jsonPieces(value: unknown): AsyncGenerator<string | typeof FLUSH> {
   const v = value instanceof Promise ? await value : value;
   if (v instanceof TextStream) {
     yield '"';
@@ -67,7 +67,14 @@ export type RenderOne = (text: string | TextStream, done: Later<DoDone>) => unkn
  * ends the body early, which clients see as a broken connection, and retrying it is safe (an interrupted
  * request leaves the session as it was).
  */
-export async function jsonAsGenerated(c: Context, render: RenderOne, events: AsyncGenerator<DoEvent>, shape: (text: string) => string, cancel: () => void): Promise<Response> {
+export async function jsonAsGenerated(
+  c: Context,
+  render: RenderOne,
+  events: AsyncGenerator<DoEvent>,
+  shape: (text: string) => string,
+  cancel: () => void,
+  toError: (e: DoError) => ApiError,
+): Promise<Response> {
   const signal = c.req.raw.signal;
   signal.addEventListener('abort', cancel);
   let first = '';
@@ -79,7 +86,7 @@ export async function jsonAsGenerated(c: Context, render: RenderOne, events: Asy
       });
       if (r.done) throw interrupted();
       const ev = r.value;
-      if (ev.type === 'error') throw ApiError.fromBody(ev.status, ev.body, ev.headers);
+      if (ev.type === 'error') throw toError(ev);
       if (ev.type === 'done') return c.newResponse(JSON.stringify(render('', ev)), 200, { 'content-type': 'application/json' });
       if (ev.type === 'tokens' && (first = shape(ev.text))) break;
     }
@@ -95,7 +102,7 @@ export async function jsonAsGenerated(c: Context, render: RenderOne, events: Asy
     for await (const ev of events) {
       if (ev.type === 'tokens') yield shape(ev.text);
       else if (ev.type === 'done') return settle(ev);
-      else if (ev.type === 'error') throw ApiError.fromBody(ev.status, ev.body);
+      else if (ev.type === 'error') throw toError(ev);
     }
     throw interrupted();
   }

@@ -6,8 +6,7 @@
  *   at the next round boundary (so does disposing of it: the Worker's request ending).
  * - `info(model)`: SessionInfo or a DoFailure. `drop()`: null or a DoFailure.
  */
-import type { Usage } from '../engine/index';
-import type { OpenAIErrorBody } from './openai/errors';
+import type { EngineErrorCode, EngineErrorDetail, Usage } from '../engine/index';
 
 export interface FaultSpec {
   /** Reset the session object (as an eviction does) after this many token events. */
@@ -51,16 +50,33 @@ export interface DoDone {
   /** Time spent writing the session to SQLite after this request. */
   persistMs?: number;
 }
-export interface DoError {
+/**
+ * Why a generation could not start or finish, worded by the Worker (session-client.ts): an error of the
+ * engine's, by its code and facts (the Worker names the client's parameters), or one of the session
+ * object's own (busy, no such session, a model or storage failure, a prompt it refused), with its status.
+ */
+export type DoError = DoEngineError | DoSessionError;
+export interface DoEngineError {
   type: 'error';
+  kind: 'engine';
+  code: EngineErrorCode;
+  message: string;
+  detail: EngineErrorDetail;
+}
+export interface DoSessionError {
+  type: 'error';
+  kind: 'session';
   status: number;
-  body: OpenAIErrorBody;
+  message: string;
+  /** The parameter it is about, and a machine-readable code. */
+  param: string | null;
+  code: string | null;
   /** Response headers the error carries (Retry-After). */
   headers?: Record<string, string>;
 }
 export type DoEvent = DoStart | DoTokens | DoDone | DoError;
 
-/** An OpenAI error as a session object returns it. */
+/** A session method's failure. */
 export interface DoFailure {
   ok: false;
   error: DoError;

@@ -1,11 +1,13 @@
 /**
  * The Worker's side of a session object's RPC (protocol.ts): starting a choice's generation, reading its
- * events as they come, and the errors of a session that went away.
+ * events as they come, and its errors as API errors (also those of a session that went away).
  */
-import { newUsage } from '../engine/index';
-import { ApiError } from './openai/errors';
-import type { SessionRequest } from './openai/request';
-import type { DoDone, DoEvent, DoEventSource, DoFailure, DoStart } from './protocol';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { EngineError, newUsage } from '../engine/index';
+import { engineApiError, type ErrorContext } from './engine-errors';
+import { ApiError, typeForStatus } from './openai/errors';
+import { COMPLETION_PARAMS, type SessionRequest } from './openai/request';
+import type { DoDone, DoError, DoEvent, DoEventSource, DoFailure, DoStart } from './protocol';
 import type { SessionDO } from './session-do';
 
 /** One choice being generated: its start, its events, and how to stop it. */
@@ -23,7 +25,7 @@ export async function startJob(stub: DurableObjectStub<SessionDO>, req: SessionR
   } catch {
     throw interrupted(); // the object was reset before it answered
   }
-  if (!started.ok) throw failed(started);
+  if (!started.ok) throw failed(started, req);
   const { events, cancel } = readEvents(started.events);
   return { start: started.start, events: req.echo ? prepend({ type: 'tokens', text: started.start.echoText ?? '' }, events) : events, cancel };
 }
@@ -90,6 +92,16 @@ export function interrupted(): ApiError {
 }
 
 /** A session method's failure as the error the client gets (with its Retry-After, if any). */
-export function failed(r: DoFailure): ApiError {
-  return ApiError.fromBody(r.error.status, r.error.body, r.error.headers ?? {});
+export function failed(r: DoFailure, ctx: ErrorContext = NO_REQUEST): ApiError {
+  return apiError(r.error, ctx);
 }
+
+/** A session object's error as the client gets it: the engine's worded with the client's parameter names. */
+export function apiError(e: DoError, ctx: ErrorContext): ApiError {
+  if (e.kind === 'engine') return engineApiError(new EngineError(e.code, e.message, e.detail), ctx);
+  // The session object's own errors have the type of their status (openai/errors.ts).
+  return new ApiError(e.status as ContentfulStatusCode, e.message, typeForStatus(e.status), e.param, e.code, e.headers ?? {});
+}
+
+/** What an error about no generation request in particular is worded against. */
+const NO_REQUEST: ErrorContext = { params: COMPLETION_PARAMS, continue: false, fitMaxTokens: true };

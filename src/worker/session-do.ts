@@ -20,19 +20,18 @@
  * Called over RPC (protocol.ts): `generate`, `info`, `drop`. The pieces that need no Durable Object are
  * plain modules: prompt assembly (prompt.ts), the default drafter (the engine's defaultDrafter), the isolate's
  * memory budget (session-memory.ts), which stored KV a save keeps and a restore reads (kv-persist.ts), the
- * events' queue (event-channel.ts) and the API errors of the engine's (engine-errors.ts).
+ * events' queue (event-channel.ts). The engine's errors go to the Worker as they are (protocol.ts: DoError).
  */
 import { DurableObject, RpcTarget } from 'cloudflare:workers';
 import { defaultDrafter, EngineError, ShardError, type DecodingSession, type Engine, type GenerateEvent, type SessionSnapshot, type TokenLogprob } from '../engine/index';
 import { wasmHeapBytes } from '../wasm-heap';
-import { engineApiError, type ErrorContext } from './engine-errors';
 import type { Env } from './env';
 import { EventChannel } from './event-channel';
 import { persistsKv, restoresStoredKv, validStoredKv } from './kv-persist';
 import { getEngine, loadStats, modelLoadError } from './model-cache';
 import { ApiError } from './openai/errors';
 import { assemblePrompt } from './prompt';
-import { COMPLETION_PARAMS, engineRequest, type SessionRequest } from './openai/request';
+import { engineRequest, type SessionRequest } from './openai/request';
 import type { DoDone, DoEvent, DoEventSource, DoFailure, DoLogprob, DoResult, DoStart, RestoreInfo, SessionInfo } from './protocol';
 import { memoryBudgetBytes, ResidentSessions } from './session-memory';
 import { SessionStore, type KvChunk } from './session-store';
@@ -127,7 +126,7 @@ export class SessionDO extends DurableObject<Env> {
     try {
       return await this.start(req);
     } catch (err) {
-      return failure(err, req);
+      return failure(err, req.model);
     }
   }
 
@@ -253,7 +252,7 @@ export class SessionDO extends DurableObject<Env> {
     } catch (err) {
       // An engine or storage failure mid-request: drop memory, storage has the last complete state.
       this.forget();
-      await send(failure(err, req).error);
+      await send(failure(err, req.model).error);
     } finally {
       // Unlock before the events end: a client that saw the end may send its next request at once.
       this.busy = false;
@@ -422,17 +421,17 @@ const WRITE_STALL_MS = 30_000;
 /** Session objects of this isolate that hold state in memory (weak references; releaseMemory). */
 const resident = new ResidentSessions<SessionDO>();
 
-/** Any failure in a session method as the API error the Worker returns. */
-function failure(err: unknown, req?: Pick<SessionRequest, 'model'> & ErrorContext): DoFailure {
-  const e = toApiError(err, req);
-  return { ok: false, error: { type: 'error', status: e.status, body: e.toJSON(), headers: e.headers } };
+/** Any failure in a session method, for the Worker to word: the engine's errors as they are. */
+function failure(err: unknown, model?: string): DoFailure {
+  if (err instanceof EngineError) return { ok: false, error: { type: 'error', kind: 'engine', code: err.code, message: err.message, detail: err.detail } };
+  const e = toApiError(err, model);
+  return { ok: false, error: { type: 'error', kind: 'session', status: e.status, message: e.message, param: e.param, code: e.code, headers: e.headers } };
 }
 
-function toApiError(err: unknown, req?: Pick<SessionRequest, 'model'> & ErrorContext): ApiError {
+function toApiError(err: unknown, model: string | undefined): ApiError {
   if (err instanceof ApiError) return err;
   // A draft head's shards load on first use, so a bad or unreadable one shows up here: a 503 naming it.
-  if (err instanceof ShardError) return modelLoadError(req?.model ?? 'default', err);
-  if (err instanceof EngineError) return engineApiError(err, req ?? { params: COMPLETION_PARAMS, continue: false, fitMaxTokens: true });
+  if (err instanceof ShardError) return modelLoadError(model ?? 'default', err);
   console.error('session error', err);
   return new ApiError(500, `Internal error: ${(err as Error)?.message ?? String(err)}`, 'server_error');
 }

@@ -7,7 +7,7 @@ import { streamSSE } from 'hono/streaming';
 import { ApiError } from './openai/errors';
 import { mergeDone, toExtension, toFinishReason, toUsage } from './openai/format';
 import type { DoDone } from './protocol';
-import { interrupted, skippedChoice, type Job } from './session-client';
+import { apiError, interrupted, skippedChoice, type Job } from './session-client';
 import type { Generation } from './generation';
 
 export function streamChoices(c: Context, g: Generation): Response {
@@ -58,7 +58,7 @@ export function streamChoices(c: Context, g: Generation): Response {
           } else if (ev.type === 'error') {
             ended = true;
             failed = true;
-            await send(ev.body); // OpenAI streams errors as a data line carrying {"error": {...}}
+            await send(apiError(ev, req).toJSON()); // OpenAI streams errors as a data line carrying {"error": {...}}
           }
         }
       } catch {

@@ -33,18 +33,6 @@ export class ApiError extends Error {
       headers: { 'content-type': 'application/json; charset=utf-8', ...this.headers },
     });
   }
-
-  static fromBody(status: number, body: unknown, headers: Record<string, string> = {}): ApiError {
-    const e = (body as OpenAIErrorBody | null)?.error;
-    return new ApiError(
-      status as ContentfulStatusCode,
-      e?.message ?? 'upstream error',
-      e?.type ?? typeForStatus(status),
-      e?.param ?? null,
-      e?.code ?? null,
-      headers,
-    );
-  }
 }
 
 export function typeForStatus(status: number): string {
