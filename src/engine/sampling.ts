@@ -190,10 +190,12 @@ export function targetDistribution(raw: ArrayLike<number>, params: SamplingParam
  * Nucleus cut in place: keeps the smallest prefix of tokens in (probability desc, index asc)
  * order whose cumulative probability reaches topP, then renormalizes. Uses a native numeric
  * sort of the values (no comparator callback): the cumulative sums run over the same values in
- * the same order as the index-tie-broken order, so the cut is identical.
+ * the same order as the index-tie-broken order, so the cut is identical. Only the values at or above
+ * a floor whose mass already reaches topP are sorted (the nucleus lies among them): a verify walk
+ * runs this at every node it visits, and a sort of all V values was most of its cost.
  */
 function applyTopP(p: Float64Array, topP: number): void {
-  const sorted = p.slice().sort(); // ascending
+  const sorted = nucleusCandidates(p, topP).sort(); // ascending
   let cum = 0;
   let j = sorted.length - 1;
   for (; j > 0; j--) {
@@ -213,6 +215,30 @@ function applyTopP(p: Float64Array, topP: number): void {
     } else p[i] = 0;
   }
   for (let i = 0; i < p.length; i++) p[i] /= kept;
+}
+
+/**
+ * The values of p at or above the largest floor in 1e-2, 1e-3, ... 1e-6 whose values sum to topP or
+ * more (all of p when none does). Sorted descending, the prefix that reaches topP lies inside them.
+ */
+function nucleusCandidates(p: Float64Array, topP: number): Float64Array {
+  for (const floor of [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]) {
+    let mass = 0;
+    let n = 0;
+    for (let i = 0; i < p.length; i++) {
+      if (p[i] >= floor) {
+        mass += p[i];
+        n++;
+      }
+    }
+    if (mass >= topP) {
+      const out = new Float64Array(n);
+      let j = 0;
+      for (let i = 0; i < p.length; i++) if (p[i] >= floor) out[j++] = p[i];
+      return out;
+    }
+  }
+  return p.slice();
 }
 
 /** k-th largest value of row (1-based k): quickselect on a copy, O(V) on average. */
