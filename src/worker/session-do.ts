@@ -18,7 +18,8 @@
  * which counts the tenant's stored sessions. The session objects also charge each generation's tokens there.
  *
  * Called over RPC (protocol.ts): `generate`, `info`, `drop`. The pieces that need no Durable Object are
- * plain modules: prompt assembly (prompt.ts), the default drafter (the engine's defaultDrafter), the isolate's
+ * plain modules: prompt assembly (prompt.ts), the request's defaults that need the model (engineRequest in
+ * openai/request.ts: the default drafter, max_tokens within the context, the seed), the isolate's
  * memory budget (session-memory.ts), which stored KV a save keeps and a restore reads (kv-persist.ts), the
  * events' queue (event-channel.ts). The engine's errors go to the Worker as they are (protocol.ts: DoError).
  */
