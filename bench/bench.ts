@@ -20,7 +20,8 @@
  * `ngram:minw=0.2`, so variants run interleaved in one pass (keys: budget, beam, topm, minw,
  * maxlen, tree=prefix|weighted|rank, cost (cost-aware size, R = fixed/per-node cost), minprob and gamma
  * (medusa), maxn (ngram), fused=1 (the head inside greedy verify passes), win (the head's window), sw (T > 0: the
- * heads' sampled siblings per depth, e.g. sw=2.1.1.1) and mincont (T > 0: where the CTC chain stops); for the
+ * heads' sampled siblings per depth, e.g. sw=2.1.1.1), mincont (T > 0: where the CTC chain stops) and
+ * qtemp (T > 0: the heads' q drawn at the request's temperature times this); for the
  * head + lookup drafters (ctc-ngram, medusa-ngram): mode=merge|switch, skip (merge: skip the head when
  * the lookup expects this many tokens), hcost (merge: R of the merged tree's cut), minmatch (switch:
  * shortest repeat that replaces the head)).

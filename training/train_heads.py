@@ -249,6 +249,9 @@ def ctc_prefix_conditionals(log_probs, prefix):
     return q
 
 
+Q_TEMPERATURES = (0.7, 0.85, 1.15, 1.3, 1.5)
+
+
 def expected_acceptance(head, out, hidden, b, t, targets, emb):
     """Per draft position d, the mean probability that a draft sampled from the head's q is accepted
     against the base distribution p at temperature 1, given the tokens before it: sum_x min(p, q)
@@ -268,7 +271,10 @@ def expected_acceptance(head, out, hidden, b, t, targets, emb):
         valid[:, 1:] = (cls[:, :-1] >= 0).cumprod(1).bool()
     sampled = (torch.minimum(p, q).sum(-1) * valid).sum(0)
     greedy = (p.gather(-1, q.argmax(-1, keepdim=True)).squeeze(-1) * valid).sum(0)
-    return sampled.cpu().numpy(), greedy.cpu().numpy(), valid.sum(0).cpu().numpy()
+    # q tempered by s (q^(1/s), renormalised): which draft temperature the head's q is best sampled at
+    tempered = {s: (torch.minimum(p, q_s / q_s.sum(-1, keepdim=True).clamp(min=1e-30)).sum(-1) * valid).sum(0).cpu().numpy()
+                for s in Q_TEMPERATURES for q_s in [q.clamp(min=1e-30) ** (1 / s) * (q > 0)]}
+    return sampled.cpu().numpy(), greedy.cpu().numpy(), valid.sum(0).cpu().numpy(), tempered
 
 
 @torch.no_grad()
@@ -282,13 +288,16 @@ def evaluate(head, kind, base, val, k, device, emb, vocab, batches=8):
     acc, n, loss = 0, 0, 0.0
     at_least = np.zeros(k)
     accept_q, accept_top, accept_n = np.zeros(k), np.zeros(k), np.zeros(k)
+    accept_temp = {}
     for _ in range(batches):
         seqs, lp = val.batch(64, rng)
         hidden, nxt, b, t, targets = prefix_examples(base, seqs, lp, k, device, 16, rng)
         with autocast(device):
             out, l = prefix_loss(head, hidden, nxt, b, t, targets, emb, vocab)
         loss += l.item()
-        a_q, a_top, a_n = expected_acceptance(head, out, hidden, b, t, targets, emb)
+        a_q, a_top, a_n, a_temp = expected_acceptance(head, out, hidden, b, t, targets, emb)
+        for s_, v in a_temp.items():
+            accept_temp[s_] = accept_temp.get(s_, 0) + v
         accept_q += a_q
         accept_top += a_top
         accept_n += a_n
@@ -307,7 +316,8 @@ def evaluate(head, kind, base, val, k, device, emb, vocab, batches=8):
             n += 1
     head.train()
     r4 = lambda xs: [round(float(x), 4) for x in xs]
-    accept = ({"sampled": r4(accept_q / np.maximum(accept_n, 1)), "argmax": r4(accept_top / np.maximum(accept_n, 1))}
+    accept = ({"sampled": r4(accept_q / np.maximum(accept_n, 1)), "argmax": r4(accept_top / np.maximum(accept_n, 1)),
+               "sampled_q_tempered": {str(s_): r4(v / np.maximum(accept_n, 1)) for s_, v in accept_temp.items()}}
               if accept_n.any() else None)
     return acc / n, loss / batches, r4(at_least / n), accept
 

@@ -34,8 +34,10 @@ export function specOptions(base: string, params: Record<string, string>, spec: 
   const tree = params.tree as 'prefix' | 'weighted' | 'rank' | undefined;
   // sampled trees (T > 0): sw = siblings per depth, dot-separated (2.1.1.1), mincont = the CTC chain's stop
   const widths = params.sw !== undefined ? params.sw.split('.').map((w) => num(w, `${spec} sw`)) : undefined;
-  const sampleOf = (d: { widths: readonly number[]; minContinue: number }) =>
-    widths || params.mincont !== undefined ? { sample: { widths: widths ?? d.widths, minContinue: p('mincont') ?? d.minContinue } } : {};
+  const sampleOf = (d: { widths: readonly number[]; minContinue: number; qTemperature?: number }) =>
+    widths || params.mincont !== undefined || params.qtemp !== undefined
+      ? { sample: { widths: widths ?? d.widths, minContinue: p('mincont') ?? d.minContinue, qTemperature: p('qtemp') ?? d.qTemperature } }
+      : {};
   return {
     ...(params.fused !== undefined ? { fused: params.fused !== '0' } : {}),
     ...(params.win !== undefined ? { headWindow: num(params.win, `${spec} win`) } : {}),

@@ -28,6 +28,14 @@ export interface SampledTreeOptions {
   widths: readonly number[];
   /** CTC: stop the chain when P(the head's output continues after the drafted prefix | prefix) is below this. */
   minContinue: number;
+  /** q is drawn at the request's temperature times this (1: as the request; > 1 flattens a head that is surer than the base). */
+  qTemperature?: number;
+}
+
+/** The request's parameters with the draft temperature the options ask for. */
+function draftSampling(params: SamplingParams, opts: SampledTreeOptions): SamplingParams {
+  const s = opts.qTemperature ?? 1;
+  return s === 1 ? params : { ...params, temperature: params.temperature * s };
 }
 
 /** What the head's output is over: C classes besides blank, each class a token id (shortlist) or itself. */
@@ -56,6 +64,7 @@ export function appendCTCSamples(
 ): number {
   const C = logProbs.length / slots;
   const cond = new CTCPrefixConditionals(logProbs, slots, C, blankId);
+  const q = draftSampling(params, opts);
   const logits = new Float64Array(C - 1);
   let mass = 1; // P(the head's output starts with the prefix drawn so far)
   let drawn = 0;
@@ -73,7 +82,7 @@ export function appendCTCSamples(
     if (!(next > 0) || next / mass < opts.minContinue) return undefined;
     let j = 0;
     for (let c = 0; c < C; c++) if (c !== blankId) logits[j++] = Math.log(scores[c]);
-    return proposalFromLogits(logits, params, vocab.V, vocab.shortlist);
+    return proposalFromLogits(logits, q, vocab.V, vocab.shortlist);
   }, rng, budget);
 }
 
@@ -92,7 +101,8 @@ export function appendMedusaSamples(
   const C = logits.length / k;
   const widths = opts.widths.slice(0, k);
   const row = (j: number) => logits.subarray(j * C, (j + 1) * C);
-  return appendSampled(tree, parent, widths, (prefix) => proposalFromLogits(row(prefix.length), params, vocab.V, vocab.shortlist), rng, budget);
+  const q = draftSampling(params, opts);
+  return appendSampled(tree, parent, widths, (prefix) => proposalFromLogits(row(prefix.length), q, vocab.V, vocab.shortlist), rng, budget);
 }
 
 /** Token id -> read-out class (the shortlist's index; built once per shortlist). */
