@@ -21,7 +21,8 @@
  * maxlen, tree=prefix|weighted|rank, cost (cost-aware size, R = fixed/per-node cost), minprob and gamma
  * (medusa), maxn (ngram), fused=1 (the head inside greedy verify passes), win (the head's window), sw (T > 0: the
  * heads' sampled siblings per depth, e.g. sw=2.1.1.1), mincont (T > 0: where the CTC chain stops) and
- * qtemp (T > 0: the heads' q drawn at the request's temperature times this); for the
+ * qtemp (T > 0: the heads' q drawn at the request's temperature times this), sminw (T > 0: the lookup's
+ * minimum candidate weight; default auto, T - 0.4); for the
  * head + lookup drafters (ctc-ngram, medusa-ngram): mode=merge|switch, skip (merge: skip the head when
  * the lookup expects this many tokens), hcost (merge: R of the merged tree's cut), minmatch (switch:
  * shortest repeat that replaces the head)).

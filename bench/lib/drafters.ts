@@ -30,7 +30,7 @@ export function specOptions(base: string, params: Record<string, string>, spec: 
   const topM = p('topm') ?? defaults.topM;
   const minWeight = p('minw') ?? defaults.minWeight;
   const hybrid = defined({ mode: params.mode as 'merge' | 'switch' | undefined, minMatch: p('minmatch'), skipHead: p('skip'), costRatio: p('hcost') });
-  if (base === 'ngram') return { ngram: defined({ minWeight, maxN: p('maxn'), costRatio: p('cost') }) };
+  if (base === 'ngram') return { ngram: defined({ minWeight, sampledMinWeight: p('sminw'), maxN: p('maxn'), costRatio: p('cost') }) };
   const tree = params.tree as 'prefix' | 'weighted' | 'rank' | undefined;
   // sampled trees (T > 0): sw = siblings per depth, dot-separated (2.1.1.1), mincont = the CTC chain's stop
   const widths = params.sw !== undefined ? params.sw.split('.').map((w) => num(w, `${spec} sw`)) : undefined;
@@ -43,7 +43,7 @@ export function specOptions(base: string, params: Record<string, string>, spec: 
     ...(params.win !== undefined ? { headWindow: num(params.win, `${spec} win`) } : {}),
     ctc: { ...defined({ beamWidth, topM, minWeight, maxLen: p('maxlen'), tree, costRatio: p('cost') }), ...sampleOf(CTC_DEFAULTS.sample) },
     medusa: { ...defined({ topM, minProb: p('minprob'), costRatio: p('cost'), weightExponent: p('gamma') }), ...sampleOf(MEDUSA_DEFAULTS.sample) },
-    ngram: defined({ maxN: p('maxn') }),
+    ngram: defined({ maxN: p('maxn'), sampledMinWeight: p('sminw') }),
     hybrid,
   };
 }

@@ -73,13 +73,13 @@ export class HybridDrafter implements Drafter {
     if (this.opts.mode === 'switch') {
       if (findNgramMatches(ctx.tokens, this.opts.minMatch, this.opts.minMatch, 1).length > 0) {
         this.lookupRounds++;
-        return this.ngram.draftSync(ctx.tokens, ctx.pending, ctx.budget);
+        return this.ngram.draftSync(ctx.tokens, ctx.pending, ctx.budget, sampledContext(ctx)?.sampling.temperature ?? 0);
       }
       this.headRounds++;
       this.headRound = true;
       return this.head.draft(ctx);
     }
-    const lookup = this.ngram.weighted(ctx.tokens, ctx.pending, ctx.budget);
+    const lookup = this.ngram.weighted(ctx.tokens, ctx.pending, ctx.budget, sampledContext(ctx)?.sampling.temperature ?? 0);
     const lookupCut = costCut(lookup, this.ngram.opts.costRatio);
     let expected = 0;
     for (let i = 1; i < lookupCut.tokens.length; i++) expected += lookup.weights[i];

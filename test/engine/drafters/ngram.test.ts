@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { NgramDrafter, findNgramMatches } from '../../../src/engine/drafters/ngram.js';
+import { NGRAM_DEFAULTS, NgramDrafter, findNgramMatches, sampledMinWeight } from '../../../src/engine/drafters/ngram.js';
+import { Rng } from '../../../src/engine/sampling.js';
 import { validateTree } from '../../../src/engine/tree.js';
 
 describe('findNgramMatches', () => {
@@ -66,5 +67,27 @@ describe('NgramDrafter', () => {
     const d = new NgramDrafter({ confidence: [0, 0.3], depthDecay: [0.5], minWeight: 0.1, costRatio: 0 });
     const t = d.draftSync([7, 1, 2, 3, 4, 5, 6, 0, 7], 7, 16); // 1-gram match only
     expect(t.tokens).toEqual([7, 1, 2]); // 0.3, 0.15, then 0.075 < 0.1
+  });
+});
+
+describe('prompt lookup when the request samples', () => {
+  it("keeps only candidates above the temperature's minimum weight: T - 0.4 within [minWeight, 0.8], or a set value", () => {
+    expect(sampledMinWeight(NGRAM_DEFAULTS, 0.7)).toBeCloseTo(0.3, 12);
+    expect(sampledMinWeight(NGRAM_DEFAULTS, 1)).toBeCloseTo(0.6, 12);
+    expect(sampledMinWeight(NGRAM_DEFAULTS, 0.2)).toBe(NGRAM_DEFAULTS.minWeight);
+    expect(sampledMinWeight(NGRAM_DEFAULTS, 2)).toBe(0.8);
+    expect(sampledMinWeight({ ...NGRAM_DEFAULTS, sampledMinWeight: 0.45 }, 1)).toBe(0.45);
+  });
+
+  it('drafts a smaller tree at T 1 than greedy on the same context, a subset of its nodes', async () => {
+    const d = new NgramDrafter();
+    const tokens = [5, 6, 7, 8, 9, 10, 5, 6, 7, 11, 12, 5, 6, 7, 8, 9, 3, 5, 6];
+    const greedy = await d.draft({ tokens, hidden: new Float32Array(0), pending: 6, budget: 16 });
+    const rng = Rng.fromSeed(1);
+    const sampled = await d.draft({ tokens, hidden: new Float32Array(0), pending: 6, budget: 16, sampling: { temperature: 1, topP: 1, topK: 0, seed: 0 }, rng });
+    expect(sampled.tokens.length).toBeGreaterThan(1);
+    expect(sampled.tokens.length).toBeLessThan(greedy.tokens.length);
+    const paths = (t: { tokens: number[]; parents: number[] }) => t.tokens.map((_, i) => { const p: number[] = []; for (let n = i; n >= 0; n = t.parents[n]) p.unshift(t.tokens[n]); return p.join(','); });
+    for (const p of paths(sampled)) expect(paths(greedy)).toContain(p);
   });
 });
