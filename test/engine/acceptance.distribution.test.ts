@@ -266,7 +266,7 @@ function headDraftTree(kind: 'ctc' | 'medusa' | 'ctc-lookup', ctx: readonly numb
       const l = logitsAfter(DRAFT, [...ctx, j % V]);
       for (let c = 0; c < SHORTLIST.length; c++) logits[j * SHORTLIST.length + c] = l[SHORTLIST[c]];
     }
-    appendMedusaSamples(tree, 0, logits, 3, vocab, params, rng, budget, { widths: [2, 1, 1], minContinue: 0 });
+    appendMedusaSamples({ tree, parent: 0, vocab, params, rng, budget, opts: { widths: [2, 1, 1], minContinue: 0 } }, logits, 3);
   } else {
     if (kind === 'ctc-lookup') {
       tree.tokens.push(argmax(logitsAfter(DRAFT, ctx)));
@@ -280,7 +280,7 @@ function headDraftTree(kind: 'ctc' | 'medusa' | 'ctc-lookup', ctx: readonly numb
       for (let c = 0; c < C; c++) z += Math.exp(l[c]);
       for (let c = 0; c < C; c++) lp[s * C + c] = l[c] - Math.log(z); // class 4 (the table's token 4) is the blank
     }
-    appendCTCSamples(tree, 0, lp, SLOTS, C - 1, vocab, params, rng, budget, { widths: [2, 1, 1], minContinue: 0.05 });
+    appendCTCSamples({ tree, parent: 0, vocab, params, rng, budget, opts: { widths: [2, 1, 1], minContinue: 0.05 } }, lp, SLOTS, C - 1);
   }
   validateTree(tree, ctx[ctx.length - 1]);
   return tree;

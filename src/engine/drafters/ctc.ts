@@ -134,7 +134,8 @@ export class CTCDrafter implements Drafter {
     const s = sampledContext(ctx);
     if (!s || ctx.tokens.length < 2) return 0;
     const vocab = { V: this.cfg.model_vocab ?? modelVocab(this.cfg.shortlist, this.cfg.vocab_size), shortlist: this.cfg.shortlist };
-    return appendCTCSamples(tree, 0, await this.logProbs(ctx), this.cfg.slots, this.cfg.blank_id, vocab, s.sampling, s.rng, ctx.budget, this.opts.sample);
+    const target = { tree, parent: 0, vocab, params: s.sampling, rng: s.rng, budget: ctx.budget, opts: this.opts.sample };
+    return appendCTCSamples(target, await this.logProbs(ctx), this.cfg.slots, this.cfg.blank_id);
   }
 
   /**

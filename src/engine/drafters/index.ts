@@ -25,7 +25,7 @@ export { CTCDrafter, CTC_DEFAULTS, ctcHeadConfig, type CTCOptions } from './ctc.
 export type { DraftHead } from './draft-head.js';
 export { HybridDrafter, HYBRID_DEFAULTS, type HybridOptions } from './hybrid.js';
 export { PrefixHead, type PrefixHeadShape } from './prefix-head.js';
-export { appendCTCSamples, appendMedusaSamples, sampledContext, type SampledTreeOptions } from './sampled.js';
+export { appendCTCSamples, appendMedusaSamples, sampledContext, type SampledTreeOptions, type SampleTarget } from './sampled.js';
 export { defaultDrafter, DRAFTER_PREFERENCE } from './choice.js';
 
 export interface DrafterOptions {

@@ -83,7 +83,8 @@ export class MedusaDrafter implements Drafter {
     const s = sampledContext(ctx);
     if (!s || ctx.tokens.length < 2) return 0;
     const vocab = { V: this.modelVocab, shortlist: this.shortlist };
-    return appendMedusaSamples(tree, 0, await this.logits(ctx), this.k, vocab, s.sampling, s.rng, ctx.budget, this.opts.sample);
+    const target = { tree, parent: 0, vocab, params: s.sampling, rng: s.rng, budget: ctx.budget, opts: this.opts.sample };
+    return appendMedusaSamples(target, await this.logits(ctx), this.k);
   }
 
   /** The best `budget` paths' nodes, best-first, weighted by their path probability (token ids, no cost cut). */

@@ -46,22 +46,21 @@ export interface HeadVocabulary {
   shortlist?: readonly number[];
 }
 
-/**
- * CTC: log-probs [slots, C + 1] (blank = blankId) -> `tree` grown with sampled nodes under `parent`
- * (the root, or after other drafters' children there). Returns the nodes added.
- */
-export function appendCTCSamples(
-  tree: TokenTree,
-  parent: number,
-  logProbs: ArrayLike<number>,
-  slots: number,
-  blankId: number,
-  vocab: HeadVocabulary,
-  params: SamplingParams,
-  rng: Rng,
-  budget: number,
-  opts: SampledTreeOptions,
-): number {
+/** Where sampled drafts go and how they are drawn: under `parent` of `tree` (the root, or after other
+ *  drafters' children there), at most `budget` nodes in all, with the request's parameters and generator. */
+export interface SampleTarget {
+  tree: TokenTree;
+  parent: number;
+  vocab: HeadVocabulary;
+  params: SamplingParams;
+  rng: Rng;
+  budget: number;
+  opts: SampledTreeOptions;
+}
+
+/** CTC: log-probs [slots, C + 1] (blank = blankId) -> sampled nodes in the target's tree. Returns the nodes added. */
+export function appendCTCSamples(target: SampleTarget, logProbs: ArrayLike<number>, slots: number, blankId: number): number {
+  const { tree, parent, vocab, params, rng, budget, opts } = target;
   const C = logProbs.length / slots;
   const cond = new CTCPrefixConditionals(logProbs, slots, C, blankId);
   const q = draftSampling(params, opts);
@@ -86,18 +85,9 @@ export function appendCTCSamples(
   }, rng, budget);
 }
 
-/** Medusa: logits [k, C] -> `tree` grown with sampled nodes under `parent`. Returns the nodes added. */
-export function appendMedusaSamples(
-  tree: TokenTree,
-  parent: number,
-  logits: Float32Array,
-  k: number,
-  vocab: HeadVocabulary,
-  params: SamplingParams,
-  rng: Rng,
-  budget: number,
-  opts: SampledTreeOptions,
-): number {
+/** Medusa: logits [k, C] -> sampled nodes in the target's tree. Returns the nodes added. */
+export function appendMedusaSamples(target: SampleTarget, logits: Float32Array, k: number): number {
+  const { tree, parent, vocab, params, rng, budget, opts } = target;
   const C = logits.length / k;
   const widths = opts.widths.slice(0, k);
   const row = (j: number) => logits.subarray(j * C, (j + 1) * C);
