@@ -62,28 +62,17 @@ export interface ApiRequest {
   freshReply: boolean;
 }
 
+/** The request's fields a choice carries to its session unchanged (echo: the prompt's text goes back,
+ *  DoStart.echoText; user: recorded with the session, reported by info). */
+type ChoiceFields = 'sessionId' | 'model' | 'params' | 'continue' | 'maxTokens' | 'fitMaxTokens' | 'sampling' | 'stop' | 'drafter' | 'treeBudget' | 'logprobs' | 'echo' | 'user';
+
 /** One choice of a request, as the session object receives it (RPC, session-do.ts). */
-export interface SessionRequest {
+export interface SessionRequest extends Pick<ApiRequest, ChoiceFields> {
   tenant: string;
-  sessionId: string | null;
-  model: string;
-  params: ParamNames;
   /** Text (tokenised in the session, BOS prepended) or raw token ids; ignored when `continue`. */
   prompt: PromptInput;
-  continue: boolean;
-  maxTokens: number;
-  fitMaxTokens: boolean;
   /** Rounds at most: what the earlier choices left of the tenant's bound. */
   maxRounds: number;
-  sampling: SamplingParams;
-  stop: string[];
-  drafter: string | null;
-  treeBudget: number | null;
-  logprobs: number | null;
-  /** Return the prompt's text (DoStart.echoText). */
-  echo: boolean;
-  /** The client's `user` (recorded with the session, reported by info). */
-  user: string | null;
   /** The tenant's limits, when its object meters it: the session charges each generation's tokens there. */
   meter: Limits | null;
   /** A persistent session is deleted this long after its last request (its object's alarm). */
