@@ -67,15 +67,16 @@ export function appendCTCSamples(target: SampleTarget, logProbs: ArrayLike<numbe
   const logits = new Float64Array(C - 1);
   let mass = 1; // P(the head's output starts with the prefix drawn so far)
   let drawn = 0;
+  let last: Float64Array | undefined; // the scores of the prefix the previous call drew from
   return appendSampled(tree, parent, opts.widths, (prefix) => {
     // the chain continues under the first token drawn at each depth: extend the conditionals by it
     for (; drawn < prefix.length; drawn++) {
       const c = classOf(prefix[drawn], vocab);
-      const s = cond.scores()[c];
+      mass = (last ?? cond.scores())[c];
       cond.extend(c);
-      mass = s;
+      last = undefined;
     }
-    const scores = cond.scores();
+    const scores = (last = cond.scores());
     let next = 0;
     for (let c = 0; c < C; c++) if (c !== blankId) next += scores[c];
     if (!(next > 0) || next / mass < opts.minContinue) return undefined;
